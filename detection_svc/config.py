@@ -1,0 +1,60 @@
+"""Detection service settings (DESIGN §7)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from spoton.bootstrap.settings import CommonSettings
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+class DetectionSettings(CommonSettings):
+    port: int = Field(50051, validation_alias="DETECTION_SVC_PORT")
+    metrics_port: int = Field(9101, validation_alias="DETECTION_SVC_METRICS_PORT")
+    detector_backend: str = "auto"  # auto | torch | onnx
+    # Empty = weights/best.onnx exported at setup if present (ONNX Runtime is 2x faster on CPU), else best.pt.
+    detector_weights: str = ""
+    # Comma-separated class ids counted as people; empty = every class of the model.
+    detector_classes: str = ""
+    # "W" or "WxH" network input in pixels.
+    detector_input_size: str = "640x480"
+    detection_confidence_threshold: float = 0.25
+    detection_iou_threshold: float = 0.5
+    detection_max_detections: int = 100
+    # Frames per forward pass; 1 on CPU (batched ONNX inference measured slower there), larger on GPU.
+    detector_batch: int = 0
+    detector_threads: int = 0
+
+    @property
+    def input_wh(self) -> tuple[int, int]:
+        text = self.detector_input_size.lower().replace(",", "x")
+        parts = [int(p) for p in text.split("x") if p.strip()]
+        if len(parts) == 1:
+            return parts[0], parts[0]
+        if len(parts) != 2 or min(parts) <= 0 or any(p % 32 for p in parts):
+            raise ValueError(f"DETECTOR_INPUT_SIZE must be W or WxH, multiples of 32; got {self.detector_input_size}")
+        return parts[0], parts[1]
+
+    @property
+    def class_ids(self) -> list[int] | None:
+        ids = [int(c) for c in self.detector_classes.split(",") if c.strip()]
+        return ids or None
+
+    def resolve_weights(self) -> Path:
+        """The weights file to load: the configured path, else the setup step's default."""
+        if self.detector_weights:
+            path = Path(self.detector_weights)
+            if not path.is_absolute() and not path.exists():
+                path = WEIGHTS_DIR / path
+            if not path.exists():
+                raise FileNotFoundError(f"DETECTOR_WEIGHTS {self.detector_weights} not found")
+            return path
+        onnx, pt = WEIGHTS_DIR / "best.onnx", WEIGHTS_DIR / "best.pt"
+        if self.detector_backend in ("auto", "onnx") and onnx.exists():
+            return onnx
+        if pt.exists():
+            return pt
+        raise FileNotFoundError(f"no detector weights in {WEIGHTS_DIR}: run `make weights` first")

@@ -1,0 +1,112 @@
+"""Person detector over Ultralytics YOLO: one code path for ``.pt`` (PyTorch) and ``.onnx`` (ONNX Runtime).
+
+Ultralytics' AutoBackend picks the runtime from the file; letterboxing, NMS (class-agnostic: every configured
+class is a person) and rescaling to the source image are the library's.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from spoton.domain import Detections
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_VERBOSE", "False")
+
+
+@dataclass(frozen=True)
+class DetectorInfo:
+    name: str
+    weights_source: str
+    backend: str
+    device: str
+    input_wh: tuple[int, int]
+    classes: list[str]
+
+
+def pick_device(requested: str) -> str:
+    """``auto`` -> ``cuda:0`` when a GPU is visible, else ``cpu``."""
+    if requested not in ("", "auto"):
+        return requested
+    import torch
+
+    return "cuda:0" if torch.cuda.is_available() else "cpu"
+
+
+class Detector:
+    """Thread-safe YOLO wrapper: ``detect(images) -> list[Detections]`` in source-image pixels."""
+
+    def __init__(
+        self,
+        weights: Path,
+        input_wh: tuple[int, int],
+        device: str = "auto",
+        class_ids: list[int] | None = None,
+        batch: int = 0,
+        threads: int = 0,
+    ) -> None:
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        from ultralytics import YOLO
+
+        self.weights = Path(weights)
+        self.device = pick_device(device)
+        self.model = YOLO(str(weights), task="detect")
+        self.input_wh = input_wh
+        self.class_ids = class_ids
+        self.batch = batch or (1 if self.device == "cpu" else 16)
+        self._lock = threading.Lock()
+        names = self.model.names or {}
+        self.info = DetectorInfo(
+            name=self.weights.stem,
+            weights_source=str(self.weights),
+            backend="onnxruntime" if self.weights.suffix == ".onnx" else "torch",
+            device=self.device,
+            input_wh=input_wh,
+            classes=[names[k] for k in sorted(names)] if isinstance(names, dict) else list(names),
+        )
+
+    def warmup(self) -> None:
+        w, h = self.input_wh
+        self.detect([np.zeros((h, w, 3), np.uint8)], conf=0.25, iou=0.5, max_det=10)
+
+    def detect(
+        self, images: list[np.ndarray], conf: float, iou: float, max_det: int
+    ) -> tuple[list[Detections], float]:
+        """Detect people in BGR uint8 images.
+
+        Returns:
+            One ``Detections`` per image (pixels of that image) and the compute time in milliseconds.
+        """
+        out: list[Detections] = []
+        start = time.perf_counter()
+        with self._lock:
+            for i in range(0, len(images), self.batch):
+                results = self.model.predict(
+                    images[i : i + self.batch],
+                    imgsz=(self.input_wh[1], self.input_wh[0]),
+                    conf=conf,
+                    iou=iou,
+                    max_det=max_det,
+                    classes=self.class_ids,
+                    agnostic_nms=True,
+                    device=self.device,
+                    half=self.device.startswith("cuda") and self.weights.suffix == ".pt",
+                    verbose=False,
+                )
+                for r in results:
+                    boxes = r.boxes
+                    out.append(
+                        Detections(
+                            boxes.xyxy.cpu().numpy(), boxes.conf.cpu().numpy(), boxes.cls.cpu().numpy()
+                        )
+                    )
+        return out, (time.perf_counter() - start) * 1000.0

@@ -1,0 +1,1 @@
+"""Bootstrap shared by every service: settings, logging, the gRPC server runtime and client channels."""

@@ -1,0 +1,83 @@
+"""Client channels with deadlines, retries for idempotent unary calls, keepalive and the API key."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+# gRPC's own retry machinery (service config), applied to unary calls only: streams are resumed by the caller.
+_RETRY_SERVICE_CONFIG = json.dumps(
+    {
+        "methodConfig": [
+            {
+                "name": [
+                    {"service": "spoton.v1.DetectionService", "method": "Detect"},
+                    {"service": "spoton.v1.DetectionService", "method": "GetModelInfo"},
+                    {"service": "spoton.v1.ReidService", "method": "Embed"},
+                    {"service": "spoton.v1.ReidService", "method": "GetModelInfo"},
+                    {"service": "spoton.v1.ReidService", "method": "GetGalleryStats"},
+                    {"service": "spoton.v1.ReidService", "method": "GetPersonThumbnail"},
+                    {"service": "spoton.v1.TrackingService", "method": "ListTrackers"},
+                    {"service": "spoton.v1.MappingService"},
+                    {"service": "spoton.v1.AnalyticsService"},
+                ],
+                "retryPolicy": {
+                    "maxAttempts": 4,
+                    "initialBackoff": "0.1s",
+                    "maxBackoff": "2s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ]
+    }
+)
+
+
+def channel_options(max_message_bytes: int = 64 * 1024 * 1024) -> list[tuple[str, object]]:
+    return [
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.enable_retries", 1),
+        ("grpc.service_config", _RETRY_SERVICE_CONFIG),
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+    ]
+
+
+def aio_channel(address: str, max_message_bytes: int = 64 * 1024 * 1024) -> grpc.aio.Channel:
+    return grpc.aio.insecure_channel(address, options=channel_options(max_message_bytes))
+
+
+def sync_channel(address: str, max_message_bytes: int = 64 * 1024 * 1024) -> grpc.Channel:
+    return grpc.insecure_channel(address, options=channel_options(max_message_bytes))
+
+
+def metadata(api_key: str | None) -> tuple[tuple[str, str], ...]:
+    """Call metadata carrying the API key when one is configured."""
+    return (("x-api-key", api_key),) if api_key else ()
+
+
+async def health_status(channel: grpc.aio.Channel, service: str = "", timeout_s: float = 1.0) -> str:
+    """The health service's status name for ``service`` ("SERVING", "NOT_SERVING", "UNREACHABLE", ...)."""
+    try:
+        reply = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=timeout_s
+        )
+    except grpc.aio.AioRpcError:
+        return "UNREACHABLE"
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+
+async def wait_serving(channel: grpc.aio.Channel, timeout_s: float = 60.0, service: str = "") -> None:
+    """Poll health until SERVING; TimeoutError otherwise."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if await health_status(channel, service) == "SERVING":
+            return
+        await asyncio.sleep(0.2)
+    raise TimeoutError(f"service not SERVING after {timeout_s:.0f} s")

@@ -1,0 +1,33 @@
+"""Typed settings read once from the environment (and ``.env``), DESIGN §7."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    """Settings every service reads. Subclass per service; instances are frozen."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    device: str = "auto"
+    api_keys: str = ""
+    log_level: str = "INFO"
+    log_json: bool | None = None
+    grpc_host: str = "0.0.0.0"
+    max_message_mb: int = 64
+    shutdown_grace_s: float = 5.0
+    detection_svc_addr: str = "localhost:50051"
+    tracking_svc_addr: str = "localhost:50052"
+    reid_svc_addr: str = "localhost:50053"
+    mapping_svc_addr: str = "localhost:50054"
+    analytics_svc_addr: str = "localhost:50055"
+    database_url: str = ""
+
+    @property
+    def api_key_set(self) -> frozenset[str]:
+        return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
+
+    @property
+    def max_message_bytes(self) -> int:
+        return self.max_message_mb * 1024 * 1024

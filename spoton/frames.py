@@ -1,0 +1,57 @@
+"""Frame encoding and decoding (the one copy every service uses)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from spoton.v1 import common_pb2
+
+MAX_FRAME_PIXELS = 8192 * 8192
+
+
+def encode_frame(
+    image: np.ndarray,
+    camera_id: str,
+    frame_index: int,
+    timestamp_ns: int,
+    encoding: int = common_pb2.FRAME_ENCODING_JPEG,
+    jpeg_quality: int = 90,
+) -> common_pb2.Frame:
+    """BGR uint8 (H, W, 3) image -> Frame message."""
+    h, w = image.shape[:2]
+    if encoding == common_pb2.FRAME_ENCODING_RAW_BGR8:
+        data = np.ascontiguousarray(image, dtype=np.uint8).tobytes()
+    elif encoding == common_pb2.FRAME_ENCODING_PNG:
+        data = cv2.imencode(".png", image)[1].tobytes()
+    else:
+        encoding = common_pb2.FRAME_ENCODING_JPEG
+        data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])[1].tobytes()
+    return common_pb2.Frame(
+        camera_id=camera_id,
+        frame_index=frame_index,
+        timestamp_ns=timestamp_ns,
+        encoding=encoding,
+        width=w,
+        height=h,
+        data=data,
+    )
+
+
+def decode_frame(frame: common_pb2.Frame) -> np.ndarray:
+    """Frame message -> BGR uint8 (H, W, 3); ValueError for empty, corrupt or inconsistent frames."""
+    if not frame.data:
+        raise ValueError(f"frame {frame.camera_id}#{frame.frame_index} has no data")
+    if frame.encoding == common_pb2.FRAME_ENCODING_RAW_BGR8:
+        w, h = frame.width, frame.height
+        if w <= 0 or h <= 0 or w * h > MAX_FRAME_PIXELS:
+            raise ValueError(f"raw frame needs a valid width and height, got {w}x{h}")
+        if len(frame.data) != w * h * 3:
+            raise ValueError(f"raw BGR8 frame {w}x{h} needs {w * h * 3} bytes, got {len(frame.data)}")
+        return np.frombuffer(frame.data, np.uint8).reshape(h, w, 3)
+    if frame.encoding not in (common_pb2.FRAME_ENCODING_JPEG, common_pb2.FRAME_ENCODING_PNG):
+        raise ValueError(f"unsupported frame encoding {frame.encoding}")
+    image = cv2.imdecode(np.frombuffer(frame.data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"frame {frame.camera_id}#{frame.frame_index} could not be decoded (corrupt image)")
+    return image

@@ -1,0 +1,199 @@
+from google.protobuf import struct_pb2 as _struct_pb2
+from spoton.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class FrameBoxes(_message.Message):
+    __slots__ = ("frame", "boxes")
+    FRAME_FIELD_NUMBER: _ClassVar[int]
+    BOXES_FIELD_NUMBER: _ClassVar[int]
+    frame: _common_pb2.Frame
+    boxes: _containers.RepeatedCompositeFieldContainer[_common_pb2.BBox]
+    def __init__(self, frame: _Optional[_Union[_common_pb2.Frame, _Mapping]] = ..., boxes: _Optional[_Iterable[_Union[_common_pb2.BBox, _Mapping]]] = ...) -> None: ...
+
+class EmbedRequest(_message.Message):
+    __slots__ = ("frame", "boxes")
+    FRAME_FIELD_NUMBER: _ClassVar[int]
+    BOXES_FIELD_NUMBER: _ClassVar[int]
+    frame: _common_pb2.Frame
+    boxes: _containers.RepeatedCompositeFieldContainer[_common_pb2.BBox]
+    def __init__(self, frame: _Optional[_Union[_common_pb2.Frame, _Mapping]] = ..., boxes: _Optional[_Iterable[_Union[_common_pb2.BBox, _Mapping]]] = ...) -> None: ...
+
+class EmbedResponse(_message.Message):
+    __slots__ = ("embeddings",)
+    EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    embeddings: _common_pb2.Tensor
+    def __init__(self, embeddings: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ...) -> None: ...
+
+class EmbedStreamRequest(_message.Message):
+    __slots__ = ("step", "items")
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    step: int
+    items: _containers.RepeatedCompositeFieldContainer[FrameBoxes]
+    def __init__(self, step: _Optional[int] = ..., items: _Optional[_Iterable[_Union[FrameBoxes, _Mapping]]] = ...) -> None: ...
+
+class EmbedStreamResponse(_message.Message):
+    __slots__ = ("step", "embeddings", "inference_ms")
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_MS_FIELD_NUMBER: _ClassVar[int]
+    step: int
+    embeddings: _containers.RepeatedCompositeFieldContainer[_common_pb2.Tensor]
+    inference_ms: float
+    def __init__(self, step: _Optional[int] = ..., embeddings: _Optional[_Iterable[_Union[_common_pb2.Tensor, _Mapping]]] = ..., inference_ms: _Optional[float] = ...) -> None: ...
+
+class ReidServiceGetModelInfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ReidServiceGetModelInfoResponse(_message.Message):
+    __slots__ = ("info",)
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    info: _common_pb2.ModelInfo
+    def __init__(self, info: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ...) -> None: ...
+
+class AssociateStart(_message.Message):
+    __slots__ = ("session_id", "options")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    options: _struct_pb2.Struct
+    def __init__(self, session_id: _Optional[str] = ..., options: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class Observation(_message.Message):
+    __slots__ = ("camera_id", "track_id", "timestamp_ns", "embedding", "floor")
+    CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACK_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_NS_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    FLOOR_FIELD_NUMBER: _ClassVar[int]
+    camera_id: str
+    track_id: int
+    timestamp_ns: int
+    embedding: _common_pb2.Tensor
+    floor: _common_pb2.FloorPoint
+    def __init__(self, camera_id: _Optional[str] = ..., track_id: _Optional[int] = ..., timestamp_ns: _Optional[int] = ..., embedding: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., floor: _Optional[_Union[_common_pb2.FloorPoint, _Mapping]] = ...) -> None: ...
+
+class AssociateStep(_message.Message):
+    __slots__ = ("step", "timestamp_ns", "observations")
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_NS_FIELD_NUMBER: _ClassVar[int]
+    OBSERVATIONS_FIELD_NUMBER: _ClassVar[int]
+    step: int
+    timestamp_ns: int
+    observations: _containers.RepeatedCompositeFieldContainer[Observation]
+    def __init__(self, step: _Optional[int] = ..., timestamp_ns: _Optional[int] = ..., observations: _Optional[_Iterable[_Union[Observation, _Mapping]]] = ...) -> None: ...
+
+class AssociateRequest(_message.Message):
+    __slots__ = ("start", "step")
+    START_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    start: AssociateStart
+    step: AssociateStep
+    def __init__(self, start: _Optional[_Union[AssociateStart, _Mapping]] = ..., step: _Optional[_Union[AssociateStep, _Mapping]] = ...) -> None: ...
+
+class Assignment(_message.Message):
+    __slots__ = ("camera_id", "track_id", "global_id")
+    CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACK_ID_FIELD_NUMBER: _ClassVar[int]
+    GLOBAL_ID_FIELD_NUMBER: _ClassVar[int]
+    camera_id: str
+    track_id: int
+    global_id: int
+    def __init__(self, camera_id: _Optional[str] = ..., track_id: _Optional[int] = ..., global_id: _Optional[int] = ...) -> None: ...
+
+class AssociateResponse(_message.Message):
+    __slots__ = ("step", "assignments")
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
+    step: int
+    assignments: _containers.RepeatedCompositeFieldContainer[Assignment]
+    def __init__(self, step: _Optional[int] = ..., assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ...) -> None: ...
+
+class MergeIdentitiesRequest(_message.Message):
+    __slots__ = ("session_id", "into_global_id", "from_global_id")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    INTO_GLOBAL_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_GLOBAL_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    into_global_id: int
+    from_global_id: int
+    def __init__(self, session_id: _Optional[str] = ..., into_global_id: _Optional[int] = ..., from_global_id: _Optional[int] = ...) -> None: ...
+
+class MergeIdentitiesResponse(_message.Message):
+    __slots__ = ("global_id",)
+    GLOBAL_ID_FIELD_NUMBER: _ClassVar[int]
+    global_id: int
+    def __init__(self, global_id: _Optional[int] = ...) -> None: ...
+
+class SplitTrackRequest(_message.Message):
+    __slots__ = ("session_id", "camera_id", "track_id")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACK_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    camera_id: str
+    track_id: int
+    def __init__(self, session_id: _Optional[str] = ..., camera_id: _Optional[str] = ..., track_id: _Optional[int] = ...) -> None: ...
+
+class SplitTrackResponse(_message.Message):
+    __slots__ = ("new_global_id",)
+    NEW_GLOBAL_ID_FIELD_NUMBER: _ClassVar[int]
+    new_global_id: int
+    def __init__(self, new_global_id: _Optional[int] = ...) -> None: ...
+
+class ResetGalleryRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class ResetGalleryResponse(_message.Message):
+    __slots__ = ("persons_removed",)
+    PERSONS_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    persons_removed: int
+    def __init__(self, persons_removed: _Optional[int] = ...) -> None: ...
+
+class GetGalleryStatsRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class GetGalleryStatsResponse(_message.Message):
+    __slots__ = ("persons", "active_persons", "embeddings", "local_tracks", "corrections")
+    PERSONS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_PERSONS_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_TRACKS_FIELD_NUMBER: _ClassVar[int]
+    CORRECTIONS_FIELD_NUMBER: _ClassVar[int]
+    persons: int
+    active_persons: int
+    embeddings: int
+    local_tracks: int
+    corrections: int
+    def __init__(self, persons: _Optional[int] = ..., active_persons: _Optional[int] = ..., embeddings: _Optional[int] = ..., local_tracks: _Optional[int] = ..., corrections: _Optional[int] = ...) -> None: ...
+
+class GetPersonThumbnailRequest(_message.Message):
+    __slots__ = ("session_id", "global_id")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    GLOBAL_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    global_id: int
+    def __init__(self, session_id: _Optional[str] = ..., global_id: _Optional[int] = ...) -> None: ...
+
+class GetPersonThumbnailResponse(_message.Message):
+    __slots__ = ("jpeg", "timestamp_ns", "camera_id")
+    JPEG_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_NS_FIELD_NUMBER: _ClassVar[int]
+    CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    jpeg: bytes
+    timestamp_ns: int
+    camera_id: str
+    def __init__(self, jpeg: _Optional[bytes] = ..., timestamp_ns: _Optional[int] = ..., camera_id: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,199 @@
+"""Per-camera trackers from boxmot's registry, fed with the detections and the embeddings reid_svc computed.
+
+Nothing here loads ReID weights: appearance trackers get precomputed embeddings through boxmot's structured
+``Detections``. Defaults come from boxmot's own per-tracker YAML configs; SpotOn overrides only what does not fit
+static cameras and this detector (DESIGN §11) and whatever the caller passes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from boxmot import create_tracker
+from boxmot.structures.detections import Detections as BoxmotDetections
+from boxmot.structures.geometry import Boxes
+from boxmot.trackers import registry
+from boxmot.trackers.config import load_tracker_config
+from boxmot.trackers.specs import TrackerSpec
+
+from spoton.bootstrap.errors import NotFoundError
+from spoton.domain import Detections, Tracks
+from spoton.v1 import tracking_pb2
+
+# Static cameras: camera-motion compensation is pointless; people score 0.3-0.6 with the default detector.
+SPOTON_OVERRIDES: dict[str, dict[str, Any]] = {
+    "botsort": {"use_cmc": False, "track_high_thresh": 0.4, "new_track_thresh": 0.45, "track_low_thresh": 0.1},
+    "bytetrack": {"min_conf": 0.1, "track_thresh": 0.4},
+}
+# Trackers that need a ReID model or extra inputs we do not provide.
+UNSUPPORTED = {"sam2mot"}
+
+
+def available_trackers() -> list[str]:
+    return sorted(n for n in registry.TRACKER_DEFINITIONS if n not in UNSUPPORTED)
+
+
+def default_options(name: str) -> dict[str, Any]:
+    """boxmot's config defaults for ``name`` with SpotOn's overrides applied."""
+    if name not in available_trackers():
+        raise ValueError(f"unknown tracker {name!r}; available: {', '.join(available_trackers())}")
+    definition = registry.get_tracker_definition(name)
+    defaults = load_tracker_config(definition.config_name or definition.name, None, {})
+    defaults.update(SPOTON_OVERRIDES.get(name, {}))
+    return defaults
+
+
+def uses_embeddings(name: str) -> bool:
+    caps = registry.get_tracker_definition(name).capabilities
+    return bool(caps.accepts_embeddings)
+
+
+@dataclass
+class CameraTracker:
+    """One camera's tracker plus the per-track bookkeeping boxmot's output does not carry."""
+
+    name: str
+    tracker: Any
+    needs_embeddings: bool
+    last_frame_index: int = 0
+    first_seen: dict[int, int] = field(default_factory=dict)
+    hits: dict[int, int] = field(default_factory=dict)
+    frames: int = 0
+    emb_dim: int = 1
+    released_at: float | None = None
+
+    @classmethod
+    def create(cls, name: str, options: dict[str, Any] | None = None, fps: float = 0.0) -> CameraTracker:
+        name = (name or "").lower()
+        config_keys = set(default_options(name))
+        opts = dict(SPOTON_OVERRIDES.get(name, {}))
+        if "use_cmc" in config_keys:
+            opts["use_cmc"] = False
+        if fps and "frame_rate" in config_keys:
+            opts["frame_rate"] = max(1, round(fps))
+        for key, value in (options or {}).items():
+            if key not in config_keys:
+                raise ValueError(f"tracker {name!r} has no option {key!r}; options: {', '.join(sorted(config_keys))}")
+            opts[key] = int(value) if isinstance(value, float) and value.is_integer() and key.endswith(
+                ("buffer", "rate", "age", "hits")
+            ) else value
+        try:
+            tracker = create_tracker(TrackerSpec(name=name, options=tuple(sorted(opts.items()))))
+        except TypeError as exc:
+            raise ValueError(f"bad options for tracker {name!r}: {exc}") from exc
+        return cls(name=name, tracker=tracker, needs_embeddings=bool(tracker.requirements.embeddings))
+
+    def update(
+        self,
+        dets: Detections,
+        embeddings: np.ndarray | None,
+        frame_wh: tuple[int, int],
+        frame_index: int,
+    ) -> Tracks:
+        """Advance one frame.
+
+        Args:
+            dets: this frame's detections (pixels).
+            embeddings: (N, D) float32 aligned with ``dets``; required by appearance trackers when N > 0.
+            frame_wh: source frame size in pixels.
+            frame_index: source frame number (gaps mean dropped frames; the tracker predicts through them).
+        """
+        if embeddings is not None and len(embeddings) and len(embeddings) != len(dets):
+            raise ValueError(f"{len(embeddings)} embeddings for {len(dets)} detections")
+        keep = (dets.xyxy[:, 2] > dets.xyxy[:, 0]) & (dets.xyxy[:, 3] > dets.xyxy[:, 1])
+        index = np.flatnonzero(keep)
+        emb = None
+        if self.needs_embeddings:
+            if embeddings is None or (len(embeddings) == 0 and len(dets)):
+                raise ValueError(f"tracker {self.name} needs embeddings with every detection")
+            if embeddings.ndim == 2 and embeddings.shape[1]:
+                self.emb_dim = embeddings.shape[1]
+            emb = torch.from_numpy(np.ascontiguousarray(embeddings[index], np.float32).reshape(len(index), self.emb_dim))
+        w, h = frame_wh
+        if w <= 0 or h <= 0:
+            raise ValueError(f"frame size must be positive, got {w}x{h}")
+        # Gaps: let the Kalman filters predict through the missing frames (no detections).
+        gap = frame_index - self.last_frame_index - 1 if self.last_frame_index else 0
+        image = np.zeros((h, w, 3), np.uint8)
+        for _ in range(min(max(gap, 0), 30)):
+            self._step(np.zeros((0, 4), np.float32), np.zeros(0), np.zeros(0), None, image)
+        out = self._step(dets.xyxy[index], dets.confidence[index], dets.class_id[index], emb, image)
+        self.last_frame_index = frame_index
+        ids = out.track_ids.numpy().astype(np.int64)
+        det_idx = out.detection_indices.numpy().astype(np.int64)
+        det_idx = np.where(det_idx >= 0, index[np.clip(det_idx, 0, max(len(index) - 1, 0))] if len(index) else -1, -1)
+        for tid, di in zip(ids.tolist(), det_idx.tolist(), strict=True):
+            self.first_seen.setdefault(tid, self.frames)
+            if di >= 0:
+                self.hits[tid] = self.hits.get(tid, 0) + 1
+        return Tracks(
+            xyxy=out.to_aabb_rows()[:, :4].numpy() if len(ids) else np.zeros((0, 4), np.float32),
+            track_id=ids,
+            confidence=out.scores.numpy(),
+            class_id=out.class_ids.numpy(),
+            state=np.full(len(ids), tracking_pb2.TRACK_STATE_CONFIRMED, np.int8),
+            age=[self.frames - self.first_seen[t] + 1 for t in ids.tolist()],
+            hits=[self.hits.get(t, 0) for t in ids.tolist()],
+            det_index=det_idx,
+        )
+
+    def _step(self, xyxy, conf, cls, emb, image):  # type: ignore[no-untyped-def]
+        self.frames += 1
+        dets = BoxmotDetections(
+            geometry=Boxes(torch.from_numpy(np.ascontiguousarray(xyxy, np.float32)).reshape(-1, 4)),
+            scores=torch.from_numpy(np.asarray(conf, np.float32)),
+            class_ids=torch.from_numpy(np.asarray(cls, np.int64)),
+            sample_id=f"f{self.frames}",
+            embeddings=emb if emb is not None and self.needs_embeddings else None,
+        )
+        if self.needs_embeddings and dets.embeddings is None:
+            dets = dets.with_embeddings(torch.zeros((0, self.emb_dim)))
+        return self.tracker.update(dets, image)
+
+
+class TrackerRegistry:
+    """Live trackers by (session, camera); a released one is kept ``grace_s`` for a reconnecting stream."""
+
+    def __init__(self, grace_s: float) -> None:
+        self.grace_s = grace_s
+        self._trackers: dict[tuple[str, str], CameraTracker] = {}
+
+    def acquire(
+        self, session_id: str, camera_id: str, name: str, options: dict[str, Any], fps: float
+    ) -> tuple[CameraTracker, bool]:
+        """The tracker for this stream and whether it was resumed."""
+        if not session_id or not camera_id:
+            raise ValueError("TrackStart needs session_id and camera_id")
+        self.expire()
+        key = (session_id, camera_id)
+        existing = self._trackers.get(key)
+        if existing is not None and existing.released_at is not None and existing.name == name:
+            existing.released_at = None
+            return existing, True
+        tracker = CameraTracker.create(name, options, fps)
+        self._trackers[key] = tracker
+        return tracker, False
+
+    def release(self, session_id: str, camera_id: str) -> None:
+        tracker = self._trackers.get((session_id, camera_id))
+        if tracker is not None:
+            tracker.released_at = time.monotonic()
+
+    def get(self, session_id: str, camera_id: str) -> CameraTracker:
+        try:
+            return self._trackers[(session_id, camera_id)]
+        except KeyError:
+            raise NotFoundError(f"no tracker for session {session_id!r} camera {camera_id!r}") from None
+
+    def expire(self) -> None:
+        now = time.monotonic()
+        for key, tr in list(self._trackers.items()):
+            if tr.released_at is not None and now - tr.released_at > self.grace_s:
+                del self._trackers[key]
+
+    def __len__(self) -> int:
+        return len(self._trackers)
