@@ -1,0 +1,340 @@
+"""The gateway's FastAPI app: REST + WebSocket over the pipeline and the services (DESIGN §3)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+import psycopg
+from fastapi import FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from google.protobuf import json_format
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gateway.clients import ServiceClients
+from gateway.config import GatewaySettings
+from gateway.history import HistoryWriter
+from gateway.pipeline import Session
+from spoton.bootstrap.errors import NotFoundError
+from spoton.bootstrap.logs import configure_logging
+from spoton.db import apply_migrations, resolve_database_url
+from spoton.v1 import analytics_pb2
+from spoton.videoset import VideoSetCatalog
+
+log = logging.getLogger("gateway")
+STATIC = Path(__file__).resolve().parent / "static"
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+class SessionCreate(BaseModel):
+    video_set: str = Field(min_length=1)
+    cameras: list[str] | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def error_body(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+GRPC_TO_HTTP = {
+    grpc.StatusCode.INVALID_ARGUMENT: (400, "invalid_argument"),
+    grpc.StatusCode.NOT_FOUND: (404, "not_found"),
+    grpc.StatusCode.FAILED_PRECONDITION: (409, "failed_precondition"),
+    grpc.StatusCode.UNAUTHENTICATED: (401, "unauthenticated"),
+    grpc.StatusCode.UNAVAILABLE: (503, "unavailable"),
+    grpc.StatusCode.DEADLINE_EXCEEDED: (504, "deadline_exceeded"),
+    grpc.StatusCode.UNIMPLEMENTED: (501, "unimplemented"),
+}
+
+
+def parse_time(value: str | None, name: str) -> int:
+    """ISO-8601 -> Unix ns (0 when absent)."""
+    if not value:
+        return 0
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, "invalid_argument", f"{name} must be ISO-8601, got {value!r}") from None
+    if dt.tzinfo is None:
+        raise ApiError(400, "invalid_argument", f"{name} needs a timezone (e.g. Z)")
+    return int(dt.timestamp() * 1e9)
+
+
+class Gateway:
+    """State the routes share: settings, service clients, the history writer and live sessions."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.catalog = VideoSetCatalog(Path(settings.video_sets_dir))
+        self.sessions: dict[str, Session] = {}
+        self.clients: ServiceClients | None = None
+        self.history: HistoryWriter | None = None
+        self.database_url = ""
+
+    async def start(self) -> None:
+        self.database_url = await asyncio.to_thread(resolve_database_url, self.settings.database_url)
+        await asyncio.to_thread(apply_migrations, self.database_url, MIGRATIONS, "gateway")
+        self.history = HistoryWriter(self.database_url, self.settings.history_flush_s, self.settings.history_batch_rows)
+        await self.history.start()
+        self.clients = ServiceClients.connect(self.settings)
+
+    async def stop(self) -> None:
+        for s in self.sessions.values():
+            await s.stop()
+        if self.history:
+            await self.history.close()
+        if self.clients:
+            await self.clients.close()
+
+    def session(self, session_id: str) -> Session:
+        try:
+            return self.sessions[session_id]
+        except KeyError:
+            raise ApiError(404, "not_found", f"unknown session {session_id!r}") from None
+
+    async def db_query(self, sql: str, params: tuple) -> list[tuple]:
+        async with await psycopg.AsyncConnection.connect(self.database_url) as conn:
+            return await (await conn.execute(sql, params)).fetchall()
+
+    async def record_session(self, s: Session) -> None:
+        async with await psycopg.AsyncConnection.connect(self.database_url, autocommit=True) as conn:
+            await conn.execute(
+                "INSERT INTO sessions (session_id, video_set, cameras, options, video_set_doc, status, media_start) "
+                "VALUES (%s, %s, %s, %s, %s, %s, to_timestamp(%s))",
+                (s.id, s.video_set.name, s.camera_ids, json.dumps(s.options, default=str),
+                 json.dumps(s.video_set.to_dict()), s.status, s.media_start_ns / 1e9),
+            )
+
+    async def finish_session(self, s: Session) -> None:
+        await s.done.wait()
+        try:
+            async with await psycopg.AsyncConnection.connect(self.database_url, autocommit=True) as conn:
+                await conn.execute(
+                    "UPDATE sessions SET status = %s, ended_at = now(), steps = %s, last_error = %s "
+                    "WHERE session_id = %s", (s.status, s.steps, s.last_error, s.id))
+        except psycopg.Error as exc:
+            log.warning("could not record the end of session %s: %s", s.id, exc)
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+    gw = Gateway(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        await gw.start()
+        yield
+        await gw.stop()
+
+    app = FastAPI(title="SpotOn gateway", version="0.1.0", lifespan=lifespan)
+    app.state.gateway = gw
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error_body(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_body(exc.status_code, "http_error", str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return error_body(422, "validation_error", f"{where}: {first.get('msg', 'invalid request')}")
+
+    @app.exception_handler(grpc.aio.AioRpcError)
+    async def rpc_error(request: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:
+        status, code = GRPC_TO_HTTP.get(exc.code(), (502, "upstream_error"))
+        return error_body(status, code, exc.details() or exc.code().name)
+
+    @app.exception_handler(NotFoundError)
+    async def not_found(request: Request, exc: NotFoundError) -> JSONResponse:
+        return error_body(404, "not_found", str(exc))
+
+    @app.exception_handler(ValueError)
+    async def bad_value(request: Request, exc: ValueError) -> JSONResponse:
+        return error_body(400, "invalid_argument", str(exc))
+
+    @app.get("/health")
+    async def health() -> dict:
+        services = await gw.clients.health() if gw.clients else {}
+        try:
+            await gw.db_query("SELECT 1", ())
+            db_ok = True
+        except (psycopg.Error, OSError):
+            db_ok = False
+        serving = all(v == "SERVING" for v in services.values())
+        import torch
+
+        return {
+            "status": "healthy" if serving and db_ok else "degraded",
+            "gpu_available": bool(torch.cuda.is_available()),
+            "device": settings.device,
+            "models_loaded": services.get("detection") == "SERVING" and services.get("reid") == "SERVING",
+            "database_connected": db_ok,
+            "redis_connected": False,
+            "services": services,
+        }
+
+    @app.get("/api/v1/")
+    async def index() -> dict:
+        return {"endpoints": sorted({getattr(r, "path", "") for r in app.routes if getattr(r, "path", "")})}
+
+    @app.get("/api/v1/video-sets/")
+    async def list_video_sets() -> dict:
+        return {"video_sets": [vs.to_dict() for vs in gw.catalog.all().values()]}
+
+    @app.get("/api/v1/video-sets/{name}")
+    async def get_video_set(name: str) -> dict:
+        return gw.catalog.get(name).to_dict()
+
+    @app.get("/api/v1/video-sets/{name}/floor")
+    async def get_floor(name: str) -> dict:
+        vs = gw.catalog.get(name).to_dict()
+        return {"floor": vs["floor"], "zones": vs["zones"], "lines": vs["lines"]}
+
+    @app.post("/api/v1/sessions/", status_code=201)
+    async def create_session(body: SessionCreate) -> dict:
+        vs = gw.catalog.get(body.video_set)
+        cameras = body.cameras or [c.id for c in vs.cameras]
+        for cam in cameras:
+            vs.camera(cam)
+        if len(set(cameras)) != len(cameras):
+            raise ApiError(400, "invalid_argument", "cameras must be unique")
+        if len(cameras) > settings.max_cameras_per_session:
+            raise ApiError(400, "invalid_argument", f"at most {settings.max_cameras_per_session} cameras per session")
+        running = sum(1 for s in gw.sessions.values() if s.status in ("starting", "running"))
+        if running >= settings.max_concurrent_sessions:
+            raise ApiError(429, "too_many_sessions", f"at most {settings.max_concurrent_sessions} sessions at once")
+        session = Session(vs, cameras, body.options, settings, gw.clients, gw.history)
+        await gw.record_session(session)
+        gw.sessions[session.id] = session
+        session.start()
+        asyncio.create_task(gw.finish_session(session))
+        return {"session_id": session.id, **session.summary()}
+
+    @app.get("/api/v1/sessions/")
+    async def list_sessions() -> dict:
+        return {"sessions": [s.summary() for s in gw.sessions.values()]}
+
+    @app.get("/api/v1/sessions/{session_id}")
+    async def get_session(session_id: str) -> dict:
+        return gw.session(session_id).summary()
+
+    @app.delete("/api/v1/sessions/{session_id}")
+    async def stop_session(session_id: str) -> dict:
+        session = gw.session(session_id)
+        await session.stop()
+        return session.summary()
+
+    @app.get("/api/v1/tracking/{session_id}")
+    async def latest_step(session_id: str) -> dict:
+        session = gw.session(session_id)
+        if session.latest is None:
+            raise ApiError(404, "not_found", f"session {session_id} has no step yet")
+        return session.latest
+
+    @app.get("/api/v1/tracking/{session_id}/persons")
+    async def persons(session_id: str) -> dict:
+        gw.session(session_id)
+        rows = await gw.db_query(
+            "SELECT global_id, first_seen, last_seen, cameras FROM persons WHERE session_id = %s ORDER BY global_id",
+            (session_id,),
+        )
+        return {"persons": [{"global_id": g, "first_seen": f.isoformat(), "last_seen": last.isoformat(),
+                             "cameras": c} for g, f, last, c in rows]}
+
+    def time_range(session_id: str, start: str | None, end: str | None) -> analytics_pb2.TimeRange:
+        if not session_id:
+            raise ApiError(400, "invalid_argument", "session_id is required")
+        return analytics_pb2.TimeRange(session_id=session_id, start_ns=parse_time(start, "start"),
+                                       end_ns=parse_time(end, "end"))
+
+    @app.get("/api/v1/analytics/occupancy")
+    async def occupancy(session_id: str = "", start: str | None = None, end: str | None = None,
+                        bucket_s: float = Query(1.0, gt=0), group_by: str = "") -> dict:
+        groups = {"": 0, "camera": 1, "zone": 2}
+        if group_by not in groups:
+            raise ApiError(400, "invalid_argument", "group_by must be camera or zone")
+        reply = await gw.clients.analytics.Occupancy(
+            analytics_pb2.OccupancyRequest(range=time_range(session_id, start, end), bucket_s=bucket_s,
+                                           group_by=groups[group_by]),
+            timeout=settings.rpc_timeout_s, metadata=gw.clients.metadata)
+        return json_format.MessageToDict(reply, preserving_proto_field_name=True)
+
+    @app.get("/api/v1/analytics/trajectory")
+    async def trajectory(session_id: str = "", start: str | None = None, end: str | None = None,
+                         global_id: int = 0, simplify_m: float = Query(0.0, ge=0)) -> dict:
+        reply = await gw.clients.analytics.Trajectory(
+            analytics_pb2.TrajectoryRequest(range=time_range(session_id, start, end), global_id=global_id,
+                                            simplify_m=simplify_m),
+            timeout=settings.rpc_timeout_s, metadata=gw.clients.metadata)
+        return json_format.MessageToDict(reply, preserving_proto_field_name=True)
+
+    @app.websocket("/ws/tracking/{session_id}")
+    async def ws_tracking(websocket: WebSocket, session_id: str, global_id: int | None = None) -> None:
+        session = gw.sessions.get(session_id)
+        if session is None:
+            await websocket.close(code=4404, reason=f"unknown session {session_id}")
+            return
+        await websocket.accept()
+        queue = session.subscribe()
+        try:
+            if session.done.is_set():
+                await websocket.send_json({"type": "session_ended", "session_id": session_id,
+                                           "status": session.status, "steps": session.steps})
+                return
+            while True:
+                message = await queue.get()
+                if global_id is not None and message.get("type") == "step":
+                    message = _filter_person(message, global_id)
+                await websocket.send_json(message)
+                if message.get("type") == "session_ended":
+                    break
+        except WebSocketDisconnect:
+            pass
+        finally:
+            session.unsubscribe(queue)
+            try:
+                await websocket.close()
+            except RuntimeError:
+                pass
+
+    @app.get("/", include_in_schema=False)
+    async def dashboard() -> Response:
+        page = STATIC / "index.html"
+        if not page.exists():
+            raise HTTPException(404, "dashboard not built")
+        return FileResponse(page)
+
+    return app
+
+
+def _filter_person(message: dict, global_id: int) -> dict:
+    cams = {c: {**v, "tracks": [t for t in v["tracks"] if t["global_id"] == global_id]}
+            for c, v in message["cameras"].items()}
+    return {**message, "cameras": cams}
+
+
+def main() -> None:
+    import uvicorn
+
+    settings = GatewaySettings()
+    configure_logging("gateway", settings.log_level, settings.log_json)
+    uvicorn.run(create_app(settings), host=settings.gateway_host, port=settings.gateway_port, log_config=None,
+                ws_ping_interval=20)

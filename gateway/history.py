@@ -1,0 +1,134 @@
+"""History writer: batched COPY into PostgreSQL off the pipeline's hot path; failed batches are retried."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from datetime import UTC, datetime
+
+import psycopg
+
+from spoton.bootstrap.logs import log_event
+
+log = logging.getLogger("gateway.history")
+
+TRACK_POINT_COLUMNS = (
+    "time", "session_id", "step", "camera_id", "frame_index", "track_id", "global_id", "bbox", "confidence",
+    "floor_x_m", "floor_y_m",
+)
+
+
+def ns_to_dt(ts_ns: int) -> datetime:
+    return datetime.fromtimestamp(ts_ns / 1e9, tz=UTC)
+
+
+class HistoryWriter:
+    """Queue of track-point rows flushed every ``flush_s`` (or ``batch_rows``) with COPY.
+
+    A failed flush keeps its rows and retries with backoff, so a database restart loses nothing.
+    """
+
+    def __init__(self, url: str, flush_s: float = 0.5, batch_rows: int = 5000) -> None:
+        self.url = url
+        self.flush_s = flush_s
+        self.batch_rows = batch_rows
+        self._pending: list[tuple] = []
+        self._conn: psycopg.AsyncConnection | None = None
+        self._task: asyncio.Task | None = None
+        self._wake = asyncio.Event()
+        self.rows_written = 0
+        self.failures = 0
+        self.connected = False
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    def add_rows(self, rows: list[tuple]) -> None:
+        self._pending.extend(rows)
+        if len(self._pending) >= self.batch_rows:
+            self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def _connection(self) -> psycopg.AsyncConnection:
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(self.url, autocommit=False)
+        return self._conn
+
+    async def flush(self) -> None:
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        try:
+            conn = await self._connection()
+            async with conn.transaction():
+                async with conn.cursor().copy(
+                    f"COPY track_points ({', '.join(TRACK_POINT_COLUMNS)}) FROM STDIN"
+                ) as copy:
+                    for row in batch:
+                        await copy.write_row(row)
+                await self._upsert_persons(conn, batch)
+            self.rows_written += len(batch)
+            self.connected = True
+        except (psycopg.Error, OSError) as exc:
+            self._pending[:0] = batch
+            self.failures += 1
+            self.connected = False
+            if self._conn is not None:
+                await self._conn.close()
+            self._conn = None
+            log_event(log, "history write failed; will retry", level=logging.WARNING, rows=len(batch), error=str(exc))
+            raise
+
+    async def _upsert_persons(self, conn: psycopg.AsyncConnection, batch: list[tuple]) -> None:
+        agg: dict[tuple[str, int], list] = {}
+        cams: dict[tuple[str, int], set[str]] = defaultdict(set)
+        for row in batch:
+            t, session_id, _, camera_id, _, _, gid = row[:7]
+            if gid is None:
+                continue
+            key = (session_id, gid)
+            first_last = agg.setdefault(key, [t, t])
+            first_last[0], first_last[1] = min(first_last[0], t), max(first_last[1], t)
+            cams[key].add(camera_id)
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO persons (session_id, global_id, first_seen, last_seen, cameras) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (session_id, global_id) DO UPDATE SET "
+                "first_seen = LEAST(persons.first_seen, EXCLUDED.first_seen), "
+                "last_seen = GREATEST(persons.last_seen, EXCLUDED.last_seen), "
+                "cameras = ARRAY(SELECT DISTINCT unnest(persons.cameras || EXCLUDED.cameras) ORDER BY 1)",
+                [(s, g, fl[0], fl[1], sorted(cams[(s, g)])) for (s, g), fl in agg.items()],
+            )
+
+    async def _run(self) -> None:
+        backoff = self.flush_s
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self.flush()
+                backoff = self.flush_s
+            except (psycopg.Error, OSError):
+                backoff = min(backoff * 2, 10.0)
+
+    async def close(self, timeout_s: float = 30.0) -> None:
+        """Flush what is pending (retrying up to ``timeout_s``), then stop."""
+        if self._task:
+            self._task.cancel()
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self._pending and asyncio.get_running_loop().time() < deadline:
+            try:
+                await self.flush()
+            except (psycopg.Error, OSError):
+                await asyncio.sleep(0.5)
+        if self._pending:
+            log_event(log, "history rows not written at shutdown", level=logging.ERROR, rows=len(self._pending))
+        if self._conn is not None:
+            await self._conn.close()

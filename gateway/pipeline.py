@@ -1,0 +1,415 @@
+"""One session's pipeline: sources -> detection -> reid embed -> tracking -> mapping -> reid associate -> out.
+
+Each stage is a coroutine that owns one gRPC stream and passes ``StepWork`` on through a bounded queue, so step
+t+1 is being detected while step t is tracked and associated (pipelining), and no stage runs ahead unboundedly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import grpc
+import numpy as np
+from google.protobuf import struct_pb2
+
+from gateway.clients import ServiceClients
+from gateway.config import GatewaySettings
+from gateway.history import HistoryWriter, ns_to_dt
+from gateway.sources import VideoSource
+from spoton.bootstrap.logs import log_event
+from spoton.domain import Detections, FloorPoints, Tracks, array_to_tensor, boxes_to_proto, tensor_to_array
+from spoton.frames import encode_frame
+from spoton.v1 import common_pb2, detection_pb2, mapping_pb2, reid_pb2, tracking_pb2
+from spoton.videoset import VideoSet
+
+log = logging.getLogger("gateway.pipeline")
+
+QUEUE_DEPTH = 3
+
+
+@dataclass
+class CameraInput:
+    camera_id: str
+    frame: common_pb2.Frame
+    detections: Detections | None = None
+    embeddings: np.ndarray | None = None
+    tracks: Tracks | None = None
+    floor: FloorPoints | None = None
+    global_ids: np.ndarray | None = None
+
+
+@dataclass
+class StepWork:
+    step: int
+    timestamp_ns: int
+    cameras: list[CameraInput]
+    stage_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class CameraProgress:
+    frames: int = 0
+    last_frame_index: int = 0
+    frame_count: int = 0
+    ended: bool = False
+
+
+def iso(ts_ns: int) -> str:
+    return datetime.fromtimestamp(ts_ns / 1e9, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+class Session:
+    """A running (or finished) session: its pipeline task, progress, latest step and subscribers."""
+
+    def __init__(
+        self,
+        video_set: VideoSet,
+        camera_ids: list[str],
+        options: dict,
+        settings: GatewaySettings,
+        clients: ServiceClients,
+        history: HistoryWriter | None,
+    ) -> None:
+        self.id = uuid.uuid4().hex[:12]
+        self.video_set = video_set
+        self.camera_ids = camera_ids
+        self.options = options
+        self.settings = settings
+        self.clients = clients
+        self.history = history
+        self.status = "starting"
+        self.created_at = time.time()
+        self.media_start_ns = int(options.get("media_start_ns") or time.time_ns())
+        self.max_steps = int(options.get("max_steps") or 0)
+        self.steps = 0
+        self.last_error: str | None = None
+        self.latest: dict | None = None
+        self.progress = {c: CameraProgress() for c in camera_ids}
+        self.stage_ms: dict[str, deque] = defaultdict(lambda: deque(maxlen=200))
+        self.subscribers: set[asyncio.Queue] = set()
+        self.calibrated: set[str] = set()
+        self._started_mono = time.monotonic()
+        self._finished_mono: float | None = None
+        self._task: asyncio.Task | None = None
+        self.done = asyncio.Event()
+
+    # ---- lifecycle -------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"session-{self.id}")
+
+    async def stop(self) -> None:
+        if self._task and not self._task.done():
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    def subscribe(self) -> asyncio.Queue:
+        q: asyncio.Queue = asyncio.Queue(maxsize=256)
+        self.subscribers.add(q)
+        return q
+
+    def unsubscribe(self, q: asyncio.Queue) -> None:
+        self.subscribers.discard(q)
+
+    def _publish(self, message: dict) -> None:
+        for q in list(self.subscribers):
+            if q.full():  # a slow client loses its oldest message, never stalls the pipeline
+                q.get_nowait()
+            q.put_nowait(message)
+
+    @property
+    def steps_per_s(self) -> float:
+        end = self._finished_mono or time.monotonic()
+        return self.steps / max(end - self._started_mono, 1e-9)
+
+    def summary(self) -> dict:
+        return {
+            "session_id": self.id,
+            "video_set": self.video_set.name,
+            "cameras": self.camera_ids,
+            "status": self.status,
+            "steps": self.steps,
+            "steps_per_s": round(self.steps_per_s, 3),
+            "camera_frames_per_s": round(self.steps_per_s * len(self.camera_ids), 3),
+            "progress": {
+                c: {"frames": p.frames, "last_frame_index": p.last_frame_index, "frame_count": p.frame_count,
+                    "ended": p.ended}
+                for c, p in self.progress.items()
+            },
+            "dropped_frames": 0,
+            "stage_ms": {k: round(float(np.mean(v)), 2) for k, v in self.stage_ms.items() if v},
+            "last_error": self.last_error,
+            "media_start": iso(self.media_start_ns),
+        }
+
+    # ---- pipeline --------------------------------------------------------------------------------------------
+    async def _run(self) -> None:
+        sources: dict[str, VideoSource] = {}
+        try:
+            fps: dict[str, float] = {}
+            target = float(self.options.get("target_fps") or self.settings.target_fps or 0)
+            for cam_id in self.camera_ids:
+                cam = self.video_set.camera(cam_id)
+                probe = VideoSource(self.video_set.source_uri(cam))
+                native = cam.fps or probe.fps or 25.0
+                probe.close()
+                stride = max(1, round(native / target)) if target else 1
+                sources[cam_id] = VideoSource(self.video_set.source_uri(cam), stride)
+                fps[cam_id] = native
+                self.progress[cam_id].frame_count = sources[cam_id].frame_count
+            await self._check_calibrations()
+            self.status = "running"
+            log_event(log, "session started", session_id=self.id, video_set=self.video_set.name,
+                      cameras=",".join(self.camera_ids))
+            queues = [asyncio.Queue(QUEUE_DEPTH) for _ in range(6)]
+            stages = [
+                self._read(sources, fps, queues[0]),
+                self._detect(queues[0], queues[1]),
+                self._embed(queues[1], queues[2]),
+                self._track(queues[2], queues[3], fps),
+                self._project(queues[3], queues[4]),
+                self._associate(queues[4], queues[5]),
+                self._emit(queues[5]),
+            ]
+            tasks = [asyncio.create_task(s) for s in stages]
+            try:
+                await asyncio.gather(*tasks)
+            finally:
+                for t in tasks:
+                    t.cancel()
+            self.status = "finished"
+        except asyncio.CancelledError:
+            self.status = "stopped"
+        except grpc.aio.AioRpcError as exc:
+            self.status = "failed"
+            self.last_error = f"{exc.code().name}: {exc.details()}"
+        except Exception as exc:
+            self.status = "failed"
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.exception("session failed")
+        finally:
+            for src in sources.values():
+                src.close()
+            self._finished_mono = time.monotonic()
+            self._publish({"type": "session_ended", "session_id": self.id, "status": self.status,
+                           "steps": self.steps, "error": self.last_error})
+            log_event(log, "session ended", session_id=self.id, status=self.status, steps=self.steps,
+                      steps_per_s=round(self.steps_per_s, 2), error=self.last_error)
+            self.done.set()
+
+    async def _check_calibrations(self) -> None:
+        for cam in self.camera_ids:
+            try:
+                await self.clients.mapping.GetCalibration(
+                    mapping_pb2.GetCalibrationRequest(video_set=self.video_set.name, camera_id=cam),
+                    timeout=self.settings.rpc_timeout_s, metadata=self.clients.metadata,
+                )
+                self.calibrated.add(cam)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                    raise
+
+    async def _read(self, sources: dict[str, VideoSource], fps: dict[str, float], out: asyncio.Queue) -> None:
+        quality = int(self.options.get("jpeg_quality") or self.settings.frame_jpeg_quality)
+        step = 0
+        while not self.max_steps or step < self.max_steps:
+            t0 = time.perf_counter()
+
+            def read_all() -> list[CameraInput]:
+                items = []
+                for cam_id, src in sources.items():
+                    if self.progress[cam_id].ended:
+                        continue
+                    sf = src.read()
+                    if sf is None:
+                        self.progress[cam_id].ended = True
+                        continue
+                    ts = self.media_start_ns + int(round((sf.frame_index - 1) / fps[cam_id] * 1e9))
+                    frame = encode_frame(sf.image, cam_id, sf.frame_index, ts, jpeg_quality=quality)
+                    self.progress[cam_id].frames += 1
+                    self.progress[cam_id].last_frame_index = sf.frame_index
+                    items.append(CameraInput(cam_id, frame))
+                return items
+
+            cameras = await asyncio.to_thread(read_all)
+            if not cameras:
+                break
+            step += 1
+            work = StepWork(step, max(c.frame.timestamp_ns for c in cameras), cameras)
+            work.stage_ms["decode"] = (time.perf_counter() - t0) * 1000
+            await out.put(work)
+        await out.put(None)
+
+    async def _stream_stage(self, name: str, call, inp: asyncio.Queue, out: asyncio.Queue, request, merge) -> None:
+        """Drive one bidirectional stream: a request per step in, its reply out, in order."""
+        try:
+            while (work := await inp.get()) is not None:
+                t0 = time.perf_counter()
+                await call.write(request(work))
+                reply = await call.read()
+                if reply is grpc.aio.EOF:
+                    raise RuntimeError(f"{name} stream ended early")
+                merge(work, reply)
+                work.stage_ms[name] = (time.perf_counter() - t0) * 1000
+                await out.put(work)
+            await call.done_writing()
+        finally:
+            call.cancel()
+        await out.put(None)
+
+    async def _detect(self, inp: asyncio.Queue, out: asyncio.Queue) -> None:
+        def request(work: StepWork) -> detection_pb2.DetectStreamRequest:
+            return detection_pb2.DetectStreamRequest(
+                batch=detection_pb2.FrameBatch(step=work.step, frames=[c.frame for c in work.cameras])
+            )
+
+        def merge(work: StepWork, reply: detection_pb2.DetectStreamResponse) -> None:
+            for cam, fd in zip(work.cameras, reply.batch.frames, strict=True):
+                cam.detections = Detections.from_proto(fd.detections)
+
+        call = self.clients.detection.DetectStream(metadata=self.clients.metadata)
+        await self._stream_stage("detect", call, inp, out, request, merge)
+
+    async def _embed(self, inp: asyncio.Queue, out: asyncio.Queue) -> None:
+        def request(work: StepWork) -> reid_pb2.EmbedStreamRequest:
+            return reid_pb2.EmbedStreamRequest(
+                step=work.step,
+                items=[reid_pb2.FrameBoxes(frame=c.frame, boxes=boxes_to_proto(c.detections.xyxy)) for c in work.cameras],
+            )
+
+        def merge(work: StepWork, reply: reid_pb2.EmbedStreamResponse) -> None:
+            for cam, t in zip(work.cameras, reply.embeddings, strict=True):
+                cam.embeddings = tensor_to_array(t).reshape(len(cam.detections), -1)
+
+        call = self.clients.reid.EmbedStream(metadata=self.clients.metadata)
+        await self._stream_stage("embed", call, inp, out, request, merge)
+
+    async def _track(self, inp: asyncio.Queue, out: asyncio.Queue, fps: dict[str, float]) -> None:
+        tracker = str(self.options.get("tracker") or self.settings.tracker_type)
+        tracker_options = struct_pb2.Struct()
+        tracker_options.update(self.options.get("tracker_options") or {})
+        calls = {}
+        try:
+            for cam_id in self.camera_ids:
+                call = self.clients.tracking.Track(metadata=self.clients.metadata)
+                await call.write(tracking_pb2.TrackRequest(start=tracking_pb2.TrackStart(
+                    session_id=self.id, camera_id=cam_id, tracker_type=tracker, options=tracker_options,
+                    fps=fps[cam_id],
+                )))
+                calls[cam_id] = call
+
+            async def one(cam: CameraInput) -> None:
+                call = calls[cam.camera_id]
+                await call.write(tracking_pb2.TrackRequest(frame=tracking_pb2.TrackFrame(
+                    frame_index=cam.frame.frame_index, timestamp_ns=cam.frame.timestamp_ns,
+                    width=cam.frame.width, height=cam.frame.height, detections=cam.detections.to_proto(),
+                    embeddings=array_to_tensor(cam.embeddings),
+                )))
+                reply = await call.read()
+                if reply is grpc.aio.EOF:
+                    raise RuntimeError(f"tracking stream for {cam.camera_id} ended early")
+                cam.tracks = Tracks.from_proto(reply.tracks)
+
+            while (work := await inp.get()) is not None:
+                t0 = time.perf_counter()
+                await asyncio.gather(*(one(c) for c in work.cameras))
+                work.stage_ms["track"] = (time.perf_counter() - t0) * 1000
+                await out.put(work)
+            for call in calls.values():
+                await call.done_writing()
+        finally:
+            for call in calls.values():
+                call.cancel()
+        await out.put(None)
+
+    async def _project(self, inp: asyncio.Queue, out: asyncio.Queue) -> None:
+        def request(work: StepWork) -> mapping_pb2.ProjectStreamRequest:
+            return mapping_pb2.ProjectStreamRequest(
+                step=work.step, video_set=self.video_set.name,
+                cameras=[mapping_pb2.CameraBoxes(camera_id=c.camera_id, boxes=boxes_to_proto(c.tracks.xyxy))
+                         for c in work.cameras if c.camera_id in self.calibrated],
+            )
+
+        def merge(work: StepWork, reply: mapping_pb2.ProjectStreamResponse) -> None:
+            by_cam = {c.camera_id: FloorPoints.from_proto(c.points) for c in reply.cameras}
+            for cam in work.cameras:
+                cam.floor = by_cam.get(cam.camera_id)
+
+        call = self.clients.mapping.ProjectStream(metadata=self.clients.metadata)
+        await self._stream_stage("project", call, inp, out, request, merge)
+
+    async def _associate(self, inp: asyncio.Queue, out: asyncio.Queue) -> None:
+        options = struct_pb2.Struct()
+        options.update(self.options.get("association") or {})
+
+        def request(work: StepWork) -> reid_pb2.AssociateRequest:
+            obs = []
+            for cam in work.cameras:
+                tr = cam.tracks
+                for i in range(len(tr)):
+                    di = int(tr.det_index[i])
+                    ob = reid_pb2.Observation(camera_id=cam.camera_id, track_id=int(tr.track_id[i]),
+                                              timestamp_ns=cam.frame.timestamp_ns)
+                    if 0 <= di < len(cam.embeddings):
+                        ob.embedding.CopyFrom(array_to_tensor(cam.embeddings[di : di + 1]))
+                    if cam.floor is not None and cam.floor.valid[i]:
+                        ob.floor.x_m, ob.floor.y_m = (float(v) for v in cam.floor.xy_m[i])
+                    obs.append(ob)
+            return reid_pb2.AssociateRequest(step=reid_pb2.AssociateStep(
+                step=work.step, timestamp_ns=work.timestamp_ns, observations=obs))
+
+        def merge(work: StepWork, reply: reid_pb2.AssociateResponse) -> None:
+            gids = {(a.camera_id, a.track_id): a.global_id for a in reply.assignments}
+            for cam in work.cameras:
+                cam.global_ids = np.array(
+                    [gids.get((cam.camera_id, int(t)), 0) for t in cam.tracks.track_id], np.int64)
+
+        call = self.clients.reid.Associate(metadata=self.clients.metadata)
+        await call.write(reid_pb2.AssociateRequest(start=reid_pb2.AssociateStart(session_id=self.id, options=options)))
+        await self._stream_stage("associate", call, inp, out, request, merge)
+
+    async def _emit(self, inp: asyncio.Queue) -> None:
+        last = time.perf_counter()
+        while (work := await inp.get()) is not None:
+            message, rows = self.render(work)
+            self.latest = message
+            self.steps = work.step
+            if self.history is not None:
+                self.history.add_rows(rows)
+            self._publish(message)
+            now = time.perf_counter()
+            work.stage_ms["step_interval"] = (now - last) * 1000
+            last = now
+            for k, v in work.stage_ms.items():
+                self.stage_ms[k].append(v)
+
+    def render(self, work: StepWork) -> tuple[dict, list[tuple]]:
+        """The step message of DESIGN §3 and its track_points rows."""
+        cameras, rows = {}, []
+        for cam in work.cameras:
+            tracks = []
+            tr = cam.tracks
+            for i in range(len(tr)):
+                floor = None
+                if cam.floor is not None and cam.floor.valid[i]:
+                    floor = [round(float(cam.floor.xy_m[i, 0]), 3), round(float(cam.floor.xy_m[i, 1]), 3)]
+                gid = int(cam.global_ids[i]) if cam.global_ids is not None else 0
+                bbox = [round(float(v), 1) for v in tr.xyxy[i]]
+                tracks.append({"track_id": int(tr.track_id[i]), "global_id": gid or None, "bbox": bbox,
+                               "confidence": round(float(tr.confidence[i]), 3), "floor": floor})
+                rows.append((ns_to_dt(cam.frame.timestamp_ns), self.id, work.step, cam.camera_id,
+                             cam.frame.frame_index, int(tr.track_id[i]), gid or None, bbox,
+                             float(tr.confidence[i]), floor[0] if floor else None, floor[1] if floor else None))
+            cameras[cam.camera_id] = {"frame_index": int(cam.frame.frame_index), "tracks": tracks}
+        message = {"type": "step", "session_id": self.id, "step": work.step, "timestamp": iso(work.timestamp_ns),
+                   "cameras": cameras}
+        return message, rows
+

@@ -1,0 +1,216 @@
+"""Global identity per session: local tracks (camera, track id) -> global person ids. Pure numpy/scipy.
+
+Decisions are made per local track, not per detection: once a track has a global id it keeps it (hysteresis)
+unless an operator splits it. A new track is matched (Hungarian, one step at a time) against the session's
+persons by appearance (best cosine similarity against each person's small embedding bank), gated by:
+  * one camera at one instant shows two people as two tracks, so a person already held by another live track of
+    the same camera is not a candidate;
+  * floor consistency: a person seen in the last ``recent_s`` by another camera must be within
+    ``max_floor_distance_m`` of the new sighting, and the floor agreement adds to the score;
+  * space-time plausibility: nobody moves faster than ``max_speed_mps``.
+Persons unseen for ``retire_after_s`` retire from matching.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+TrackKey = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class AssociationOptions:
+    match_threshold: float = 0.55
+    max_floor_distance_m: float = 1.5
+    max_speed_mps: float = 3.0
+    retire_after_s: float = 60.0
+    recent_s: float = 1.0
+    bank_size: int = 16
+    floor_weight: float = 0.5
+    track_timeout_s: float = 5.0
+
+    @classmethod
+    def from_dict(cls, base: AssociationOptions, values: dict) -> AssociationOptions:
+        known = set(cls.__dataclass_fields__)
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown association options {sorted(unknown)}; known: {sorted(known)}")
+        merged = {k: getattr(base, k) for k in known} | {k: type(getattr(base, k))(v) for k, v in values.items()}
+        return cls(**merged)
+
+
+@dataclass
+class Observation:
+    """One local track at one instant; ``embedding`` (D,) may be None; ``floor_m`` (2,) may be None."""
+
+    camera_id: str
+    track_id: int
+    timestamp_ns: int
+    embedding: np.ndarray | None
+    floor_m: np.ndarray | None
+
+
+@dataclass
+class Person:
+    global_id: int
+    bank: deque = field(default_factory=lambda: deque(maxlen=16))
+    last_seen_ns: int = 0
+    first_seen_ns: int = 0
+    last_floor_m: np.ndarray | None = None
+    last_floor_ns: int = 0
+    last_camera: str = ""
+    cameras: set[str] = field(default_factory=set)
+
+    def similarity(self, emb: np.ndarray) -> float:
+        if not self.bank:
+            return 0.0
+        return float(np.max(np.stack(self.bank) @ emb))
+
+
+class IdentityGallery:
+    """One session's persons and local-track assignments."""
+
+    def __init__(self, options: AssociationOptions | None = None) -> None:
+        self.options = options or AssociationOptions()
+        self.persons: dict[int, Person] = {}
+        self.assignment: dict[TrackKey, int] = {}
+        self.track_last_seen: dict[TrackKey, int] = {}
+        self.corrections: list[dict] = []
+        self._next_id = 1
+
+    def _new_person(self, ts_ns: int) -> Person:
+        person = Person(self._next_id, deque(maxlen=self.options.bank_size), first_seen_ns=ts_ns)
+        self.persons[person.global_id] = person
+        self._next_id += 1
+        return person
+
+    def _observe(self, person: Person, obs: Observation) -> None:
+        if obs.embedding is not None and obs.embedding.size:
+            person.bank.append(np.asarray(obs.embedding, np.float32))
+        person.last_seen_ns = max(person.last_seen_ns, obs.timestamp_ns)
+        person.last_camera = obs.camera_id
+        person.cameras.add(obs.camera_id)
+        if obs.floor_m is not None:
+            person.last_floor_m = np.asarray(obs.floor_m, np.float64)
+            person.last_floor_ns = obs.timestamp_ns
+
+    def _score(self, person: Person, obs: Observation, busy: set[int]) -> float:
+        """Match score in [0, 1], or -inf when a gate rules the pair out."""
+        o = self.options
+        if person.global_id in busy:
+            return -np.inf
+        dt_s = (obs.timestamp_ns - person.last_seen_ns) / 1e9
+        if dt_s > o.retire_after_s:
+            return -np.inf
+        app = person.similarity(obs.embedding) if obs.embedding is not None and obs.embedding.size else 0.0
+        if obs.floor_m is None or person.last_floor_m is None:
+            return app
+        dist = float(np.linalg.norm(obs.floor_m - person.last_floor_m))
+        floor_dt = max((obs.timestamp_ns - person.last_floor_ns) / 1e9, 0.0)
+        if floor_dt <= o.recent_s:
+            if dist > o.max_floor_distance_m + o.max_speed_mps * floor_dt:
+                return -np.inf
+            agreement = 1.0 - dist / (o.max_floor_distance_m + o.max_speed_mps * floor_dt)
+            return (1 - o.floor_weight) * app + o.floor_weight * agreement
+        if dist > o.max_floor_distance_m + o.max_speed_mps * floor_dt:
+            return -np.inf
+        return app
+
+    def step(self, observations: list[Observation]) -> list[tuple[str, int, int]]:
+        """Assign a global id to every observation of one step; returns (camera_id, track_id, global_id)."""
+        o = self.options
+        if not observations:
+            return []
+        now = max(ob.timestamp_ns for ob in observations)
+        for key, seen in list(self.track_last_seen.items()):
+            if (now - seen) / 1e9 > o.track_timeout_s:
+                del self.track_last_seen[key]
+        # Persons held by a live track in each camera (two tracks in one camera are two people).
+        held: dict[str, set[int]] = {}
+        for (cam, tid), gid in self.assignment.items():
+            if (cam, tid) in self.track_last_seen:
+                held.setdefault(cam, set()).add(gid)
+        known, new = [], []
+        for ob in observations:
+            key = (ob.camera_id, int(ob.track_id))
+            (known if key in self.assignment else new).append(ob)
+        for ob in known:
+            self._observe(self.persons[self.assignment[(ob.camera_id, int(ob.track_id))]], ob)
+        if new:
+            self._match_new(new, held)
+        for ob in observations:
+            self.track_last_seen[(ob.camera_id, int(ob.track_id))] = ob.timestamp_ns
+        return [(ob.camera_id, int(ob.track_id), self.assignment[(ob.camera_id, int(ob.track_id))]) for ob in observations]
+
+    def _match_new(self, new: list[Observation], held: dict[str, set[int]]) -> None:
+        candidates = list(self.persons.values())
+        if candidates:
+            scores = np.full((len(new), len(candidates)), -np.inf)
+            for i, ob in enumerate(new):
+                busy = held.get(ob.camera_id, set())
+                for j, person in enumerate(candidates):
+                    scores[i, j] = self._score(person, ob, busy)
+            # Two new tracks of the same camera may not both take one person: Hungarian enforces 1:1.
+            cost = np.where(np.isfinite(scores), 1.0 - scores, 1e6)
+            rows, cols = linear_sum_assignment(cost)
+            matched = {}
+            for r, c in zip(rows, cols, strict=True):
+                if np.isfinite(scores[r, c]) and scores[r, c] >= self.options.match_threshold:
+                    matched[r] = candidates[c]
+        else:
+            matched = {}
+        for i, ob in enumerate(new):
+            person = matched.get(i) or self._new_person(ob.timestamp_ns)
+            self.assignment[(ob.camera_id, int(ob.track_id))] = person.global_id
+            held.setdefault(ob.camera_id, set()).add(person.global_id)
+            self._observe(person, ob)
+
+    def merge(self, into: int, source: int) -> int:
+        """Operator correction: every track of ``source`` now belongs to ``into``."""
+        if into not in self.persons or source not in self.persons:
+            from spoton.bootstrap.errors import NotFoundError
+
+            raise NotFoundError(f"unknown global id {into if into not in self.persons else source}")
+        if into == source:
+            raise ValueError("cannot merge a person into itself")
+        a, b = self.persons[into], self.persons.pop(source)
+        for emb in b.bank:
+            a.bank.append(emb)
+        a.cameras |= b.cameras
+        a.first_seen_ns = min(a.first_seen_ns, b.first_seen_ns)
+        if b.last_seen_ns > a.last_seen_ns:
+            a.last_seen_ns, a.last_floor_m, a.last_floor_ns = b.last_seen_ns, b.last_floor_m, b.last_floor_ns
+        for key, gid in self.assignment.items():
+            if gid == source:
+                self.assignment[key] = into
+        self.corrections.append({"kind": "merge", "into": into, "from": source})
+        return into
+
+    def split(self, camera_id: str, track_id: int) -> int:
+        """Operator correction: this local track becomes a new person."""
+        key = (camera_id, int(track_id))
+        if key not in self.assignment:
+            from spoton.bootstrap.errors import NotFoundError
+
+            raise NotFoundError(f"unknown track {track_id} in camera {camera_id!r}")
+        old = self.assignment[key]
+        person = self._new_person(self.persons[old].last_seen_ns)
+        self.assignment[key] = person.global_id
+        self.corrections.append({"kind": "split", "camera_id": camera_id, "track_id": int(track_id),
+                                 "from": old, "into": person.global_id})
+        return person.global_id
+
+    def stats(self, now_ns: int | None = None) -> dict[str, int]:
+        now = now_ns if now_ns is not None else max((p.last_seen_ns for p in self.persons.values()), default=0)
+        active = sum(1 for p in self.persons.values() if (now - p.last_seen_ns) / 1e9 <= self.options.retire_after_s)
+        return {
+            "persons": len(self.persons),
+            "active_persons": active,
+            "embeddings": sum(len(p.bank) for p in self.persons.values()),
+            "local_tracks": len(self.assignment),
+            "corrections": len(self.corrections),
+        }

@@ -1,0 +1,79 @@
+"""PostgreSQL access shared by the gateway (writer) and analytics_svc (reader).
+
+``DATABASE_URL`` names the server; when it is unset an embedded PostgreSQL (``pgserver``) is started in
+``.spoton/pgdata``. TimescaleDB is used when the extension is available; the one dialect difference lives here.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import psycopg
+
+from spoton.bootstrap.logs import log_event
+
+log = logging.getLogger("spoton.db")
+
+DEFAULT_PGDATA = Path(__file__).resolve().parent.parent / ".spoton" / "pgdata"
+_EMBEDDED = {}
+
+
+def embedded_database_url(pgdata: Path = DEFAULT_PGDATA) -> str:
+    """Start (or reuse) an embedded PostgreSQL and return its URL."""
+    import pgserver
+
+    pgdata.mkdir(parents=True, exist_ok=True)
+    if str(pgdata) not in _EMBEDDED:
+        _EMBEDDED[str(pgdata)] = pgserver.get_server(str(pgdata), cleanup_mode=None)
+    url = _EMBEDDED[str(pgdata)].get_uri()
+    log_event(log, "embedded postgres", url=url)
+    return url
+
+
+def resolve_database_url(configured: str) -> str:
+    return configured or embedded_database_url()
+
+
+def has_timescaledb(conn: psycopg.Connection) -> bool:
+    row = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
+    return row is not None
+
+
+def bucket_sql(timescale: bool) -> str:
+    """SQL for the time bucket of ``time`` with width ``%(bucket)s`` (an interval) from ``%(origin)s``.
+
+    TimescaleDB's ``time_bucket`` and PostgreSQL's ``date_bin`` agree when given the same origin.
+    """
+    if timescale:  # untested here: no machine in this project has the extension
+        return "time_bucket(%(bucket)s::interval, time, %(origin)s::timestamptz)"
+    return "date_bin(%(bucket)s::interval, time, %(origin)s::timestamptz)"
+
+
+def apply_migrations(url: str, directory: Path, owner: str) -> list[str]:
+    """Apply ``directory/*.sql`` in name order, once each, recorded in ``schema_migrations``."""
+    applied = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(owner text, name text, applied_at timestamptz DEFAULT now(), PRIMARY KEY (owner, name))"
+        )
+        # One migrator at a time across replicas.
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (owner,))
+        try:
+            done = {r[0] for r in conn.execute("SELECT name FROM schema_migrations WHERE owner = %s", (owner,))}
+            for path in sorted(directory.glob("*.sql")):
+                if path.name in done:
+                    continue
+                with conn.transaction():
+                    conn.execute(path.read_text())
+                    conn.execute("INSERT INTO schema_migrations (owner, name) VALUES (%s, %s)", (owner, path.name))
+                applied.append(path.name)
+            if has_timescaledb(conn):  # untested here
+                conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+                conn.execute("SELECT create_hypertable('track_points', 'time', if_not_exists => TRUE, migrate_data => TRUE)")
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (owner,))
+    if applied:
+        log_event(log, "migrations applied", owner=owner, files=",".join(applied))
+    return applied
