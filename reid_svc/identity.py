@@ -140,8 +140,12 @@ class IdentityGallery:
             (known if key in self.assignment else new).append(ob)
         for ob in known:
             self._observe(self.persons[self.assignment[(ob.camera_id, int(ob.track_id))]], ob)
-        if new:
-            self._match_new(new, held)
+        # Camera by camera, so new tracks of one camera can join persons another camera created this step.
+        by_camera: dict[str, list[Observation]] = {}
+        for ob in new:
+            by_camera.setdefault(ob.camera_id, []).append(ob)
+        for cam in sorted(by_camera):
+            self._match_new(by_camera[cam], held)
         for ob in observations:
             self.track_last_seen[(ob.camera_id, int(ob.track_id))] = ob.timestamp_ns
         return [(ob.camera_id, int(ob.track_id), self.assignment[(ob.camera_id, int(ob.track_id))]) for ob in observations]

@@ -1,0 +1,137 @@
+"""Start every SpotOn service as a local process, wait until all are healthy, stop them all cleanly.
+
+Used by the demo command and the end-to-end tests; ports come from the caller (tests use free ones).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+REPO = Path(__file__).resolve().parent.parent
+SERVICES = ("detection", "tracking", "reid", "mapping", "analytics")
+DEFAULT_PORTS = {"detection": 50051, "tracking": 50052, "reid": 50053, "mapping": 50054, "analytics": 50055}
+DEFAULT_METRICS = {"detection": 9101, "tracking": 9102, "reid": 9103, "mapping": 9104, "analytics": 9105}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    """The running processes and where they listen."""
+
+    ports: dict[str, int]
+    metrics_ports: dict[str, int]
+    gateway_port: int
+    env: dict[str, str]
+    log_dir: Path
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    def addr(self, name: str) -> str:
+        return f"127.0.0.1:{self.ports[name]}"
+
+    def start_service(self, name: str) -> subprocess.Popen:
+        module = "gateway.server" if name == "gateway" else f"{name}_svc.server"
+        log = open(self.log_dir / f"{name}.log", "ab")
+        proc = subprocess.Popen([sys.executable, "-m", module], cwd=REPO, env=self.env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs[name] = proc
+        return proc
+
+    def wait_healthy(self, timeout_s: float = 180.0) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout_s
+        for name in SERVICES:
+            with grpc.insecure_channel(self.addr(name)) as ch:
+                stub = health_pb2_grpc.HealthStub(ch)
+                while True:
+                    self._check_alive(name)
+                    try:
+                        if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
+                            break
+                    except grpc.RpcError:
+                        pass
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{name} not SERVING after {timeout_s:.0f} s; see {self.log_dir}")
+                    time.sleep(0.2)
+        while True:
+            self._check_alive("gateway")
+            try:
+                if httpx.get(self.gateway_url + "/health", timeout=5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"gateway not up after {timeout_s:.0f} s; see {self.log_dir}")
+            time.sleep(0.3)
+
+    def _check_alive(self, name: str) -> None:
+        proc = self.procs.get(name)
+        if proc is not None and proc.poll() is not None:
+            tail = (self.log_dir / f"{name}.log").read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{name} exited with code {proc.returncode}:\n{tail}")
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for proc in self.procs.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def start_stack(
+    log_dir: Path,
+    database_url: str,
+    video_sets_dir: Path,
+    extra_env: dict[str, str] | None = None,
+    default_ports: bool = False,
+) -> Stack:
+    ports = dict(DEFAULT_PORTS) if default_ports else {n: free_port() for n in SERVICES}
+    metrics = dict(DEFAULT_METRICS) if default_ports else {n: free_port() for n in SERVICES}
+    gateway_port = 8000 if default_ports else free_port()
+    env = dict(os.environ)
+    env.update({
+        "DATABASE_URL": database_url,
+        "VIDEO_SETS_DIR": str(video_sets_dir),
+        "GATEWAY_PORT": str(gateway_port),
+        "PYTHONUNBUFFERED": "1",
+        "LOG_JSON": "false",
+    })
+    for n in SERVICES:
+        env[f"{n.upper()}_SVC_ADDR"] = f"127.0.0.1:{ports[n]}"
+        env[f"{n.upper()}_SVC_PORT"] = str(ports[n])
+        env[f"{n.upper()}_SVC_METRICS_PORT"] = str(metrics[n])
+    env.update(extra_env or {})
+    log_dir.mkdir(parents=True, exist_ok=True)
+    stack = Stack(ports, metrics, gateway_port, env, log_dir)
+    try:
+        for name in (*SERVICES, "gateway"):
+            stack.start_service(name)
+        stack.wait_healthy()
+    except BaseException:
+        stack.stop()
+        raise
+    return stack

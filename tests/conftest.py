@@ -1,0 +1,70 @@
+"""Shared fixtures: the short demo video set, the test database, and the six services as real processes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import psycopg
+import pytest
+
+from spoton.demo.data import gt_path
+from spoton.demo.generate import generate
+from spoton.launcher import REPO, Stack, start_stack
+
+CI_FRAMES = 80
+DEMO_DIR = REPO / "build" / "demo-test"
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    """The machine's PostgreSQL (127.0.0.1:5432, database ``test``), or ``SPOTON_TEST_DATABASE_URL``."""
+    url = os.environ.get("SPOTON_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    try:
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"test database {url} is not reachable: {exc}")
+    return url
+
+
+@pytest.fixture(scope="session")
+def demo_dir() -> Path:
+    """The demo video set cut to the first ``CI_FRAMES`` frames (regenerated when the count differs)."""
+    report = DEMO_DIR / "report.json"
+    if not (report.exists() and f'"frames": {CI_FRAMES},' in report.read_text()):
+        shutil.rmtree(DEMO_DIR, ignore_errors=True)
+        generate(DEMO_DIR, CI_FRAMES)
+    return DEMO_DIR
+
+
+@pytest.fixture(scope="session")
+def has_ground_truth() -> bool:
+    return gt_path() is not None
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, database_url: str, demo_dir: Path) -> Iterator[Stack]:
+    """All six services as local processes on free ports."""
+    logs = tmp_path_factory.mktemp("service-logs")
+    s = start_stack(logs, database_url, demo_dir)
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def channel_to(stack: Stack):  # type: ignore[no-untyped-def]
+    opened: list[grpc.Channel] = []
+
+    def open_channel(name: str) -> grpc.Channel:
+        ch = grpc.insecure_channel(stack.addr(name), options=[("grpc.max_receive_message_length", 64 << 20),
+                                                              ("grpc.max_send_message_length", 64 << 20)])
+        opened.append(ch)
+        return ch
+
+    yield open_channel
+    for ch in opened:
+        ch.close()
