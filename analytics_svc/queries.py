@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -87,9 +88,7 @@ class HistoryQueries:
             """,
             params,
         ).fetchall()
-        return [
-            {"start_ns": dt_to_ns(b), "group": g, "people": int(n), "mean_people": float(m)} for b, g, n, m in rows
-        ]
+        return [{"start_ns": dt_to_ns(b), "group": g, "people": int(n), "mean_people": float(m)} for b, g, n, m in rows]
 
     def trajectories(self, r: Range, global_id: int, simplify_m: float) -> list[dict]:
         """Per person: the floor path (cameras averaged per instant), simplified, with speeds in m/s."""
@@ -131,7 +130,7 @@ def simplify_trajectory(global_id: int, pts: np.ndarray, tolerance_m: float) -> 
     length = float(seg.sum())
     duration_s = float((pts[-1, 0] - pts[0, 0]) / 1e9) if len(pts) > 1 else 0.0
     speeds = [0.0]
-    for a, b in zip(sel[:-1], sel[1:], strict=True):
+    for a, b in itertools.pairwise(sel):
         dt = (b[0] - a[0]) / 1e9
         speeds.append(float(np.linalg.norm(b[1:3] - a[1:3]) / dt) if dt > 0 else 0.0)
     return {

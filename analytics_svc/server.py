@@ -24,7 +24,8 @@ def main() -> None:
             servicer.database_url = resolve_database_url(settings.database_url)
             with psycopg.connect(servicer.database_url) as conn:
                 servicer.timescale = has_timescaledb(conn) and bool(
-                    conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone())
+                    conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
+                )
 
         await asyncio.to_thread(connect)
 

@@ -31,21 +31,31 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         return Range(r.session_id, r.start_ns, r.end_ns)
 
     @unary_errors
-    async def Occupancy(self, request, context):  # noqa: N802
+    async def Occupancy(self, request, context):
         if request.group_by == analytics_pb2.OCCUPANCY_GROUP_ZONE:
             raise ValueError("occupancy per zone is not available yet; group by camera or the whole floor")
-        buckets = await self._query(lambda q: q.occupancy(
-            self._range(request.range), request.bucket_s or 1.0,
-            request.group_by == analytics_pb2.OCCUPANCY_GROUP_CAMERA))
+        buckets = await self._query(
+            lambda q: q.occupancy(
+                self._range(request.range),
+                request.bucket_s or 1.0,
+                request.group_by == analytics_pb2.OCCUPANCY_GROUP_CAMERA,
+            )
+        )
         return analytics_pb2.OccupancyResponse(buckets=[analytics_pb2.OccupancyBucket(**b) for b in buckets])
 
     @unary_errors
-    async def Trajectory(self, request, context):  # noqa: N802
-        trajs = await self._query(lambda q: q.trajectories(self._range(request.range), request.global_id,
-                                                            request.simplify_m))
-        return analytics_pb2.TrajectoryResponse(trajectories=[
-            analytics_pb2.PersonTrajectory(
-                global_id=t["global_id"], length_m=t["length_m"], mean_speed_mps=t["mean_speed_mps"],
-                points=[analytics_pb2.TrajectoryPoint(**p) for p in t["points"]])
-            for t in trajs
-        ])
+    async def Trajectory(self, request, context):
+        trajs = await self._query(
+            lambda q: q.trajectories(self._range(request.range), request.global_id, request.simplify_m)
+        )
+        return analytics_pb2.TrajectoryResponse(
+            trajectories=[
+                analytics_pb2.PersonTrajectory(
+                    global_id=t["global_id"],
+                    length_m=t["length_m"],
+                    mean_speed_mps=t["mean_speed_mps"],
+                    points=[analytics_pb2.TrajectoryPoint(**p) for p in t["points"]],
+                )
+                for t in trajs
+            ]
+        )

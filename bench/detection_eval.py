@@ -36,8 +36,9 @@ def frames_of(path: str, every: int, limit: int) -> list[tuple[int, np.ndarray]]
     return out
 
 
-def evaluate(weights: Path, size: tuple[int, int], classes: list[int] | None, conf: float, every: int,
-             limit: int, demo_dir: Path) -> dict:
+def evaluate(
+    weights: Path, size: tuple[int, int], classes: list[int] | None, conf: float, every: int, limit: int, demo_dir: Path
+) -> dict:
     det = Detector(weights, size, "cpu", classes)
     det.warmup()
     vs = load_video_set(demo_dir / "demo.yaml")
@@ -52,12 +53,25 @@ def evaluate(weights: Path, size: tuple[int, int], classes: list[int] | None, co
             n += 1
             hyp[index] = FrameBoxes(np.arange(len(d)), d.xyxy.astype(np.float64), np.full((len(d), 2), np.nan))
         s = score_camera(gt[cam.id], hyp, [i for i, _ in frames])
-        per_cam[cam.id] = {"recall": s["recall"], "precision": s["precision"],
-                           "fp": s["num_false_positives"], "fn": s["num_misses"]}
+        per_cam[cam.id] = {
+            "recall": s["recall"],
+            "precision": s["precision"],
+            "fp": s["num_false_positives"],
+            "fn": s["num_misses"],
+        }
     rec = np.mean([v["recall"] for v in per_cam.values()])
     prec = np.mean([v["precision"] for v in per_cam.values()])
-    return {"weights": weights.name, "size": list(size), "classes": classes, "conf": conf, "frames": n,
-            "ms_per_frame": total_ms / max(n, 1), "recall": float(rec), "precision": float(prec), "cameras": per_cam}
+    return {
+        "weights": weights.name,
+        "size": list(size),
+        "classes": classes,
+        "conf": conf,
+        "frames": n,
+        "ms_per_frame": total_ms / max(n, 1),
+        "recall": float(rec),
+        "precision": float(prec),
+        "cameras": per_cam,
+    }
 
 
 def main() -> None:
@@ -79,8 +93,11 @@ def main() -> None:
             t0 = time.time()
             r = evaluate(WEIGHTS / a.weights, (w, h), classes, a.conf, a.every, a.limit, a.demo_dir)
             results.append(r)
-            print(f"{r['weights']} {size} classes={cls} conf={a.conf}: recall {r['recall']:.3f} precision "
-                  f"{r['precision']:.3f} {r['ms_per_frame']:.1f} ms/frame ({time.time() - t0:.0f} s)", flush=True)
+            print(
+                f"{r['weights']} {size} classes={cls} conf={a.conf}: recall {r['recall']:.3f} precision "
+                f"{r['precision']:.3f} {r['ms_per_frame']:.1f} ms/frame ({time.time() - t0:.0f} s)",
+                flush=True,
+            )
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(results, indent=2))
 

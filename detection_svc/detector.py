@@ -78,9 +78,7 @@ class Detector:
         w, h = self.input_wh
         self.detect([np.zeros((h, w, 3), np.uint8)], conf=0.25, iou=0.5, max_det=10)
 
-    def detect(
-        self, images: list[np.ndarray], conf: float, iou: float, max_det: int
-    ) -> tuple[list[Detections], float]:
+    def detect(self, images: list[np.ndarray], conf: float, iou: float, max_det: int) -> tuple[list[Detections], float]:
         """Detect people in BGR uint8 images.
 
         Returns:
@@ -104,9 +102,5 @@ class Detector:
                 )
                 for r in results:
                     boxes = r.boxes
-                    out.append(
-                        Detections(
-                            boxes.xyxy.cpu().numpy(), boxes.conf.cpu().numpy(), boxes.cls.cpu().numpy()
-                        )
-                    )
+                    out.append(Detections(boxes.xyxy.cpu().numpy(), boxes.conf.cpu().numpy(), boxes.cls.cpu().numpy()))
         return out, (time.perf_counter() - start) * 1000.0

@@ -20,9 +20,7 @@ class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
         s = self.settings
 
         def build() -> Detector:
-            det = Detector(
-                s.resolve_weights(), s.input_wh, s.device, s.class_ids, s.detector_batch, s.detector_threads
-            )
+            det = Detector(s.resolve_weights(), s.input_wh, s.device, s.class_ids, s.detector_batch, s.detector_threads)
             det.warmup()
             return det
 
@@ -62,14 +60,14 @@ class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
         ], ms
 
     @unary_errors
-    async def Detect(self, request, context):  # noqa: N802
+    async def Detect(self, request, context):
         if not request.HasField("frame"):
             raise ValueError("DetectRequest.frame is required")
         results, ms = await self._run([request.frame], request.options)
         return detection_pb2.DetectResponse(result=results[0], inference_ms=ms)
 
     @stream_errors
-    async def DetectStream(self, request_iterator, context):  # noqa: N802
+    async def DetectStream(self, request_iterator, context):
         async for request in request_iterator:
             batch = request.batch
             results, ms = await self._run(list(batch.frames), batch.options)
@@ -78,7 +76,7 @@ class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
             )
 
     @unary_errors
-    async def GetModelInfo(self, request, context):  # noqa: N802
+    async def GetModelInfo(self, request, context):
         info = self._ready().info
         return detection_pb2.DetectionServiceGetModelInfoResponse(
             info=common_pb2.ModelInfo(

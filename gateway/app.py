@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -84,6 +84,7 @@ class Gateway:
         self.clients: ServiceClients | None = None
         self.history: HistoryWriter | None = None
         self.database_url = ""
+        self.tasks: set[asyncio.Task] = set()
 
     async def start(self) -> None:
         self.database_url = await asyncio.to_thread(resolve_database_url, self.settings.database_url)
@@ -115,8 +116,15 @@ class Gateway:
             await conn.execute(
                 "INSERT INTO sessions (session_id, video_set, cameras, options, video_set_doc, status, media_start) "
                 "VALUES (%s, %s, %s, %s, %s, %s, to_timestamp(%s))",
-                (s.id, s.video_set.name, s.camera_ids, json.dumps(s.options, default=str),
-                 json.dumps(s.video_set.to_dict()), s.status, s.media_start_ns / 1e9),
+                (
+                    s.id,
+                    s.video_set.name,
+                    s.camera_ids,
+                    json.dumps(s.options, default=str),
+                    json.dumps(s.video_set.to_dict()),
+                    s.status,
+                    s.media_start_ns / 1e9,
+                ),
             )
 
     async def finish_session(self, s: Session) -> None:
@@ -125,7 +133,9 @@ class Gateway:
             async with await psycopg.AsyncConnection.connect(self.database_url, autocommit=True) as conn:
                 await conn.execute(
                     "UPDATE sessions SET status = %s, ended_at = now(), steps = %s, last_error = %s "
-                    "WHERE session_id = %s", (s.status, s.steps, s.last_error, s.id))
+                    "WHERE session_id = %s",
+                    (s.status, s.steps, s.last_error, s.id),
+                )
         except psycopg.Error as exc:
             log.warning("could not record the end of session %s: %s", s.id, exc)
 
@@ -225,7 +235,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         await gw.record_session(session)
         gw.sessions[session.id] = session
         session.start()
-        asyncio.create_task(gw.finish_session(session))
+        gw.tasks.add(task := asyncio.create_task(gw.finish_session(session)))
+        task.add_done_callback(gw.tasks.discard)
         return {"session_id": session.id, **session.summary()}
 
     @app.get("/api/v1/sessions/")
@@ -256,48 +267,75 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             "SELECT global_id, first_seen, last_seen, cameras FROM persons WHERE session_id = %s ORDER BY global_id",
             (session_id,),
         )
-        return {"persons": [{"global_id": g, "first_seen": f.isoformat(), "last_seen": last.isoformat(),
-                             "cameras": c} for g, f, last, c in rows]}
+        return {
+            "persons": [
+                {"global_id": g, "first_seen": f.isoformat(), "last_seen": last.isoformat(), "cameras": c}
+                for g, f, last, c in rows
+            ]
+        }
 
     def time_range(session_id: str, start: str | None, end: str | None) -> analytics_pb2.TimeRange:
         if not session_id:
             raise ApiError(400, "invalid_argument", "session_id is required")
-        return analytics_pb2.TimeRange(session_id=session_id, start_ns=parse_time(start, "start"),
-                                       end_ns=parse_time(end, "end"))
+        return analytics_pb2.TimeRange(
+            session_id=session_id, start_ns=parse_time(start, "start"), end_ns=parse_time(end, "end")
+        )
 
     @app.get("/api/v1/analytics/occupancy")
-    async def occupancy(session_id: str = "", start: str | None = None, end: str | None = None,
-                        bucket_s: float = Query(1.0, gt=0), group_by: str = "") -> dict:
+    async def occupancy(
+        session_id: str = "",
+        start: str | None = None,
+        end: str | None = None,
+        bucket_s: float = Query(1.0, gt=0),
+        group_by: str = "",
+    ) -> dict:
         groups = {"": 0, "camera": 1, "zone": 2}
         if group_by not in groups:
             raise ApiError(400, "invalid_argument", "group_by must be camera or zone")
         reply = await gw.clients.analytics.Occupancy(
-            analytics_pb2.OccupancyRequest(range=time_range(session_id, start, end), bucket_s=bucket_s,
-                                           group_by=groups[group_by]),
-            timeout=settings.rpc_timeout_s, metadata=gw.clients.metadata)
+            analytics_pb2.OccupancyRequest(
+                range=time_range(session_id, start, end), bucket_s=bucket_s, group_by=groups[group_by]
+            ),
+            timeout=settings.rpc_timeout_s,
+            metadata=gw.clients.metadata,
+        )
         return json_format.MessageToDict(reply, preserving_proto_field_name=True)
 
     @app.get("/api/v1/analytics/trajectory")
-    async def trajectory(session_id: str = "", start: str | None = None, end: str | None = None,
-                         global_id: int = 0, simplify_m: float = Query(0.0, ge=0)) -> dict:
+    async def trajectory(
+        session_id: str = "",
+        start: str | None = None,
+        end: str | None = None,
+        global_id: int = 0,
+        simplify_m: float = Query(0.0, ge=0),
+    ) -> dict:
         reply = await gw.clients.analytics.Trajectory(
-            analytics_pb2.TrajectoryRequest(range=time_range(session_id, start, end), global_id=global_id,
-                                            simplify_m=simplify_m),
-            timeout=settings.rpc_timeout_s, metadata=gw.clients.metadata)
+            analytics_pb2.TrajectoryRequest(
+                range=time_range(session_id, start, end), global_id=global_id, simplify_m=simplify_m
+            ),
+            timeout=settings.rpc_timeout_s,
+            metadata=gw.clients.metadata,
+        )
         return json_format.MessageToDict(reply, preserving_proto_field_name=True)
 
     @app.websocket("/ws/tracking/{session_id}")
     async def ws_tracking(websocket: WebSocket, session_id: str, global_id: int | None = None) -> None:
         session = gw.sessions.get(session_id)
+        await websocket.accept()
         if session is None:
             await websocket.close(code=4404, reason=f"unknown session {session_id}")
             return
-        await websocket.accept()
         queue = session.subscribe()
         try:
             if session.done.is_set():
-                await websocket.send_json({"type": "session_ended", "session_id": session_id,
-                                           "status": session.status, "steps": session.steps})
+                await websocket.send_json(
+                    {
+                        "type": "session_ended",
+                        "session_id": session_id,
+                        "status": session.status,
+                        "steps": session.steps,
+                    }
+                )
                 return
             while True:
                 message = await queue.get()
@@ -310,10 +348,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             pass
         finally:
             session.unsubscribe(queue)
-            try:
+            with suppress(RuntimeError):
                 await websocket.close()
-            except RuntimeError:
-                pass
 
     @app.get("/", include_in_schema=False)
     async def dashboard() -> Response:
@@ -326,8 +362,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
 
 def _filter_person(message: dict, global_id: int) -> dict:
-    cams = {c: {**v, "tracks": [t for t in v["tracks"] if t["global_id"] == global_id]}
-            for c, v in message["cameras"].items()}
+    cams = {
+        c: {**v, "tracks": [t for t in v["tracks"] if t["global_id"] == global_id]}
+        for c, v in message["cameras"].items()
+    }
     return {**message, "cameras": cams}
 
 
@@ -336,5 +374,10 @@ def main() -> None:
 
     settings = GatewaySettings()
     configure_logging("gateway", settings.log_level, settings.log_json)
-    uvicorn.run(create_app(settings), host=settings.gateway_host, port=settings.gateway_port, log_config=None,
-                ws_ping_interval=20)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        log_config=None,
+        ws_ping_interval=20,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -14,8 +15,17 @@ from spoton.bootstrap.logs import log_event
 log = logging.getLogger("gateway.history")
 
 TRACK_POINT_COLUMNS = (
-    "time", "session_id", "step", "camera_id", "frame_index", "track_id", "global_id", "bbox", "confidence",
-    "floor_x_m", "floor_y_m",
+    "time",
+    "session_id",
+    "step",
+    "camera_id",
+    "frame_index",
+    "track_id",
+    "global_id",
+    "bbox",
+    "confidence",
+    "floor_x_m",
+    "floor_y_m",
 )
 
 
@@ -107,10 +117,8 @@ class HistoryWriter:
     async def _run(self) -> None:
         backoff = self.flush_s
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=backoff)
-            except TimeoutError:
-                pass
             self._wake.clear()
             try:
                 await self.flush()

@@ -7,6 +7,7 @@ t+1 is being detected while step t is tracked and associated (pipelining), and n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -106,10 +107,8 @@ class Session:
     async def stop(self) -> None:
         if self._task and not self._task.done():
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
 
     def subscribe(self) -> asyncio.Queue:
         q: asyncio.Queue = asyncio.Queue(maxsize=256)
@@ -140,8 +139,12 @@ class Session:
             "steps_per_s": round(self.steps_per_s, 3),
             "camera_frames_per_s": round(self.steps_per_s * len(self.camera_ids), 3),
             "progress": {
-                c: {"frames": p.frames, "last_frame_index": p.last_frame_index, "frame_count": p.frame_count,
-                    "ended": p.ended}
+                c: {
+                    "frames": p.frames,
+                    "last_frame_index": p.last_frame_index,
+                    "frame_count": p.frame_count,
+                    "ended": p.ended,
+                }
                 for c, p in self.progress.items()
             },
             "dropped_frames": 0,
@@ -167,8 +170,13 @@ class Session:
                 self.progress[cam_id].frame_count = sources[cam_id].frame_count
             await self._check_calibrations()
             self.status = "running"
-            log_event(log, "session started", session_id=self.id, video_set=self.video_set.name,
-                      cameras=",".join(self.camera_ids))
+            log_event(
+                log,
+                "session started",
+                session_id=self.id,
+                video_set=self.video_set.name,
+                cameras=",".join(self.camera_ids),
+            )
             queues = [asyncio.Queue(QUEUE_DEPTH) for _ in range(6)]
             stages = [
                 self._read(sources, fps, queues[0]),
@@ -199,10 +207,24 @@ class Session:
             for src in sources.values():
                 src.close()
             self._finished_mono = time.monotonic()
-            self._publish({"type": "session_ended", "session_id": self.id, "status": self.status,
-                           "steps": self.steps, "error": self.last_error})
-            log_event(log, "session ended", session_id=self.id, status=self.status, steps=self.steps,
-                      steps_per_s=round(self.steps_per_s, 2), error=self.last_error)
+            self._publish(
+                {
+                    "type": "session_ended",
+                    "session_id": self.id,
+                    "status": self.status,
+                    "steps": self.steps,
+                    "error": self.last_error,
+                }
+            )
+            log_event(
+                log,
+                "session ended",
+                session_id=self.id,
+                status=self.status,
+                steps=self.steps,
+                steps_per_s=round(self.steps_per_s, 2),
+                error=self.last_error,
+            )
             self.done.set()
 
     async def _check_calibrations(self) -> None:
@@ -210,7 +232,8 @@ class Session:
             try:
                 await self.clients.mapping.GetCalibration(
                     mapping_pb2.GetCalibrationRequest(video_set=self.video_set.name, camera_id=cam),
-                    timeout=self.settings.rpc_timeout_s, metadata=self.clients.metadata,
+                    timeout=self.settings.rpc_timeout_s,
+                    metadata=self.clients.metadata,
                 )
                 self.calibrated.add(cam)
             except grpc.aio.AioRpcError as exc:
@@ -232,7 +255,7 @@ class Session:
                     if sf is None:
                         self.progress[cam_id].ended = True
                         continue
-                    ts = self.media_start_ns + int(round((sf.frame_index - 1) / fps[cam_id] * 1e9))
+                    ts = self.media_start_ns + round((sf.frame_index - 1) / fps[cam_id] * 1e9)
                     frame = encode_frame(sf.image, cam_id, sf.frame_index, ts, jpeg_quality=quality)
                     self.progress[cam_id].frames += 1
                     self.progress[cam_id].last_frame_index = sf.frame_index
@@ -282,7 +305,9 @@ class Session:
         def request(work: StepWork) -> reid_pb2.EmbedStreamRequest:
             return reid_pb2.EmbedStreamRequest(
                 step=work.step,
-                items=[reid_pb2.FrameBoxes(frame=c.frame, boxes=boxes_to_proto(c.detections.xyxy)) for c in work.cameras],
+                items=[
+                    reid_pb2.FrameBoxes(frame=c.frame, boxes=boxes_to_proto(c.detections.xyxy)) for c in work.cameras
+                ],
             )
 
         def merge(work: StepWork, reply: reid_pb2.EmbedStreamResponse) -> None:
@@ -300,19 +325,33 @@ class Session:
         try:
             for cam_id in self.camera_ids:
                 call = self.clients.tracking.Track(metadata=self.clients.metadata)
-                await call.write(tracking_pb2.TrackRequest(start=tracking_pb2.TrackStart(
-                    session_id=self.id, camera_id=cam_id, tracker_type=tracker, options=tracker_options,
-                    fps=fps[cam_id],
-                )))
+                await call.write(
+                    tracking_pb2.TrackRequest(
+                        start=tracking_pb2.TrackStart(
+                            session_id=self.id,
+                            camera_id=cam_id,
+                            tracker_type=tracker,
+                            options=tracker_options,
+                            fps=fps[cam_id],
+                        )
+                    )
+                )
                 calls[cam_id] = call
 
             async def one(cam: CameraInput) -> None:
                 call = calls[cam.camera_id]
-                await call.write(tracking_pb2.TrackRequest(frame=tracking_pb2.TrackFrame(
-                    frame_index=cam.frame.frame_index, timestamp_ns=cam.frame.timestamp_ns,
-                    width=cam.frame.width, height=cam.frame.height, detections=cam.detections.to_proto(),
-                    embeddings=array_to_tensor(cam.embeddings),
-                )))
+                await call.write(
+                    tracking_pb2.TrackRequest(
+                        frame=tracking_pb2.TrackFrame(
+                            frame_index=cam.frame.frame_index,
+                            timestamp_ns=cam.frame.timestamp_ns,
+                            width=cam.frame.width,
+                            height=cam.frame.height,
+                            detections=cam.detections.to_proto(),
+                            embeddings=array_to_tensor(cam.embeddings),
+                        )
+                    )
+                )
                 reply = await call.read()
                 if reply is grpc.aio.EOF:
                     raise RuntimeError(f"tracking stream for {cam.camera_id} ended early")
@@ -333,9 +372,13 @@ class Session:
     async def _project(self, inp: asyncio.Queue, out: asyncio.Queue) -> None:
         def request(work: StepWork) -> mapping_pb2.ProjectStreamRequest:
             return mapping_pb2.ProjectStreamRequest(
-                step=work.step, video_set=self.video_set.name,
-                cameras=[mapping_pb2.CameraBoxes(camera_id=c.camera_id, boxes=boxes_to_proto(c.tracks.xyxy))
-                         for c in work.cameras if c.camera_id in self.calibrated],
+                step=work.step,
+                video_set=self.video_set.name,
+                cameras=[
+                    mapping_pb2.CameraBoxes(camera_id=c.camera_id, boxes=boxes_to_proto(c.tracks.xyxy))
+                    for c in work.cameras
+                    if c.camera_id in self.calibrated
+                ],
             )
 
         def merge(work: StepWork, reply: mapping_pb2.ProjectStreamResponse) -> None:
@@ -356,21 +399,22 @@ class Session:
                 tr = cam.tracks
                 for i in range(len(tr)):
                     di = int(tr.det_index[i])
-                    ob = reid_pb2.Observation(camera_id=cam.camera_id, track_id=int(tr.track_id[i]),
-                                              timestamp_ns=cam.frame.timestamp_ns)
+                    ob = reid_pb2.Observation(
+                        camera_id=cam.camera_id, track_id=int(tr.track_id[i]), timestamp_ns=cam.frame.timestamp_ns
+                    )
                     if 0 <= di < len(cam.embeddings):
                         ob.embedding.CopyFrom(array_to_tensor(cam.embeddings[di : di + 1]))
                     if cam.floor is not None and cam.floor.valid[i]:
                         ob.floor.x_m, ob.floor.y_m = (float(v) for v in cam.floor.xy_m[i])
                     obs.append(ob)
-            return reid_pb2.AssociateRequest(step=reid_pb2.AssociateStep(
-                step=work.step, timestamp_ns=work.timestamp_ns, observations=obs))
+            return reid_pb2.AssociateRequest(
+                step=reid_pb2.AssociateStep(step=work.step, timestamp_ns=work.timestamp_ns, observations=obs)
+            )
 
         def merge(work: StepWork, reply: reid_pb2.AssociateResponse) -> None:
             gids = {(a.camera_id, a.track_id): a.global_id for a in reply.assignments}
             for cam in work.cameras:
-                cam.global_ids = np.array(
-                    [gids.get((cam.camera_id, int(t)), 0) for t in cam.tracks.track_id], np.int64)
+                cam.global_ids = np.array([gids.get((cam.camera_id, int(t)), 0) for t in cam.tracks.track_id], np.int64)
 
         call = self.clients.reid.Associate(metadata=self.clients.metadata)
         await call.write(reid_pb2.AssociateRequest(start=reid_pb2.AssociateStart(session_id=self.id, options=options)))
@@ -403,13 +447,36 @@ class Session:
                     floor = [round(float(cam.floor.xy_m[i, 0]), 3), round(float(cam.floor.xy_m[i, 1]), 3)]
                 gid = int(cam.global_ids[i]) if cam.global_ids is not None else 0
                 bbox = [round(float(v), 1) for v in tr.xyxy[i]]
-                tracks.append({"track_id": int(tr.track_id[i]), "global_id": gid or None, "bbox": bbox,
-                               "confidence": round(float(tr.confidence[i]), 3), "floor": floor})
-                rows.append((ns_to_dt(cam.frame.timestamp_ns), self.id, work.step, cam.camera_id,
-                             cam.frame.frame_index, int(tr.track_id[i]), gid or None, bbox,
-                             float(tr.confidence[i]), floor[0] if floor else None, floor[1] if floor else None))
+                tracks.append(
+                    {
+                        "track_id": int(tr.track_id[i]),
+                        "global_id": gid or None,
+                        "bbox": bbox,
+                        "confidence": round(float(tr.confidence[i]), 3),
+                        "floor": floor,
+                    }
+                )
+                rows.append(
+                    (
+                        ns_to_dt(cam.frame.timestamp_ns),
+                        self.id,
+                        work.step,
+                        cam.camera_id,
+                        cam.frame.frame_index,
+                        int(tr.track_id[i]),
+                        gid or None,
+                        bbox,
+                        float(tr.confidence[i]),
+                        floor[0] if floor else None,
+                        floor[1] if floor else None,
+                    )
+                )
             cameras[cam.camera_id] = {"frame_index": int(cam.frame.frame_index), "tracks": tracks}
-        message = {"type": "step", "session_id": self.id, "step": work.step, "timestamp": iso(work.timestamp_ns),
-                   "cameras": cameras}
+        message = {
+            "type": "step",
+            "session_id": self.id,
+            "step": work.step,
+            "timestamp": iso(work.timestamp_ns),
+            "cameras": cameras,
+        }
         return message, rows
-

@@ -115,8 +115,9 @@ class CalibrationStore:
             pts = np.array([p[0] for p in cam.points]) if cam.points else None
             flr = np.array([p[1] for p in cam.points]) if cam.points else None
             self.put(
-                build_calibration(vs.name, cam.id, pts, flr, cam.homography, foot_offset_px=cam.foot_offset_px,
-                                  source="yaml")
+                build_calibration(
+                    vs.name, cam.id, pts, flr, cam.homography, foot_offset_px=cam.foot_offset_px, source="yaml"
+                )
             )
             count += 1
         return count

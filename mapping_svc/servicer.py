@@ -47,7 +47,7 @@ class MappingServicer(mapping_pb2_grpc.MappingServiceServicer):
         self.store = store or CalibrationStore()
 
     @unary_errors
-    async def SetCalibration(self, request, context):  # noqa: N802
+    async def SetCalibration(self, request, context):
         c = request.calibration
         image, floor = _pairs(c.points)
         dist = c.distortion if c.HasField("distortion") and c.distortion.camera_matrix else None
@@ -71,19 +71,19 @@ class MappingServicer(mapping_pb2_grpc.MappingServiceServicer):
         )
 
     @unary_errors
-    async def GetCalibration(self, request, context):  # noqa: N802
+    async def GetCalibration(self, request, context):
         return mapping_pb2.GetCalibrationResponse(
             calibration=calibration_to_proto(self.store.get(request.video_set, request.camera_id))
         )
 
     @unary_errors
-    async def ListCalibrations(self, request, context):  # noqa: N802
+    async def ListCalibrations(self, request, context):
         return mapping_pb2.ListCalibrationsResponse(
             calibrations=[calibration_to_proto(c) for c in self.store.list(request.video_set)]
         )
 
     @unary_errors
-    async def FitCalibration(self, request, context):  # noqa: N802
+    async def FitCalibration(self, request, context):
         image, floor = _pairs(request.points)
         h, err, inliers = fit_homography(image, floor, self.settings.ransac_threshold_m)
         return mapping_pb2.FitCalibrationResponse(
@@ -91,18 +91,18 @@ class MappingServicer(mapping_pb2_grpc.MappingServiceServicer):
         )
 
     @unary_errors
-    async def Project(self, request, context):  # noqa: N802
+    async def Project(self, request, context):
         geo = self.store.get(request.video_set, request.camera_id).geometry()
         pts = np.array([[p.x, p.y] for p in request.points], np.float64).reshape(-1, 2)
         return mapping_pb2.ProjectResponse(points=geo.project(pts).to_proto())
 
     @unary_errors
-    async def ProjectBoxes(self, request, context):  # noqa: N802
+    async def ProjectBoxes(self, request, context):
         geo = self.store.get(request.video_set, request.camera_id).geometry()
         return mapping_pb2.ProjectBoxesResponse(points=geo.project_boxes(boxes_from_proto(request.boxes)).to_proto())
 
     @stream_errors
-    async def ProjectStream(self, request_iterator, context):  # noqa: N802
+    async def ProjectStream(self, request_iterator, context):
         async for request in request_iterator:
             cameras = []
             for cam in request.cameras:

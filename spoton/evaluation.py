@@ -23,7 +23,7 @@ import numpy as np
 if not hasattr(np, "asfarray"):
     np.asfarray = lambda a, dtype=np.float64: np.asarray(a, dtype=dtype)  # type: ignore[attr-defined]
 
-import motmetrics as mm  # noqa: E402
+import motmetrics as mm
 
 IOU_THRESHOLD = 0.5
 
@@ -123,8 +123,18 @@ def _floor_errors(acc: mm.MOTAccumulator, floors: list) -> np.ndarray:
     return np.array(errs)
 
 
-METRICS = ["mota", "idf1", "num_switches", "recall", "precision", "num_frames", "num_unique_objects",
-           "num_false_positives", "num_misses", "num_fragmentations"]
+METRICS = [
+    "mota",
+    "idf1",
+    "num_switches",
+    "recall",
+    "precision",
+    "num_frames",
+    "num_unique_objects",
+    "num_false_positives",
+    "num_misses",
+    "num_fragmentations",
+]
 
 
 def _summary(acc: mm.MOTAccumulator) -> dict:
@@ -146,8 +156,11 @@ def score_camera(gt: dict[int, FrameBoxes], hyp: dict[int, FrameBoxes], frames: 
 def _floor_stats(errs: np.ndarray) -> dict:
     if not len(errs):
         return {"floor_median_m": None, "floor_p90_m": None, "floor_matches": 0}
-    return {"floor_median_m": float(np.median(errs)), "floor_p90_m": float(np.percentile(errs, 90)),
-            "floor_matches": len(errs)}
+    return {
+        "floor_median_m": float(np.median(errs)),
+        "floor_p90_m": float(np.percentile(errs, 90)),
+        "floor_matches": len(errs),
+    }
 
 
 def score_multicamera(gt: CameraFrames, hyp: CameraFrames, frames: dict[str, Iterable[int]] | None = None) -> dict:
@@ -195,8 +208,11 @@ def same_person_decisions(gt: CameraFrames, hyp: CameraFrames) -> dict:
                 tp += same_truth and same_sys
                 fp += (not same_truth) and same_sys
                 fn += same_truth and not same_sys
-    return {"same_person_precision": tp / (tp + fp) if tp + fp else None,
-            "same_person_recall": tp / (tp + fn) if tp + fn else None, "same_person_pairs": tp + fn}
+    return {
+        "same_person_precision": tp / (tp + fp) if tp + fp else None,
+        "same_person_recall": tp / (tp + fn) if tp + fn else None,
+        "same_person_pairs": tp + fn,
+    }
 
 
 def score_run(gt: CameraFrames, messages: list[dict]) -> dict:

@@ -49,9 +49,15 @@ class Stack:
 
     def start_service(self, name: str) -> subprocess.Popen:
         module = "gateway.server" if name == "gateway" else f"{name}_svc.server"
-        log = open(self.log_dir / f"{name}.log", "ab")
-        proc = subprocess.Popen([sys.executable, "-m", module], cwd=REPO, env=self.env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        with open(self.log_dir / f"{name}.log", "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", module],
+                cwd=REPO,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.procs[name] = proc
         return proc
 
@@ -113,13 +119,15 @@ def start_stack(
     metrics = dict(DEFAULT_METRICS) if default_ports else {n: free_port() for n in SERVICES}
     gateway_port = 8000 if default_ports else free_port()
     env = dict(os.environ)
-    env.update({
-        "DATABASE_URL": database_url,
-        "VIDEO_SETS_DIR": str(video_sets_dir),
-        "GATEWAY_PORT": str(gateway_port),
-        "PYTHONUNBUFFERED": "1",
-        "LOG_JSON": "false",
-    })
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "VIDEO_SETS_DIR": str(video_sets_dir),
+            "GATEWAY_PORT": str(gateway_port),
+            "PYTHONUNBUFFERED": "1",
+            "LOG_JSON": "false",
+        }
+    )
     for n in SERVICES:
         env[f"{n.upper()}_SVC_ADDR"] = f"127.0.0.1:{ports[n]}"
         env[f"{n.upper()}_SVC_PORT"] = str(ports[n])

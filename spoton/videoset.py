@@ -112,7 +112,9 @@ def parse_video_set(data: dict, path: Path) -> VideoSet:
                 if h_arr.shape != (3, 3) or not np.isfinite(h_arr).all():
                     raise ValueError(f"camera {c.get('id')}: homography must be 3x3 finite numbers")
                 h = h_arr.tolist()
-            points = [(_pair(p["image"], "points.image"), _pair(p["floor"], "points.floor")) for p in c.get("points", [])]
+            points = [
+                (_pair(p["image"], "points.image"), _pair(p["floor"], "points.floor")) for p in c.get("points", [])
+            ]
             cameras.append(
                 CameraSpec(
                     id=str(c["id"]),
@@ -124,7 +126,9 @@ def parse_video_set(data: dict, path: Path) -> VideoSet:
                 )
             )
         zones = [Zone(str(z["id"]), [_pair(p, "zone point") for p in z["polygon"]]) for z in data.get("zones", [])]
-        lines = [Line(str(ln["id"]), _pair(ln["a"], "line.a"), _pair(ln["b"], "line.b")) for ln in data.get("lines", [])]
+        lines = [
+            Line(str(ln["id"]), _pair(ln["a"], "line.a"), _pair(ln["b"], "line.b")) for ln in data.get("lines", [])
+        ]
     except (KeyError, TypeError) as exc:
         raise ValueError(f"{path}: missing or malformed field {exc}") from exc
     if not cameras:

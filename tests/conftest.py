@@ -60,8 +60,10 @@ def channel_to(stack: Stack):  # type: ignore[no-untyped-def]
     opened: list[grpc.Channel] = []
 
     def open_channel(name: str) -> grpc.Channel:
-        ch = grpc.insecure_channel(stack.addr(name), options=[("grpc.max_receive_message_length", 64 << 20),
-                                                              ("grpc.max_send_message_length", 64 << 20)])
+        ch = grpc.insecure_channel(
+            stack.addr(name),
+            options=[("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)],
+        )
         opened.append(ch)
         return ch
 

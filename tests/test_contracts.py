@@ -14,13 +14,38 @@ from spoton.v1 import analytics_pb2, detection_pb2, mapping_pb2, reid_pb2, track
 
 EXPECTED = {
     (detection_pb2, "DetectionService"): {"Detect", "DetectStream", "GetModelInfo"},
-    (reid_pb2, "ReidService"): {"Embed", "EmbedStream", "GetModelInfo", "Associate", "MergeIdentities",
-                                "SplitTrack", "ResetGallery", "GetGalleryStats", "GetPersonThumbnail"},
+    (reid_pb2, "ReidService"): {
+        "Embed",
+        "EmbedStream",
+        "GetModelInfo",
+        "Associate",
+        "MergeIdentities",
+        "SplitTrack",
+        "ResetGallery",
+        "GetGalleryStats",
+        "GetPersonThumbnail",
+    },
     (tracking_pb2, "TrackingService"): {"Track", "ListTrackers"},
-    (mapping_pb2, "MappingService"): {"SetCalibration", "GetCalibration", "ListCalibrations", "FitCalibration",
-                                      "Project", "ProjectBoxes", "ProjectStream"},
-    (analytics_pb2, "AnalyticsService"): {"Occupancy", "PeopleCount", "Dwell", "Heatmap", "ZoneEvents",
-                                          "LineCrossings", "Trajectory", "Summary", "Export"},
+    (mapping_pb2, "MappingService"): {
+        "SetCalibration",
+        "GetCalibration",
+        "ListCalibrations",
+        "FitCalibration",
+        "Project",
+        "ProjectBoxes",
+        "ProjectStream",
+    },
+    (analytics_pb2, "AnalyticsService"): {
+        "Occupancy",
+        "PeopleCount",
+        "Dwell",
+        "Heatmap",
+        "ZoneEvents",
+        "LineCrossings",
+        "Trajectory",
+        "Summary",
+        "Export",
+    },
 }
 BIDI = {"DetectStream", "EmbedStream", "Associate", "Track", "ProjectStream"}
 

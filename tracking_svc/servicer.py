@@ -17,7 +17,7 @@ class TrackingServicer(tracking_pb2_grpc.TrackingServiceServicer):
         self.registry = TrackerRegistry(settings.tracker_resume_grace_s)
 
     @stream_errors
-    async def Track(self, request_iterator, context):  # noqa: N802
+    async def Track(self, request_iterator, context):
         first = await anext(aiter(request_iterator), None)
         if first is None:
             return
@@ -47,10 +47,12 @@ class TrackingServicer(tracking_pb2_grpc.TrackingServiceServicer):
             self.registry.release(start.session_id, start.camera_id)
 
     @unary_errors
-    async def ListTrackers(self, request, context):  # noqa: N802
+    async def ListTrackers(self, request, context):
         infos = []
         for name in available_trackers():
             opts = struct_pb2.Struct()
             opts.update({k: v for k, v in default_options(name).items() if isinstance(v, (int, float, str, bool))})
-            infos.append(tracking_pb2.TrackerInfo(name=name, uses_embeddings=uses_embeddings(name), default_options=opts))
+            infos.append(
+                tracking_pb2.TrackerInfo(name=name, uses_embeddings=uses_embeddings(name), default_options=opts)
+            )
         return tracking_pb2.ListTrackersResponse(trackers=infos, default_tracker=self.settings.tracker_type)

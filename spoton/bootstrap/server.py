@@ -91,9 +91,7 @@ def _timed_handler(handler: grpc.RpcMethodHandler, service: str, name: str) -> g
                 done(start, context)
 
         factory = (
-            grpc.unary_stream_rpc_method_handler
-            if handler.unary_stream
-            else grpc.stream_stream_rpc_method_handler
+            grpc.unary_stream_rpc_method_handler if handler.unary_stream else grpc.stream_stream_rpc_method_handler
         )
         return factory(streaming, handler.request_deserializer, handler.response_serializer)
 
@@ -106,9 +104,7 @@ def _timed_handler(handler: grpc.RpcMethodHandler, service: str, name: str) -> g
         finally:
             done(start, context)
 
-    factory = (
-        grpc.unary_unary_rpc_method_handler if handler.unary_unary else grpc.stream_unary_rpc_method_handler
-    )
+    factory = grpc.unary_unary_rpc_method_handler if handler.unary_unary else grpc.stream_unary_rpc_method_handler
     return factory(unary, handler.request_deserializer, handler.response_serializer)
 
 

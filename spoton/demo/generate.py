@@ -101,8 +101,10 @@ def warp_ground_truth(gt: np.ndarray, cam: VirtualCamera, min_visible: float = 0
 def write_mot(path: Path, rows: np.ndarray) -> None:
     with open(path, "w") as fh:
         for r in rows:
-            fh.write(f"{int(r[0])},{int(r[1])},{r[2]:.2f},{r[3]:.2f},{r[4]:.2f},{r[5]:.2f},{int(r[6])},"
-                     f"{r[7]:.4f},{r[8]:.4f},{r[9]:.1f}\n")
+            fh.write(
+                f"{int(r[0])},{int(r[1])},{r[2]:.2f},{r[3]:.2f},{r[4]:.2f},{r[5]:.2f},{int(r[6])},"
+                f"{r[7]:.4f},{r[8]:.4f},{r[9]:.1f}\n"
+            )
 
 
 def foot_floor_error(rows: np.ndarray, h: np.ndarray) -> np.ndarray:
@@ -130,8 +132,9 @@ def generate(out_dir: Path, frames: int = 0, seed: int = 2009, refit: bool = Fal
     writers = {}
     if write_videos:
         for cam in CAMERAS:
-            writers[cam.id] = cv2.VideoWriter(str(out_dir / f"{cam.id}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"),
-                                              PETS_FPS, cam.size)
+            writers[cam.id] = cv2.VideoWriter(
+                str(out_dir / f"{cam.id}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), PETS_FPS, cam.size
+            )
             if not writers[cam.id].isOpened():
                 raise RuntimeError(f"OpenCV cannot write {out_dir / cam.id}.mp4 (mp4v)")
         for index in range(1, n + 1):
@@ -146,16 +149,25 @@ def generate(out_dir: Path, frames: int = 0, seed: int = 2009, refit: bool = Fal
     cameras_yaml = []
     for cam in CAMERAS:
         h = camera_homography(view_h, cam)
-        cameras_yaml.append({"id": cam.id, "source": f"{cam.id}.mp4", "fps": PETS_FPS,
-                             "homography": [[float(f"{v:.10g}") for v in row] for row in h]})
+        cameras_yaml.append(
+            {
+                "id": cam.id,
+                "source": f"{cam.id}.mp4",
+                "fps": PETS_FPS,
+                "homography": [[float(f"{v:.10g}") for v in row] for row in h],
+            }
+        )
         entry: dict = {"size": list(cam.size)}
         if gt is not None:
             rows = warp_ground_truth(gt[gt[:, 0] <= n], cam)
             write_mot(out_dir / "gt" / f"{cam.id}.txt", rows)
             err = foot_floor_error(rows[rows[:, 6] == 1], h)
-            entry |= {"boxes": len(rows), "people": len(np.unique(rows[:, 1])),
-                      "calibration_median_m": float(np.median(err)) if len(err) else None,
-                      "calibration_p90_m": float(np.percentile(err, 90)) if len(err) else None}
+            entry |= {
+                "boxes": len(rows),
+                "people": len(np.unique(rows[:, 1])),
+                "calibration_median_m": float(np.median(err)) if len(err) else None,
+                "calibration_p90_m": float(np.percentile(err, 90)) if len(err) else None,
+            }
         report["cameras"][cam.id] = entry
     doc = {"name": "demo", "floor": FLOOR, "cameras": cameras_yaml, "zones": ZONES, "lines": LINES}
     with open(out_dir / "demo.yaml", "w") as fh:

@@ -36,17 +36,27 @@ def render(demo_dir: Path, frame: int) -> Path:
         if gt_file.exists():
             rows = np.loadtxt(gt_file, delimiter=",", ndmin=2)
             for r in rows[rows[:, 0] == frame]:
-                x, y, w, h = (int(round(v)) for v in r[2:6])
+                x, y, w, h = (round(v) for v in r[2:6])
                 c = colour(int(r[1]))
                 cv2.rectangle(image, (x, y), (x + w, y + h), c, 2)
-                cv2.putText(image, f"{int(r[1])} ({r[7]:.1f},{r[8]:.1f})", (x, max(12, y - 4)),
-                            cv2.FONT_HERSHEY_SIMPLEX, 0.4, c, 1, cv2.LINE_AA)
+                cv2.putText(
+                    image,
+                    f"{int(r[1])} ({r[7]:.1f},{r[8]:.1f})",
+                    (x, max(12, y - 4)),
+                    cv2.FONT_HERSHEY_SIMPLEX,
+                    0.4,
+                    c,
+                    1,
+                    cv2.LINE_AA,
+                )
         cv2.putText(image, cam.id, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2, cv2.LINE_AA)
         tiles.append(cv2.resize(image, (512, int(512 * image.shape[0] / image.shape[1]))))
     height = max(t.shape[0] for t in tiles)
     tiles = [cv2.copyMakeBorder(t, 0, height - t.shape[0], 0, 0, cv2.BORDER_CONSTANT) for t in tiles]
-    rows = [np.hstack(tiles[i : i + 2]) if i + 1 < len(tiles) else np.hstack([tiles[i], np.zeros_like(tiles[i])])
-            for i in range(0, len(tiles), 2)]
+    rows = [
+        np.hstack(tiles[i : i + 2]) if i + 1 < len(tiles) else np.hstack([tiles[i], np.zeros_like(tiles[i])])
+        for i in range(0, len(tiles), 2)
+    ]
     out = demo_dir / f"preview_{frame:04d}.png"
     cv2.imwrite(str(out), np.vstack(rows))
     return out

@@ -36,8 +36,11 @@ def main() -> None:
     print("starting services...")
     stack = start_stack(REPO / ".spoton" / "logs", database_url, DEFAULT_OUT, default_ports=True)
     try:
-        r = httpx.post(f"{stack.gateway_url}/api/v1/sessions/", timeout=30,
-                       json={"video_set": "demo", "options": {"max_steps": args.max_steps}})
+        r = httpx.post(
+            f"{stack.gateway_url}/api/v1/sessions/",
+            timeout=30,
+            json={"video_set": "demo", "options": {"max_steps": args.max_steps}},
+        )
         r.raise_for_status()
         sid = r.json()["session_id"]
         print(f"\nSpotOn is running. Dashboard: {stack.gateway_url}/   session: {sid}")
@@ -46,8 +49,11 @@ def main() -> None:
         while True:
             time.sleep(2)
             s = httpx.get(f"{stack.gateway_url}/api/v1/sessions/{sid}", timeout=10).json()
-            print(f"  step {s['steps']:4d}  {s['steps_per_s']:.2f} steps/s  {s['camera_frames_per_s']:.2f} "
-                  f"camera-frames/s  status {s['status']}  stage ms {json.dumps(s['stage_ms'])}", flush=True)
+            print(
+                f"  step {s['steps']:4d}  {s['steps_per_s']:.2f} steps/s  {s['camera_frames_per_s']:.2f} "
+                f"camera-frames/s  status {s['status']}  stage ms {json.dumps(s['stage_ms'])}",
+                flush=True,
+            )
             if s["status"] not in ("starting", "running"):
                 if s.get("last_error"):
                     print(f"  last error: {s['last_error']}")

@@ -1,0 +1,55 @@
+# SpotOn — one entry point for setup, the demo, tests and benchmarks. Python 3.11, Debian/Ubuntu.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+# torch is pinned and installed first (from local disk where it lies there): an unpinned torch would make pip
+# resolve a multi-GB download. torchvision is needed by ultralytics and boxmot.
+TORCH  := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: install weights protos demo-data demo test lint format bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet $(TORCH)
+	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) check
+	touch $@
+
+install: $(VENV)/.installed weights/best.onnx
+
+weights/best.onnx: $(VENV)/.installed spoton/setup_weights.py
+	$(PY) -m spoton.setup_weights
+
+weights: weights/best.onnx
+
+protos: $(VENV)/.installed
+	$(PY) -m spoton.protogen
+
+demo-data: install
+	$(PY) -m spoton.demo.generate
+
+## The demo: sets up what is missing, starts all six services and a session over the demo cameras.
+demo: install
+	$(PY) -m spoton.demo.run
+
+## The tests (what .ci/run calls). Needs PostgreSQL on 127.0.0.1:5432 (database test) and the shared data.
+test: install
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	cd protos && ../$(VENV)/bin/buf lint
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: install
+	$(PY) bench/detection_eval.py --every 10
+	$(PY) bench/e2e.py
+
+clean:
+	rm -rf build .spoton .pytest_cache .ruff_cache
