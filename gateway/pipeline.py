@@ -24,7 +24,7 @@ from gateway.config import GatewaySettings
 from gateway.history import HistoryWriter, ns_to_dt
 from gateway.sources import VideoSource
 from spoton.bootstrap.logs import log_event
-from spoton.domain import Detections, FloorPoints, Tracks, array_to_tensor, boxes_to_proto, tensor_to_array
+from spoton.domain import Detections, FloorPoints, Tracks, array_to_tensor, boxes_to_proto, tensor_to_rows
 from spoton.frames import encode_frame
 from spoton.v1 import common_pb2, detection_pb2, mapping_pb2, reid_pb2, tracking_pb2
 from spoton.videoset import VideoSet
@@ -312,7 +312,7 @@ class Session:
 
         def merge(work: StepWork, reply: reid_pb2.EmbedStreamResponse) -> None:
             for cam, t in zip(work.cameras, reply.embeddings, strict=True):
-                cam.embeddings = tensor_to_array(t).reshape(len(cam.detections), -1)
+                cam.embeddings = tensor_to_rows(t, len(cam.detections))
 
         call = self.clients.reid.EmbedStream(metadata=self.clients.metadata)
         await self._stream_stage("embed", call, inp, out, request, merge)

@@ -238,6 +238,18 @@ def tensor_to_array(t: common_pb2.Tensor) -> np.ndarray:
     return np.frombuffer(t.data, dtype=dt).reshape(shape).astype(np.float32)
 
 
+def tensor_to_rows(t: common_pb2.Tensor, n: int) -> np.ndarray:
+    """A Tensor that must hold ``n`` row vectors -> float32 (n, D); (0, 0) when n == 0 and it is empty."""
+    arr = tensor_to_array(t)
+    if arr.size == 0:
+        if n:
+            raise ValueError(f"expected {n} rows, got an empty tensor")
+        return arr.reshape(0, arr.shape[-1] if arr.ndim == 2 else 0)
+    if arr.ndim != 2 or len(arr) != n:
+        raise ValueError(f"expected {n} rows, got a tensor of shape {arr.shape}")
+    return arr
+
+
 def l2_normalize(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero)."""
     norm = np.linalg.norm(x, axis=axis, keepdims=True)

@@ -38,7 +38,23 @@ def demo_dir() -> Path:
     if not (report.exists() and f'"frames": {CI_FRAMES},' in report.read_text()):
         shutil.rmtree(DEMO_DIR, ignore_errors=True)
         generate(DEMO_DIR, CI_FRAMES)
+    write_edge_case_sets(DEMO_DIR)
     return DEMO_DIR
+
+
+def write_edge_case_sets(directory: Path) -> None:
+    """Two extra video sets: ``empty`` (an uncalibrated camera that sees nobody) and ``broken`` (a corrupt file)."""
+    import cv2
+    import numpy as np
+
+    writer = cv2.VideoWriter(str(directory / "empty.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 7, (320, 240))
+    for _ in range(10):
+        writer.write(np.full((240, 320, 3), 90, np.uint8))
+    writer.release()
+    (directory / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40)
+    floor = "floor: {width_m: 10, height_m: 10}\n"
+    (directory / "empty.yaml").write_text(f"name: empty\n{floor}cameras:\n  - {{id: blank, source: empty.mp4}}\n")
+    (directory / "broken.yaml").write_text(f"name: broken\n{floor}cameras:\n  - {{id: bad, source: broken.mp4}}\n")
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spoton.domain import Detections, FloorPoints, Tracks, array_to_tensor, tensor_to_array
+from spoton.domain import Detections, FloorPoints, Tracks, array_to_tensor, tensor_to_array, tensor_to_rows
 from spoton.frames import decode_frame, encode_frame
 from spoton.v1 import common_pb2, tracking_pb2
 
@@ -82,3 +82,10 @@ def test_frame_round_trip(encoding: int) -> None:
 def test_decode_frame_rejects_bad_frames(frame: common_pb2.Frame) -> None:
     with pytest.raises(ValueError):
         decode_frame(frame)
+
+
+def test_tensor_to_rows_accepts_empty_frames() -> None:
+    assert tensor_to_rows(array_to_tensor(np.zeros((0, 1280), np.float32)), 0).shape == (0, 1280)
+    assert tensor_to_rows(array_to_tensor(np.ones((2, 8), np.float32)), 2).shape == (2, 8)
+    with pytest.raises(ValueError, match="expected 3 rows"):
+        tensor_to_rows(array_to_tensor(np.ones((2, 8), np.float32)), 3)

@@ -160,3 +160,31 @@ def test_websocket_unknown_session_is_closed(stack) -> None:  # type: ignore[no-
         return 0
 
     assert asyncio.run(connect()) == 4404
+
+
+def test_camera_that_sees_nobody_without_calibration(stack) -> None:  # type: ignore[no-untyped-def]
+    r = httpx.post(f"{stack.gateway_url}/api/v1/sessions/", json={"video_set": "empty"}, timeout=30)
+    assert r.status_code == 201, r.text
+    sid = r.json()["session_id"]
+    messages = asyncio.run(record(f"ws://127.0.0.1:{stack.gateway_port}/ws/tracking/{sid}"))
+    assert messages[-1] == {
+        "type": "session_ended",
+        "session_id": sid,
+        "status": "finished",
+        "steps": 10,
+        "error": None,
+    }
+    assert all(m["cameras"]["blank"]["tracks"] == [] for m in messages[:-1])
+
+
+def test_broken_video_fails_the_session_not_the_gateway(stack) -> None:  # type: ignore[no-untyped-def]
+    r = httpx.post(f"{stack.gateway_url}/api/v1/sessions/", json={"video_set": "broken"}, timeout=30)
+    sid = r.json()["session_id"]
+    deadline = time.monotonic() + 30
+    while (s := httpx.get(f"{stack.gateway_url}/api/v1/sessions/{sid}", timeout=10).json())["status"] in (
+        "starting",
+        "running",
+    ) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert s["status"] == "failed" and "broken.mp4" in s["last_error"]
+    assert httpx.get(f"{stack.gateway_url}/health", timeout=10).json()["status"] == "healthy"
