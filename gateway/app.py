@@ -10,7 +10,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import cv2
 import grpc
+import numpy as np
 import psycopg
 from fastapi import FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
@@ -23,10 +25,12 @@ from gateway.clients import ServiceClients
 from gateway.config import GatewaySettings
 from gateway.history import HistoryWriter
 from gateway.pipeline import Session
+from gateway.sources import read_frame
 from spoton.bootstrap.errors import NotFoundError
 from spoton.bootstrap.logs import configure_logging
 from spoton.db import apply_migrations, resolve_database_url
-from spoton.v1 import analytics_pb2
+from spoton.floorplan import birdseye, overlay
+from spoton.v1 import analytics_pb2, common_pb2, mapping_pb2
 from spoton.videoset import VideoSetCatalog
 
 log = logging.getLogger("gateway")
@@ -38,6 +42,45 @@ class SessionCreate(BaseModel):
     video_set: str = Field(min_length=1)
     cameras: list[str] | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+
+
+class PointPairBody(BaseModel):
+    image: tuple[float, float]
+    floor: tuple[float, float]
+
+
+class DistortionBody(BaseModel):
+    camera_matrix: list[list[float]] = Field(min_length=3, max_length=3)
+    coefficients: list[float]
+
+
+class CalibrationBody(BaseModel):
+    """Either >= 4 point pairs or a 3x3 homography (image px -> floor m)."""
+
+    points: list[PointPairBody] = Field(default_factory=list)
+    homography: list[list[float]] | None = None
+    distortion: DistortionBody | None = None
+    foot_offset_px: tuple[float, float] = (0.0, 0.0)
+
+
+class FitBody(BaseModel):
+    points: list[PointPairBody] = Field(min_length=1)
+
+
+def _pairs_proto(points: list[PointPairBody]) -> list[mapping_pb2.PointPair]:
+    return [
+        mapping_pb2.PointPair(
+            image=common_pb2.Point2(x=p.image[0], y=p.image[1]),
+            floor=common_pb2.FloorPoint(x_m=p.floor[0], y_m=p.floor[1]),
+        )
+        for p in points
+    ]
+
+
+def calibration_json(cal: mapping_pb2.Calibration) -> dict:
+    out = json_format.MessageToDict(cal, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+    out["homography"] = [list(cal.homography[i : i + 3]) for i in (0, 3, 6)]
+    return out
 
 
 class ApiError(Exception):
@@ -217,6 +260,77 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def get_floor(name: str) -> dict:
         vs = gw.catalog.get(name).to_dict()
         return {"floor": vs["floor"], "zones": vs["zones"], "lines": vs["lines"]}
+
+    calib_path = "/api/v1/video-sets/{name}/cameras/{camera_id}/calibration"
+
+    async def get_calibration_proto(name: str, camera_id: str) -> mapping_pb2.Calibration:
+        gw.catalog.get(name).camera(camera_id)
+        reply = await gw.clients.mapping.GetCalibration(
+            mapping_pb2.GetCalibrationRequest(video_set=name, camera_id=camera_id),
+            timeout=settings.rpc_timeout_s,
+            metadata=gw.clients.metadata,
+        )
+        return reply.calibration
+
+    @app.get(calib_path)
+    async def get_calibration(name: str, camera_id: str) -> dict:
+        return calibration_json(await get_calibration_proto(name, camera_id))
+
+    @app.put(calib_path)
+    async def put_calibration(name: str, camera_id: str, body: CalibrationBody) -> dict:
+        gw.catalog.get(name).camera(camera_id)
+        cal = mapping_pb2.Calibration(
+            video_set=name,
+            camera_id=camera_id,
+            points=_pairs_proto(body.points),
+            foot_offset_px=common_pb2.Point2(x=body.foot_offset_px[0], y=body.foot_offset_px[1]),
+        )
+        if body.homography is not None:
+            cal.homography.extend(v for row in body.homography for v in row)
+        if body.distortion is not None:
+            cal.distortion.camera_matrix.extend(v for row in body.distortion.camera_matrix for v in row)
+            cal.distortion.coefficients.extend(body.distortion.coefficients)
+        reply = await gw.clients.mapping.SetCalibration(
+            mapping_pb2.SetCalibrationRequest(calibration=cal),
+            timeout=settings.rpc_timeout_s,
+            metadata=gw.clients.metadata,
+        )
+        return {"calibration": calibration_json(reply.calibration), "reprojection_error_m": reply.reprojection_error_m}
+
+    @app.post(calib_path + "/fit")
+    async def fit_calibration(name: str, camera_id: str, body: FitBody) -> dict:
+        gw.catalog.get(name).camera(camera_id)
+        reply = await gw.clients.mapping.FitCalibration(
+            mapping_pb2.FitCalibrationRequest(points=_pairs_proto(body.points)),
+            timeout=settings.rpc_timeout_s,
+            metadata=gw.clients.metadata,
+        )
+        h = list(reply.homography)
+        return {
+            "homography": [h[0:3], h[3:6], h[6:9]],
+            "reprojection_error_m": reply.reprojection_error_m,
+            "inliers": list(reply.inliers),
+        }
+
+    async def calibration_picture(name: str, camera_id: str, frame: int, draw) -> Response:  # type: ignore[no-untyped-def]
+        if frame < 1:
+            raise ApiError(400, "invalid_argument", "frame is 1-based")
+        vs = gw.catalog.get(name)
+        cal = await get_calibration_proto(name, camera_id)
+        image = await asyncio.to_thread(read_frame, vs.source_uri(vs.camera(camera_id)), frame)
+        h = np.array(cal.homography, np.float64).reshape(3, 3)
+        png = await asyncio.to_thread(lambda: cv2.imencode(".png", draw(image, h, vs))[1].tobytes())
+        return Response(png, media_type="image/png")
+
+    @app.get(calib_path + "/overlay.png")
+    async def calibration_overlay(name: str, camera_id: str, frame: int = 1) -> Response:
+        return await calibration_picture(name, camera_id, frame, overlay)
+
+    @app.get(calib_path + "/birdseye.png")
+    async def calibration_birdseye(
+        name: str, camera_id: str, frame: int = 1, px_per_m: float = Query(20.0, gt=0, le=200)
+    ) -> Response:
+        return await calibration_picture(name, camera_id, frame, lambda im, h, vs: birdseye(im, h, vs, px_per_m))
 
     @app.post("/api/v1/sessions/", status_code=201)
     async def create_session(body: SessionCreate) -> dict:

@@ -44,3 +44,19 @@ class VideoSource:
 
     def close(self) -> None:
         self.cap.release()
+
+
+def read_frame(uri: str, frame_index: int = 1) -> np.ndarray:
+    """One BGR frame (1-based index for files; the next frame for live sources); ValueError if unreadable."""
+    cap = cv2.VideoCapture(uri)
+    try:
+        if not cap.isOpened():
+            raise ValueError(f"cannot open video source {uri!r}")
+        if frame_index > 1:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, frame_index - 1)
+        ok, image = cap.read()
+        if not ok or image is None:
+            raise ValueError(f"source {uri!r} has no frame {frame_index}")
+        return image
+    finally:
+        cap.release()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import numpy as np
 
-from mapping_svc.calibrations import Calibration, CalibrationStore, build_calibration
+from mapping_svc.calibrations import Calibration, CalibrationStore, MemoryCalibrationStore, build_calibration
 from mapping_svc.config import MappingSettings
-from mapping_svc.geometry import fit_homography
+from mapping_svc.geometry import CameraGeometry, fit_homography
 from spoton.bootstrap.errors import stream_errors, unary_errors
 from spoton.domain import boxes_from_proto
 from spoton.v1 import common_pb2, mapping_pb2, mapping_pb2_grpc
@@ -44,7 +47,24 @@ def calibration_to_proto(cal: Calibration) -> mapping_pb2.Calibration:
 class MappingServicer(mapping_pb2_grpc.MappingServiceServicer):
     def __init__(self, settings: MappingSettings, store: CalibrationStore | None = None) -> None:
         self.settings = settings
-        self.store = store or CalibrationStore()
+        self.store = store or MemoryCalibrationStore()
+        self.cache_ttl_s = 2.0
+        self._cache: dict[tuple[str, str], tuple[float, CameraGeometry]] = {}
+
+    async def _get(self, video_set: str, camera_id: str) -> Calibration:
+        if not video_set or not camera_id:
+            raise ValueError("video_set and camera_id are required")
+        return await asyncio.to_thread(self.store.get, video_set, camera_id)
+
+    async def _geometry(self, video_set: str, camera_id: str) -> CameraGeometry:
+        """The camera's geometry, cached per calibration version for the hot projection path."""
+        key = (video_set, camera_id)
+        hit = self._cache.get(key)
+        now = time.monotonic()
+        if hit is None or now - hit[0] > self.cache_ttl_s:
+            hit = (now, (await self._get(video_set, camera_id)).geometry())
+            self._cache[key] = hit
+        return hit[1]
 
     @unary_errors
     async def SetCalibration(self, request, context):
@@ -65,7 +85,8 @@ class MappingServicer(mapping_pb2_grpc.MappingServiceServicer):
             "api",
             self.settings.ransac_threshold_m,
         )
-        cal = self.store.put(cal)
+        cal = await asyncio.to_thread(self.store.put, cal)
+        self._cache.pop((cal.video_set, cal.camera_id), None)
         return mapping_pb2.SetCalibrationResponse(
             calibration=calibration_to_proto(cal), reprojection_error_m=cal.reprojection_error_m
         )
@@ -73,13 +94,13 @@ class MappingServicer(mapping_pb2_grpc.MappingServiceServicer):
     @unary_errors
     async def GetCalibration(self, request, context):
         return mapping_pb2.GetCalibrationResponse(
-            calibration=calibration_to_proto(self.store.get(request.video_set, request.camera_id))
+            calibration=calibration_to_proto(await self._get(request.video_set, request.camera_id))
         )
 
     @unary_errors
     async def ListCalibrations(self, request, context):
         return mapping_pb2.ListCalibrationsResponse(
-            calibrations=[calibration_to_proto(c) for c in self.store.list(request.video_set)]
+            calibrations=[calibration_to_proto(c) for c in await asyncio.to_thread(self.store.list, request.video_set)]
         )
 
     @unary_errors
@@ -92,13 +113,13 @@ class MappingServicer(mapping_pb2_grpc.MappingServiceServicer):
 
     @unary_errors
     async def Project(self, request, context):
-        geo = self.store.get(request.video_set, request.camera_id).geometry()
+        geo = await self._geometry(request.video_set, request.camera_id)
         pts = np.array([[p.x, p.y] for p in request.points], np.float64).reshape(-1, 2)
         return mapping_pb2.ProjectResponse(points=geo.project(pts).to_proto())
 
     @unary_errors
     async def ProjectBoxes(self, request, context):
-        geo = self.store.get(request.video_set, request.camera_id).geometry()
+        geo = await self._geometry(request.video_set, request.camera_id)
         return mapping_pb2.ProjectBoxesResponse(points=geo.project_boxes(boxes_from_proto(request.boxes)).to_proto())
 
     @stream_errors
@@ -106,7 +127,7 @@ class MappingServicer(mapping_pb2_grpc.MappingServiceServicer):
         async for request in request_iterator:
             cameras = []
             for cam in request.cameras:
-                geo = self.store.get(request.video_set, cam.camera_id).geometry()
+                geo = await self._geometry(request.video_set, cam.camera_id)
                 points = geo.project_boxes(boxes_from_proto(cam.boxes)).to_proto()
                 cameras.append(mapping_pb2.CameraFloorPoints(camera_id=cam.camera_id, points=points))
             yield mapping_pb2.ProjectStreamResponse(step=request.step, cameras=cameras)

@@ -18,6 +18,7 @@ class ReidSettings(CommonSettings):
     reid_threads: int = 0
     # Associate defaults (per-session options override them).
     reid_match_threshold: float = 0.55
+    reid_reentry_threshold: float = 0.75
     reid_max_floor_distance_m: float = 1.5
     reid_max_speed_mps: float = 3.0
     reid_retire_after_s: float = 60.0

@@ -23,6 +23,7 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
         self.galleries: dict[str, IdentityGallery] = {}
         self.default_options = AssociationOptions(
             match_threshold=settings.reid_match_threshold,
+            reentry_threshold=settings.reid_reentry_threshold,
             max_floor_distance_m=settings.reid_max_floor_distance_m,
             max_speed_mps=settings.reid_max_speed_mps,
             retire_after_s=settings.reid_retire_after_s,

@@ -54,13 +54,13 @@ def apply_migrations(url: str, directory: Path, owner: str) -> list[str]:
     """Apply ``directory/*.sql`` in name order, once each, recorded in ``schema_migrations``."""
     applied = []
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations "
-            "(owner text, name text, applied_at timestamptz DEFAULT now(), PRIMARY KEY (owner, name))"
-        )
-        # One migrator at a time across replicas.
-        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (owner,))
+        # One migrator at a time across services and replicas.
+        conn.execute("SELECT pg_advisory_lock(hashtext('spoton-migrations'))")
         try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(owner text, name text, applied_at timestamptz DEFAULT now(), PRIMARY KEY (owner, name))"
+            )
             done = {r[0] for r in conn.execute("SELECT name FROM schema_migrations WHERE owner = %s", (owner,))}
             for path in sorted(directory.glob("*.sql")):
                 if path.name in done:
@@ -75,7 +75,7 @@ def apply_migrations(url: str, directory: Path, owner: str) -> list[str]:
                     "SELECT create_hypertable('track_points', 'time', if_not_exists => TRUE, migrate_data => TRUE)"
                 )
         finally:
-            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (owner,))
+            conn.execute("SELECT pg_advisory_unlock(hashtext('spoton-migrations'))")
     if applied:
         log_event(log, "migrations applied", owner=owner, files=",".join(applied))
     return applied
