@@ -35,7 +35,6 @@ class AssociationOptions:
     recent_s: float = 1.0
     bank_size: int = 16
     floor_weight: float = 0.5
-    track_timeout_s: float = 5.0
 
     @classmethod
     def from_dict(cls, base: AssociationOptions, values: dict) -> AssociationOptions:
@@ -82,7 +81,6 @@ class IdentityGallery:
         self.options = options or AssociationOptions()
         self.persons: dict[int, Person] = {}
         self.assignment: dict[TrackKey, int] = {}
-        self.track_last_seen: dict[TrackKey, int] = {}
         self.corrections: list[dict] = []
         self._next_id = 1
 
@@ -129,32 +127,25 @@ class IdentityGallery:
 
     def step(self, observations: list[Observation]) -> list[tuple[str, int, int]]:
         """Assign a global id to every observation of one step; returns (camera_id, track_id, global_id)."""
-        o = self.options
         if not observations:
             return []
-        now = max(ob.timestamp_ns for ob in observations)
-        for key, seen in list(self.track_last_seen.items()):
-            if (now - seen) / 1e9 > o.track_timeout_s:
-                del self.track_last_seen[key]
-        # Persons held by a live track in each camera (two tracks in one camera are two people).
-        held: dict[str, set[int]] = {}
-        for (cam, tid), gid in self.assignment.items():
-            if (cam, tid) in self.track_last_seen:
-                held.setdefault(cam, set()).add(gid)
         known, new = [], []
         for ob in observations:
             key = (ob.camera_id, int(ob.track_id))
             (known if key in self.assignment else new).append(ob)
+        # Persons held by another track of the same camera at this instant (two tracks in one camera at one
+        # instant are two people); a track absent from this step no longer holds anyone.
+        held: dict[str, set[int]] = {}
         for ob in known:
-            self._observe(self.persons[self.assignment[(ob.camera_id, int(ob.track_id))]], ob)
+            gid = self.assignment[(ob.camera_id, int(ob.track_id))]
+            held.setdefault(ob.camera_id, set()).add(gid)
+            self._observe(self.persons[gid], ob)
         # Camera by camera, so new tracks of one camera can join persons another camera created this step.
         by_camera: dict[str, list[Observation]] = {}
         for ob in new:
             by_camera.setdefault(ob.camera_id, []).append(ob)
         for cam in sorted(by_camera):
             self._match_new(by_camera[cam], held)
-        for ob in observations:
-            self.track_last_seen[(ob.camera_id, int(ob.track_id))] = ob.timestamp_ns
         return [
             (ob.camera_id, int(ob.track_id), self.assignment[(ob.camera_id, int(ob.track_id))]) for ob in observations
         ]

@@ -61,8 +61,8 @@ class Detections:
         n = len(self.xyxy)
         _check_rows("confidence", self.confidence, n)
         _check_rows("class_id", self.class_id, n)
-        if n and not np.isfinite(self.confidence).all():
-            raise ValueError("confidence must be finite")
+        if n and not ((self.confidence >= 0) & (self.confidence <= 1)).all():
+            raise ValueError("confidence must be in [0, 1]")
 
     def __len__(self) -> int:
         return len(self.xyxy)

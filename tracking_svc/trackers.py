@@ -25,12 +25,14 @@ from spoton.domain import Detections, Tracks
 from spoton.v1 import tracking_pb2
 
 # Static cameras: camera-motion compensation is pointless; people score 0.3-0.6 with the default detector.
-# ByteTrack's track_thresh 0.5 measured best of 0.45-0.6 on the demo cameras (first 80 frames, IDF1 0.776 vs
-# 0.741 at boxmot's default; BoT-SORT with these embeddings 0.68-0.74): see bench/ and the README.
+# ByteTrack's track_thresh 0.4 (boxmot: 0.45): over the whole demo (4 cameras) IDF1 0.641 vs 0.645 at 0.5, and on
+# PETS09-S2L1 with our detector IDF1 0.570 vs 0.498 at 0.5 (bench/tracking_eval.py; README tracking table).
 SPOTON_OVERRIDES: dict[str, dict[str, Any]] = {
     "botsort": {"use_cmc": False, "track_high_thresh": 0.4, "new_track_thresh": 0.45, "track_low_thresh": 0.1},
-    "bytetrack": {"min_conf": 0.1, "track_thresh": 0.5},
+    "bytetrack": {"min_conf": 0.1, "track_thresh": 0.4},
 }
+CONFIRM_HITS = 3
+MAX_BRIDGED_GAP = 30
 # Trackers that need a ReID model or extra inputs we do not provide.
 UNSUPPORTED = {"sam2mot"}
 
@@ -67,6 +69,10 @@ class CameraTracker:
     frames: int = 0
     emb_dim: int = 1
     released_at: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    fps: float = 0.0
+    id_offset: int = 0
+    restarts: int = 0
 
     @classmethod
     def create(cls, name: str, options: dict[str, Any] | None = None, fps: float = 0.0) -> CameraTracker:
@@ -89,7 +95,13 @@ class CameraTracker:
             tracker = create_tracker(TrackerSpec(name=name, options=tuple(sorted(opts.items()))))
         except TypeError as exc:
             raise ValueError(f"bad options for tracker {name!r}: {exc}") from exc
-        return cls(name=name, tracker=tracker, needs_embeddings=bool(tracker.requirements.embeddings))
+        return cls(
+            name=name,
+            tracker=tracker,
+            needs_embeddings=bool(tracker.requirements.embeddings),
+            options=dict(options or {}),
+            fps=fps,
+        )
 
     def update(
         self,
@@ -108,6 +120,15 @@ class CameraTracker:
         """
         if embeddings is not None and len(embeddings) and len(embeddings) != len(dets):
             raise ValueError(f"{len(embeddings)} embeddings for {len(dets)} detections")
+        if embeddings is not None and embeddings.size:
+            if embeddings.ndim != 2 or (self.emb_dim > 1 and embeddings.shape[1] != self.emb_dim):
+                raise ValueError(f"embeddings must be (N, {self.emb_dim}), got {embeddings.shape}")
+            if not np.isfinite(embeddings).all():
+                raise ValueError("embeddings must be finite")
+        if frame_index <= 0:
+            raise ValueError(f"frame_index must be >= 1, got {frame_index}")
+        if self.last_frame_index and frame_index <= self.last_frame_index:
+            self.restart()
         keep = (dets.xyxy[:, 2] > dets.xyxy[:, 0]) & (dets.xyxy[:, 3] > dets.xyxy[:, 1])
         index = np.flatnonzero(keep)
         emb = None
@@ -122,8 +143,12 @@ class CameraTracker:
         w, h = frame_wh
         if w <= 0 or h <= 0:
             raise ValueError(f"frame size must be positive, got {w}x{h}")
-        # Gaps: let the Kalman filters predict through the missing frames (no detections).
+        # Gaps: let the Kalman filters predict through the missing frames (no detections); a gap longer than the
+        # tracker can bridge is a restart.
         gap = frame_index - self.last_frame_index - 1 if self.last_frame_index else 0
+        if gap > MAX_BRIDGED_GAP:
+            self.restart()
+            gap = 0
         image = np.zeros((h, w, 3), np.uint8)
         for _ in range(min(max(gap, 0), 30)):
             self._step(np.zeros((0, 4), np.float32), np.zeros(0), np.zeros(0), None, image)
@@ -136,16 +161,26 @@ class CameraTracker:
             self.first_seen.setdefault(tid, self.frames)
             if di >= 0:
                 self.hits[tid] = self.hits.get(tid, 0) + 1
+        hits = np.array([self.hits.get(t, 0) for t in ids.tolist()], np.int32)
+        state = np.where(hits >= CONFIRM_HITS, tracking_pb2.TRACK_STATE_CONFIRMED, tracking_pb2.TRACK_STATE_TENTATIVE)
+        state = np.where(det_idx < 0, tracking_pb2.TRACK_STATE_LOST, state)
         return Tracks(
             xyxy=out.to_aabb_rows()[:, :4].numpy() if len(ids) else np.zeros((0, 4), np.float32),
-            track_id=ids,
+            track_id=ids + self.id_offset,
             confidence=out.scores.numpy(),
             class_id=out.class_ids.numpy(),
-            state=np.full(len(ids), tracking_pb2.TRACK_STATE_CONFIRMED, np.int8),
+            state=state,
             age=[self.frames - self.first_seen[t] + 1 for t in ids.tolist()],
-            hits=[self.hits.get(t, 0) for t in ids.tolist()],
+            hits=hits,
             det_index=det_idx,
         )
+
+    def restart(self) -> None:
+        """The camera restarted (frame index went back, or a gap too long to bridge): fresh state, new ids."""
+        seen = [t + self.id_offset for t in self.first_seen]
+        self.id_offset = max(seen, default=self.id_offset - 1) + 1
+        self.tracker = CameraTracker.create(self.name, self.options, self.fps).tracker
+        self.first_seen, self.hits, self.last_frame_index, self.restarts = {}, {}, 0, self.restarts + 1
 
     def _step(self, xyxy, conf, cls, emb, image):  # type: ignore[no-untyped-def]
         self.frames += 1
