@@ -198,10 +198,7 @@ def main() -> None:
                     print("skip PETS: ground truth not found")
                     continue
                 gt = ground_truth_from_mot({"c": gt_path()}, a.frames)["c"]
-                if dataset == "pets-frcnn":
-                    dets = load_mot(public_detections_path())
-                else:
-                    dets = yolo_detections(a.frames)
+                dets = load_mot(public_detections_path()) if dataset == "pets-frcnn" else yolo_detections(a.frames)
                 dets = dets[dets[:, 0] <= a.frames]
                 frames = pets_frames(dets, embed_all(dets, dataset), a.frames)
                 frames_plain = pets_frames(dets, None, a.frames)
