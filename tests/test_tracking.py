@@ -42,6 +42,17 @@ def test_camera_restart_gives_new_ids() -> None:
     assert after and not (after & before) and t.restarts == 1
 
 
+def test_timestamp_jump_restarts_even_with_continuous_frame_indices() -> None:
+    t = CameraTracker.create("bytetrack", {}, 7)
+    s = 1_000_000_000
+    before = set()
+    for f in range(1, 5):
+        before |= set(t.update(walker(f), None, (640, 480), f, f * s // 7).track_id.tolist())
+    assert t.restarts == 0
+    after = set(t.update(walker(5), None, (640, 480), 5, 3600 * s).track_id.tolist())  # an hour later
+    assert t.restarts == 1 and not (after & before)
+
+
 @pytest.mark.parametrize("name", available_trackers())
 def test_every_tracker_runs_with_and_without_detections(name: str) -> None:
     t = CameraTracker.create(name, {}, 7)
@@ -123,9 +134,6 @@ def test_default_tracker_on_pets_public_detections(channel_to, has_ground_truth)
     hyp, _ = run_tracker(stub, "bytetrack", frames, 7.0, {})
     s = score_camera(gt, hyp, range(1, 796))
     print(s)
-    # Measured: see the README tracking table (ByteTrack, SpotOn defaults); floor a few points below it.
-    assert s["idf1"] > IDF1_FLOOR and s["mota"] > MOTA_FLOOR
-
-
-IDF1_FLOOR = 0.0
-MOTA_FLOOR = 0.0
+    # Measured (bench/tracking_eval.py, ByteTrack with SpotOn's defaults): MOTA 0.627, IDF1 0.445, 83 ID switches;
+    # deterministic, so the floor sits just below; boxmot's own defaults score MOTA 0.56-0.63, IDF1 0.44-0.47 here.
+    assert s["idf1"] > 0.42 and s["mota"] > 0.60

@@ -34,7 +34,7 @@ class TrackingServicer(tracking_pb2_grpc.TrackingServiceServicer):
                 frame = request.frame
                 dets = Detections.from_proto(frame.detections)
                 emb = tensor_to_array(frame.embeddings) if frame.HasField("embeddings") else None
-                tracks = tracker.update(dets, emb, (frame.width, frame.height), frame.frame_index)
+                tracks = tracker.update(dets, emb, (frame.width, frame.height), frame.frame_index, frame.timestamp_ns)
                 yield tracking_pb2.TrackResponse(
                     camera_id=start.camera_id,
                     frame_index=frame.frame_index,

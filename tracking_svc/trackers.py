@@ -73,6 +73,7 @@ class CameraTracker:
     fps: float = 0.0
     id_offset: int = 0
     restarts: int = 0
+    last_timestamp_ns: int = 0
 
     @classmethod
     def create(cls, name: str, options: dict[str, Any] | None = None, fps: float = 0.0) -> CameraTracker:
@@ -109,6 +110,7 @@ class CameraTracker:
         embeddings: np.ndarray | None,
         frame_wh: tuple[int, int],
         frame_index: int,
+        timestamp_ns: int = 0,
     ) -> Tracks:
         """Advance one frame.
 
@@ -117,6 +119,8 @@ class CameraTracker:
             embeddings: (N, D) float32 aligned with ``dets``; required by appearance trackers when N > 0.
             frame_wh: source frame size in pixels.
             frame_index: source frame number (gaps mean dropped frames; the tracker predicts through them).
+            timestamp_ns: media time; when given with a known fps, a jump back or further than the tracker can
+                bridge restarts the track state even if frame indices look continuous.
         """
         if embeddings is not None and len(embeddings) and len(embeddings) != len(dets):
             raise ValueError(f"{len(embeddings)} embeddings for {len(dets)} detections")
@@ -129,6 +133,10 @@ class CameraTracker:
             raise ValueError(f"frame_index must be >= 1, got {frame_index}")
         if self.last_frame_index and frame_index <= self.last_frame_index:
             self.restart()
+        if timestamp_ns and self.last_timestamp_ns and self.fps:
+            dt_s = (timestamp_ns - self.last_timestamp_ns) / 1e9
+            if dt_s <= 0 or dt_s * self.fps > MAX_BRIDGED_GAP + 1:
+                self.restart()
         keep = (dets.xyxy[:, 2] > dets.xyxy[:, 0]) & (dets.xyxy[:, 3] > dets.xyxy[:, 1])
         index = np.flatnonzero(keep)
         emb = None
@@ -154,6 +162,7 @@ class CameraTracker:
             self._step(np.zeros((0, 4), np.float32), np.zeros(0), np.zeros(0), None, image)
         out = self._step(dets.xyxy[index], dets.confidence[index], dets.class_id[index], emb, image)
         self.last_frame_index = frame_index
+        self.last_timestamp_ns = timestamp_ns
         ids = out.track_ids.numpy().astype(np.int64)
         det_idx = out.detection_indices.numpy().astype(np.int64)
         det_idx = np.where(det_idx >= 0, index[np.clip(det_idx, 0, max(len(index) - 1, 0))] if len(index) else -1, -1)
@@ -180,7 +189,8 @@ class CameraTracker:
         seen = [t + self.id_offset for t in self.first_seen]
         self.id_offset = max(seen, default=self.id_offset - 1) + 1
         self.tracker = CameraTracker.create(self.name, self.options, self.fps).tracker
-        self.first_seen, self.hits, self.last_frame_index, self.restarts = {}, {}, 0, self.restarts + 1
+        self.first_seen, self.hits, self.restarts = {}, {}, self.restarts + 1
+        self.last_frame_index = self.last_timestamp_ns = 0
 
     def _step(self, xyxy, conf, cls, emb, image):  # type: ignore[no-untyped-def]
         self.frames += 1
