@@ -29,6 +29,18 @@ class DetectionSettings(CommonSettings):
     # Frames per forward pass; 1 on CPU (batched ONNX inference measured slower there), larger on GPU.
     detector_batch: int = 0
     detector_threads: int = 0
+    # "WxH" slices for SAHI tiled inference (small, distant people); empty = whole frames only.
+    detector_tile_size: str = ""
+    # Largest frame accepted, in pixels (bounded memory), and the most frames in one batch.
+    detector_max_pixels: int = 4096 * 4096
+    detector_max_batch_frames: int = 64
+
+    @property
+    def tile_wh(self) -> tuple[int, int] | None:
+        if not self.detector_tile_size:
+            return None
+        w, _, h = self.detector_tile_size.lower().partition("x")
+        return int(w), int(h or w)
 
     @property
     def input_wh(self) -> tuple[int, int]:

@@ -50,6 +50,7 @@ class Detector:
         class_ids: list[int] | None = None,
         batch: int = 0,
         threads: int = 0,
+        tile_wh: tuple[int, int] | None = None,
     ) -> None:
         if threads:
             import torch
@@ -63,6 +64,8 @@ class Detector:
         self.input_wh = input_wh
         self.class_ids = class_ids
         self.batch = batch or (1 if self.device == "cpu" else 16)
+        self.tile_wh = tile_wh
+        self._sahi = None
         self._lock = threading.Lock()
         names = self.model.names or {}
         self.info = DetectorInfo(
@@ -87,6 +90,9 @@ class Detector:
         out: list[Detections] = []
         start = time.perf_counter()
         with self._lock:
+            if self.tile_wh:
+                out = [self._detect_tiled(image, conf, iou, max_det) for image in images]
+                return out, (time.perf_counter() - start) * 1000.0
             for i in range(0, len(images), self.batch):
                 results = self.model.predict(
                     images[i : i + self.batch],
@@ -104,3 +110,40 @@ class Detector:
                     boxes = r.boxes
                     out.append(Detections(boxes.xyxy.cpu().numpy(), boxes.conf.cpu().numpy(), boxes.cls.cpu().numpy()))
         return out, (time.perf_counter() - start) * 1000.0
+
+    def _detect_tiled(self, image: np.ndarray, conf: float, iou: float, max_det: int) -> Detections:
+        """SAHI sliced inference (overlapping tiles plus the whole frame, merged) for small, distant people."""
+        from sahi import AutoDetectionModel
+        from sahi.predict import get_sliced_prediction
+
+        if self._sahi is None:
+            self._sahi = AutoDetectionModel.from_pretrained(
+                model_type="ultralytics",
+                model=self.model,
+                device=self.device,
+                confidence_threshold=conf,
+                image_size=max(self.input_wh),
+            )
+        self._sahi.confidence_threshold = conf
+        names = self.model.names or {}
+        excluded = [k for k in names if self.class_ids is not None and k not in self.class_ids]
+        result = get_sliced_prediction(
+            np.ascontiguousarray(image[..., ::-1]),
+            self._sahi,
+            slice_height=self.tile_wh[1],
+            slice_width=self.tile_wh[0],
+            overlap_height_ratio=0.2,
+            overlap_width_ratio=0.2,
+            perform_standard_pred=True,
+            postprocess_type="NMS",
+            postprocess_match_metric="IOU",
+            postprocess_match_threshold=iou,
+            postprocess_class_agnostic=True,
+            verbose=0,
+            exclude_classes_by_id=excluded or None,
+        )
+        preds = result.object_prediction_list[:max_det]
+        if not preds:
+            return Detections.empty()
+        xyxy = np.array([p.bbox.to_xyxy() for p in preds], np.float32)
+        return Detections(xyxy, [p.score.value for p in preds], [p.category.id for p in preds])

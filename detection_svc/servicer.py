@@ -45,7 +45,11 @@ class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
     ) -> tuple[list[detection_pb2.FrameDetections], float]:
         detector = self._ready()
         conf, iou, max_det = self._thresholds(options)
-        images = [decode_frame(f) for f in frames]
+        if not frames:
+            raise ValueError("a batch needs at least one frame")
+        if len(frames) > self.settings.detector_max_batch_frames:
+            raise ValueError(f"at most {self.settings.detector_max_batch_frames} frames per batch, got {len(frames)}")
+        images = [decode_frame(f, self.settings.detector_max_pixels) for f in frames]
         results, ms = await asyncio.to_thread(detector.detect, images, conf, iou, max_det)
         return [
             detection_pb2.FrameDetections(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
 import cv2
 import numpy as np
+from PIL import Image
 
 from spoton.v1 import common_pb2
 
@@ -38,20 +41,34 @@ def encode_frame(
     )
 
 
-def decode_frame(frame: common_pb2.Frame) -> np.ndarray:
-    """Frame message -> BGR uint8 (H, W, 3); ValueError for empty, corrupt or inconsistent frames."""
+def decode_frame(frame: common_pb2.Frame, max_pixels: int = MAX_FRAME_PIXELS) -> np.ndarray:
+    """Frame message -> BGR uint8 (H, W, 3); ValueError for empty, corrupt, oversized or inconsistent frames."""
     if not frame.data:
         raise ValueError(f"frame {frame.camera_id}#{frame.frame_index} has no data")
     if frame.encoding == common_pb2.FRAME_ENCODING_RAW_BGR8:
         w, h = frame.width, frame.height
-        if w <= 0 or h <= 0 or w * h > MAX_FRAME_PIXELS:
-            raise ValueError(f"raw frame needs a valid width and height, got {w}x{h}")
+        if w <= 0 or h <= 0 or w * h > max_pixels:
+            raise ValueError(f"raw frame needs a width and height within {max_pixels} pixels, got {w}x{h}")
         if len(frame.data) != w * h * 3:
             raise ValueError(f"raw BGR8 frame {w}x{h} needs {w * h * 3} bytes, got {len(frame.data)}")
         return np.frombuffer(frame.data, np.uint8).reshape(h, w, 3)
     if frame.encoding not in (common_pb2.FRAME_ENCODING_JPEG, common_pb2.FRAME_ENCODING_PNG):
         raise ValueError(f"unsupported frame encoding {frame.encoding}")
+    w, h = _header_size(frame.data)
+    if w * h > max_pixels:
+        raise ValueError(f"frame {w}x{h} is larger than the {max_pixels}-pixel limit")
     image = cv2.imdecode(np.frombuffer(frame.data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f"frame {frame.camera_id}#{frame.frame_index} could not be decoded (corrupt image)")
     return image
+
+
+def _header_size(data: bytes) -> tuple[int, int]:
+    """Width and height from the image header alone (Pillow reads no pixels), so huge frames are refused cheaply."""
+    try:
+        with Image.open(io.BytesIO(data), formats=["JPEG", "PNG"]) as img:
+            return img.size
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"frame is larger than the decoder accepts: {exc}") from exc
+    except (OSError, ValueError, ImportError) as exc:
+        raise ValueError(f"corrupt image: {exc}") from exc
