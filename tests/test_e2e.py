@@ -69,10 +69,12 @@ def test_scores_against_ground_truth(demo_run, demo_dir, has_ground_truth) -> No
     result = score_run(gt, messages)
     print(json.dumps(result, indent=1))
     multi = result["multi_camera"]
-    # Measured on this window: multi-camera IDF1 0.75-0.8 and floor median 0.22 m; per-camera ids as global ids
-    # score below 0.6 (test_demo_kit), chance far lower.
-    assert multi["idf1"] > 0.6
-    assert multi["same_person_precision"] > 0.9 and multi["same_person_recall"] > 0.8
+    # Measured on this window (ByteTrack track_thresh 0.4, same-step "busy" rule): multi-camera IDF1 0.72,
+    # same-person precision 0.885 / recall 0.795, floor median 0.20 m. Per-camera ids as global ids score IDF1 < 0.6
+    # and same-person recall 0 (test_demo_kit). (An earlier rule scored 0.99 / 0.98 on this window but worse over
+    # the whole video: bench/identity_eval.py.)
+    assert multi["idf1"] > 0.65
+    assert multi["same_person_precision"] > 0.8 and multi["same_person_recall"] > 0.7
     assert multi["floor_median_m"] < 0.5
     assert multi["global_ids"] <= 3 * multi["gt_people"]
     for cam, s in result["cameras"].items():
