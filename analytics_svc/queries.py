@@ -51,44 +51,235 @@ class Range:
 
 
 class HistoryQueries:
-    def __init__(self, conn: psycopg.Connection, timescale: bool = False) -> None:
+    """Every question over one session's history; zones and lines come from the session's video set."""
+
+    def __init__(self, conn: psycopg.Connection, timescale: bool = False, max_buckets: int = 100_000) -> None:
         self.conn = conn
         self.timescale = timescale
+        self.max_buckets = max_buckets
 
-    def _media_start(self, session_id: str) -> datetime:
-        row = self.conn.execute("SELECT media_start FROM sessions WHERE session_id = %s", (session_id,)).fetchone()
+    def _session(self, session_id: str) -> tuple[datetime, dict]:
+        row = self.conn.execute(
+            "SELECT media_start, video_set_doc FROM sessions WHERE session_id = %s", (session_id,)
+        ).fetchone()
         if row is None:
             raise NotFoundError(f"unknown session {session_id!r}")
-        return row[0]
+        return row[0], row[1] or {}
 
-    def occupancy(self, r: Range, bucket_s: float, group_by_camera: bool) -> list[dict]:
-        """Per bucket: distinct people and mean people per step (whole floor, or per camera)."""
-        r.validate()
-        if not (bucket_s > 0):
-            raise ValueError("bucket_s must be > 0")
-        origin = self._media_start(r.session_id)
+    def _media_start(self, session_id: str) -> datetime:
+        return self._session(session_id)[0]
+
+    def _span_s(self, r: Range) -> float:
+        """Length of the range in seconds, unbounded ends taken from the session's data."""
         where, params = r.where()
-        params |= {"bucket": timedelta(seconds=bucket_s), "origin": origin}
-        group = "camera_id" if group_by_camera else "''"
+        lo, hi = self.conn.execute(f"SELECT min(time), max(time) FROM track_points WHERE {where}", params).fetchone()
+        start = ns_to_dt(r.start_ns) if r.start_ns else lo
+        end = ns_to_dt(r.end_ns) if r.end_ns else hi
+        return 0.0 if start is None or end is None else max((end - start).total_seconds(), 0.0)
+
+    def _zone(self, doc: dict, zone_id: str) -> list[list[float]]:
+        for z in doc.get("zones", []):
+            if z["id"] == zone_id:
+                return z["polygon"]
+        raise NotFoundError(f"unknown zone {zone_id!r}")
+
+    def occupancy(self, r: Range, bucket_s: float, group_by: str = "") -> list[dict]:
+        """Per bucket: distinct people and mean people per step; for the floor, per camera or per zone."""
+        r.validate()
+        if not (0 < bucket_s <= 7 * 86400):
+            raise ValueError("bucket_s must be in (0, 604800]")
+        origin, doc = self._session(r.session_id)
+        if self._span_s(r) / bucket_s > self.max_buckets:
+            raise ValueError(f"more than {self.max_buckets} buckets: choose a larger bucket_s or a shorter range")
+        if group_by == "zone":
+            out = []
+            for z in doc.get("zones", []):
+                out += self._occupancy_query(
+                    r, bucket_s, origin, "%(zone_id)s::text", _polygon_sql(z["polygon"]), {"zone_id": z["id"]}
+                )
+            return sorted(out, key=lambda b: (b["start_ns"], b["group"]))
+        group = "camera_id" if group_by == "camera" else "''"
+        return self._occupancy_query(r, bucket_s, origin, group, "", {})
+
+    def _occupancy_query(
+        self, r: Range, bucket_s: float, origin: datetime, group: str, extra: str, extra_params: dict
+    ) -> list[dict]:
+        where, params = r.where()
+        params |= {"bucket": timedelta(seconds=bucket_s), "origin": origin, **extra_params}
+        where += " AND global_id IS NOT NULL" + extra
         rows = self.conn.execute(
             f"""
             WITH per_step AS (
-                SELECT {bucket_sql(self.timescale)} AS bucket, {group} AS grp, time,
-                       count(DISTINCT global_id) AS people
-                FROM track_points WHERE {where} AND global_id IS NOT NULL
-                GROUP BY 1, 2, 3
-            ), distinct_people AS (
+                SELECT {bucket_sql(self.timescale)} AS bucket, {group} AS grp, time, count(DISTINCT global_id) AS n
+                FROM track_points WHERE {where} GROUP BY 1, 2, 3
+            ), per_bucket AS (
                 SELECT {bucket_sql(self.timescale)} AS bucket, {group} AS grp, count(DISTINCT global_id) AS people
-                FROM track_points WHERE {where} AND global_id IS NOT NULL
-                GROUP BY 1, 2
+                FROM track_points WHERE {where} GROUP BY 1, 2
+            ), steps AS (
+                SELECT {bucket_sql(self.timescale)} AS bucket, count(DISTINCT time) AS n
+                FROM track_points WHERE session_id = %(session_id)s GROUP BY 1
             )
-            SELECT d.bucket, d.grp, d.people, avg(p.people)
-            FROM distinct_people d JOIN per_step p USING (bucket, grp)
-            GROUP BY d.bucket, d.grp, d.people ORDER BY d.bucket, d.grp
+            SELECT b.bucket, b.grp, b.people, sum(p.n)::float / max(s.n)
+            FROM per_bucket b JOIN per_step p USING (bucket, grp) JOIN steps s USING (bucket)
+            GROUP BY b.bucket, b.grp, b.people ORDER BY b.bucket, b.grp
             """,
             params,
         ).fetchall()
         return [{"start_ns": dt_to_ns(b), "group": g, "people": int(n), "mean_people": float(m)} for b, g, n, m in rows]
+
+    def people_count(self, r: Range) -> list[int]:
+        r.validate()
+        self._session(r.session_id)
+        where, params = r.where()
+        rows = self.conn.execute(
+            f"SELECT DISTINCT global_id FROM track_points WHERE {where} AND global_id IS NOT NULL ORDER BY 1", params
+        ).fetchall()
+        return [int(g) for (g,) in rows]
+
+    def zone_events(self, r: Range, zone_id: str = "", kinds: tuple[str, ...] = ("enter", "exit")) -> list[dict]:
+        r.validate()
+        _, doc = self._session(r.session_id)
+        where, params = r.where()
+        if zone_id:
+            known = {z["id"] for z in doc.get("zones", [])} | {ln["id"] for ln in doc.get("lines", [])}
+            if zone_id not in known:
+                raise NotFoundError(f"unknown zone or line {zone_id!r}")
+            where += " AND zone_id = %(zone_id)s"
+            params["zone_id"] = zone_id
+        params["kinds"] = list(kinds)
+        rows = self.conn.execute(
+            f"SELECT time, zone_id, global_id, kind FROM zone_events WHERE {where} AND kind = ANY(%(kinds)s) "
+            "ORDER BY time, zone_id, global_id, kind",
+            params,
+        ).fetchall()
+        return [{"timestamp_ns": dt_to_ns(t), "zone_id": z, "global_id": int(g), "kind": k} for t, z, g, k in rows]
+
+    def dwell(self, r: Range, zone_id: str = "") -> list[dict]:
+        """Seconds each person spent in each zone (enter->exit pairs, clipped to the range)."""
+        events = self.zone_events(Range(r.session_id), zone_id)
+        _, doc = self._session(r.session_id)
+        zones = {z["id"] for z in doc.get("zones", [])}
+        lo = r.start_ns or -(2**62)
+        hi = r.end_ns or 2**62
+        open_at: dict[tuple[int, str], int] = {}
+        total: dict[tuple[int, str], float] = {}
+        for e in events:
+            if e["zone_id"] not in zones:
+                continue
+            key = (e["global_id"], e["zone_id"])
+            if e["kind"] == "enter":
+                open_at[key] = e["timestamp_ns"]
+            elif key in open_at:
+                a, b = max(open_at.pop(key), lo), min(e["timestamp_ns"], hi)
+                if b > a:
+                    total[key] = total.get(key, 0.0) + (b - a) / 1e9
+        return [{"global_id": g, "zone_id": z, "dwell_s": s} for (g, z), s in sorted(total.items())]
+
+    def line_crossings(self, r: Range, line_id: str = "") -> list[dict]:
+        _, doc = self._session(r.session_id)
+        lines = [ln["id"] for ln in doc.get("lines", [])]
+        if line_id and line_id not in lines:
+            raise NotFoundError(f"unknown line {line_id!r}")
+        events = self.zone_events(r, line_id, ("cross_forward", "cross_backward"))
+        out = []
+        for lid in [line_id] if line_id else lines:
+            fwd = sum(1 for e in events if e["zone_id"] == lid and e["kind"] == "cross_forward")
+            bwd = sum(1 for e in events if e["zone_id"] == lid and e["kind"] == "cross_backward")
+            out.append({"line_id": lid, "forward": fwd, "backward": bwd})
+        return out
+
+    def heatmap(self, r: Range, cell_m: float, max_cells: int = 1_000_000) -> dict:
+        """Presence-seconds per floor cell: each person counts once per step (cameras averaged)."""
+        r.validate()
+        if not (cell_m > 0):
+            raise ValueError("cell_m must be > 0")
+        _, doc = self._session(r.session_id)
+        floor = doc.get("floor") or {}
+        ox, oy = floor.get("origin_m", [0.0, 0.0])
+        cols, rows_n = int(np.ceil(floor.get("width_m", 0) / cell_m)), int(np.ceil(floor.get("height_m", 0) / cell_m))
+        if cols * rows_n == 0 or cols * rows_n > max_cells:
+            raise ValueError(f"a {cell_m} m grid over this floor has {cols * rows_n} cells (1..{max_cells})")
+        where, params = r.where()
+        pts = self.conn.execute(
+            f"""SELECT time, avg(floor_x_m), avg(floor_y_m) FROM track_points
+                WHERE {where} AND global_id IS NOT NULL AND floor_x_m IS NOT NULL GROUP BY global_id, time""",
+            params,
+        ).fetchall()
+        grid = np.zeros((rows_n, cols))
+        if pts:
+            dt = self._step_seconds(r.session_id)
+            xy = np.array([[x, y] for _, x, y in pts], float)
+            c = np.floor((xy[:, 0] - ox) / cell_m).astype(int)
+            rr = np.floor((xy[:, 1] - oy) / cell_m).astype(int)
+            ok = (c >= 0) & (c < cols) & (rr >= 0) & (rr < rows_n)
+            np.add.at(grid, (rr[ok], c[ok]), dt)
+        return {
+            "rows": rows_n,
+            "cols": cols,
+            "cell_m": cell_m,
+            "origin_x_m": ox,
+            "origin_y_m": oy,
+            "seconds": grid.reshape(-1).tolist(),
+        }
+
+    def _step_seconds(self, session_id: str) -> float:
+        """Typical time between steps (the median gap between distinct step times)."""
+        times = self.conn.execute(
+            "SELECT DISTINCT time FROM track_points WHERE session_id = %s ORDER BY 1 LIMIT 10000", (session_id,)
+        ).fetchall()
+        if len(times) < 2:
+            return 0.0
+        gaps = np.diff([dt_to_ns(t) for (t,) in times]) / 1e9
+        return float(np.median(gaps))
+
+    def summary(self, r: Range) -> dict:
+        r.validate()
+        self._session(r.session_id)
+        where, params = r.where()
+        n, first, last, cams = self.conn.execute(
+            f"SELECT count(*), min(time), max(time), array_agg(DISTINCT camera_id) FROM track_points WHERE {where}",
+            params,
+        ).fetchone()
+        peak = self.conn.execute(
+            f"""SELECT coalesce(max(n), 0) FROM (SELECT count(DISTINCT global_id) AS n FROM track_points
+                WHERE {where} GROUP BY time) s""",
+            params,
+        ).fetchone()[0]
+        dwells = [d["dwell_s"] for d in self.dwell(r)]
+        return {
+            "people": len(self.people_count(r)),
+            "track_points": int(n),
+            "first_ns": dt_to_ns(first) if first else 0,
+            "last_ns": dt_to_ns(last) if last else 0,
+            "peak_occupancy": float(peak),
+            "mean_dwell_s": float(np.mean(dwells)) if dwells else 0.0,
+            "cameras": sorted(c for c in (cams or []) if c),
+        }
+
+    def export(self, r: Range, fmt: str) -> bytes:
+        """Track points of the range as CSV or Parquet bytes."""
+        import pandas as pd
+
+        r.validate()
+        self._session(r.session_id)
+        where, params = r.where()
+        cur = self.conn.execute(
+            f"""SELECT time, camera_id, frame_index, track_id, global_id, bbox, confidence, floor_x_m, floor_y_m
+                FROM track_points WHERE {where} ORDER BY time, camera_id, track_id""",
+            params,
+        )
+        df = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
+        if len(df):
+            df[["x1", "y1", "x2", "y2"]] = pd.DataFrame(df.pop("bbox").tolist(), index=df.index)
+        if fmt == "csv":
+            return df.to_csv(index=False).encode()
+        if fmt == "parquet":
+            import io
+
+            buf = io.BytesIO()
+            df.to_parquet(buf, index=False)
+            return buf.getvalue()
+        raise ValueError(f"unknown export format {fmt!r}")
 
     def trajectories(self, r: Range, global_id: int, simplify_m: float) -> list[dict]:
         """Per person: the floor path (cameras averaged per instant), simplified, with speeds in m/s."""
@@ -114,6 +305,12 @@ class HistoryQueries:
         for gid, pts in by_person.items():
             out.append(simplify_trajectory(gid, np.array(pts, dtype=np.float64), simplify_m or 0.2))
         return out
+
+
+def _polygon_sql(polygon: list[list[float]]) -> str:
+    """A ``point <@ polygon`` filter on the floor point (PostgreSQL's built-in geometry; no PostGIS needed)."""
+    text = ",".join(f"({float(x)!r},{float(y)!r})" for x, y in polygon)
+    return f" AND point(floor_x_m, floor_y_m) <@ polygon '({text})'"
 
 
 def simplify_trajectory(global_id: int, pts: np.ndarray, tolerance_m: float) -> dict:

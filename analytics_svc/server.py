@@ -17,7 +17,7 @@ from spoton.v1 import analytics_pb2, analytics_pb2_grpc
 def main() -> None:
     settings = AnalyticsSettings()
     configure_logging("analytics_svc", settings.log_level, settings.log_json)
-    servicer = AnalyticsServicer("")
+    servicer = AnalyticsServicer("", max_buckets=settings.analytics_max_buckets)
 
     async def warmup() -> None:
         def connect() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from contextlib import asynccontextmanager, suppress
@@ -395,6 +396,26 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             session_id=session_id, start_ns=parse_time(start, "start"), end_ns=parse_time(end, "end")
         )
 
+    async def analytics_call(method: str, request):  # type: ignore[no-untyped-def]
+        reply = await getattr(gw.clients.analytics, method)(
+            request, timeout=settings.rpc_timeout_s, metadata=gw.clients.metadata
+        )
+        return json_format.MessageToDict(
+            reply, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+        )
+
+    def as_int_ns(d: dict) -> dict:
+        """int64 fields arrive as strings from protobuf JSON; ISO times are friendlier, ns stay exact."""
+        for key in ("start_ns", "timestamp_ns", "first_ns", "last_ns"):
+            if key in d:
+                d[key] = int(d[key])
+                d[key.replace("_ns", "")] = iso_ns(d[key]) if d[key] else None
+        for v in d.values():
+            for item in v if isinstance(v, list) else []:
+                if isinstance(item, dict):
+                    as_int_ns(item)
+        return d
+
     @app.get("/api/v1/analytics/occupancy")
     async def occupancy(
         session_id: str = "",
@@ -406,14 +427,62 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         groups = {"": 0, "camera": 1, "zone": 2}
         if group_by not in groups:
             raise ApiError(400, "invalid_argument", "group_by must be camera or zone")
-        reply = await gw.clients.analytics.Occupancy(
-            analytics_pb2.OccupancyRequest(
-                range=time_range(session_id, start, end), bucket_s=bucket_s, group_by=groups[group_by]
-            ),
-            timeout=settings.rpc_timeout_s,
-            metadata=gw.clients.metadata,
+        request = analytics_pb2.OccupancyRequest(
+            range=time_range(session_id, start, end), bucket_s=bucket_s, group_by=groups[group_by]
         )
-        return json_format.MessageToDict(reply, preserving_proto_field_name=True)
+        return as_int_ns(await analytics_call("Occupancy", request))
+
+    @app.get("/api/v1/analytics/people-count")
+    async def people_count(session_id: str = "", start: str | None = None, end: str | None = None) -> dict:
+        reply = await analytics_call(
+            "PeopleCount", analytics_pb2.PeopleCountRequest(range=time_range(session_id, start, end))
+        )
+        return {"count": reply["count"], "global_ids": [int(g) for g in reply["global_ids"]]}
+
+    @app.get("/api/v1/analytics/dwell")
+    async def dwell(session_id: str = "", start: str | None = None, end: str | None = None, zone_id: str = "") -> dict:
+        request = analytics_pb2.DwellRequest(range=time_range(session_id, start, end), zone_id=zone_id)
+        reply = await analytics_call("Dwell", request)
+        for d in reply["dwells"]:
+            d["global_id"] = int(d["global_id"])
+        return reply
+
+    @app.get("/api/v1/analytics/heatmap")
+    async def heatmap(
+        session_id: str = "", start: str | None = None, end: str | None = None, cell_m: float = Query(0.5, gt=0)
+    ) -> dict:
+        request = analytics_pb2.HeatmapRequest(range=time_range(session_id, start, end), cell_m=cell_m)
+        return await analytics_call("Heatmap", request)
+
+    @app.get("/api/v1/analytics/heatmap.png")
+    async def heatmap_png(
+        session_id: str = "",
+        start: str | None = None,
+        end: str | None = None,
+        cell_m: float = Query(0.5, gt=0),
+        px_per_m: float = Query(20.0, gt=0, le=200),
+    ) -> Response:
+        h = await heatmap(session_id, start, end, cell_m)
+        png = await asyncio.to_thread(render_heatmap, h, px_per_m)
+        return Response(png, media_type="image/png")
+
+    @app.get("/api/v1/analytics/zone-events")
+    async def zone_events(
+        session_id: str = "", start: str | None = None, end: str | None = None, zone_id: str = ""
+    ) -> dict:
+        request = analytics_pb2.ZoneEventsRequest(range=time_range(session_id, start, end), zone_id=zone_id)
+        reply = as_int_ns(await analytics_call("ZoneEvents", request))
+        for e in reply["events"]:
+            e["global_id"] = int(e["global_id"])
+            e["kind"] = e["kind"].removeprefix("ZONE_EVENT_KIND_").lower()
+        return reply
+
+    @app.get("/api/v1/analytics/line-crossings")
+    async def line_crossings(
+        session_id: str = "", start: str | None = None, end: str | None = None, line_id: str = ""
+    ) -> dict:
+        request = analytics_pb2.LineCrossingsRequest(range=time_range(session_id, start, end), line_id=line_id)
+        return await analytics_call("LineCrossings", request)
 
     @app.get("/api/v1/analytics/trajectory")
     async def trajectory(
@@ -423,14 +492,36 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         global_id: int = 0,
         simplify_m: float = Query(0.0, ge=0),
     ) -> dict:
-        reply = await gw.clients.analytics.Trajectory(
-            analytics_pb2.TrajectoryRequest(
-                range=time_range(session_id, start, end), global_id=global_id, simplify_m=simplify_m
-            ),
+        request = analytics_pb2.TrajectoryRequest(
+            range=time_range(session_id, start, end), global_id=global_id, simplify_m=simplify_m
+        )
+        reply = as_int_ns(await analytics_call("Trajectory", request))
+        for t in reply["trajectories"]:
+            t["global_id"] = int(t["global_id"])
+        return reply
+
+    @app.get("/api/v1/analytics/summary")
+    async def summary(session_id: str = "", start: str | None = None, end: str | None = None) -> dict:
+        reply = await analytics_call("Summary", analytics_pb2.SummaryRequest(range=time_range(session_id, start, end)))
+        reply["track_points"] = int(reply["track_points"])
+        return as_int_ns(reply)
+
+    @app.get("/api/v1/analytics/export")
+    async def export(
+        session_id: str = "", start: str | None = None, end: str | None = None, format: str = "csv"
+    ) -> Response:
+        formats = {"csv": analytics_pb2.EXPORT_FORMAT_CSV, "parquet": analytics_pb2.EXPORT_FORMAT_PARQUET}
+        if format not in formats:
+            raise ApiError(400, "invalid_argument", "format must be csv or parquet")
+        call = gw.clients.analytics.Export(
+            analytics_pb2.ExportRequest(range=time_range(session_id, start, end), format=formats[format]),
             timeout=settings.rpc_timeout_s,
             metadata=gw.clients.metadata,
         )
-        return json_format.MessageToDict(reply, preserving_proto_field_name=True)
+        data = b"".join([chunk.chunk async for chunk in call])
+        media = "text/csv" if format == "csv" else "application/vnd.apache.parquet"
+        filename = f"spoton-{session_id}.{format}"
+        return Response(data, media_type=media, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
     @app.websocket("/ws/tracking/{session_id}")
     async def ws_tracking(websocket: WebSocket, session_id: str, global_id: int | None = None) -> None:
@@ -465,6 +556,30 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             with suppress(RuntimeError):
                 await websocket.close()
 
+    @app.websocket("/ws/events/{session_id}")
+    async def ws_events(websocket: WebSocket, session_id: str) -> None:
+        session = gw.sessions.get(session_id)
+        await websocket.accept()
+        if session is None:
+            await websocket.close(code=4404, reason=f"unknown session {session_id}")
+            return
+        queue = session.subscribe(events=True)
+        try:
+            if session.done.is_set():
+                await websocket.send_json({"type": "session_ended", "session_id": session_id, "status": session.status})
+                return
+            while True:
+                message = await queue.get()
+                await websocket.send_json(message)
+                if message.get("type") == "session_ended":
+                    break
+        except WebSocketDisconnect:
+            pass
+        finally:
+            session.unsubscribe(queue)
+            with contextlib.suppress(RuntimeError):
+                await websocket.close()
+
     @app.get("/", include_in_schema=False)
     async def dashboard() -> Response:
         page = STATIC / "index.html"
@@ -473,6 +588,25 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         return FileResponse(page)
 
     return app
+
+
+def iso_ns(ts_ns: int) -> str:
+    from gateway.pipeline import iso
+
+    return iso(ts_ns)
+
+
+def render_heatmap(h: dict, px_per_m: float) -> bytes:
+    """Presence-seconds grid -> a colour PNG of the floor, north up (log scale, inferno)."""
+    grid = np.array(h["seconds"], float).reshape(int(h["rows"]), int(h["cols"]))
+    scaled = np.log1p(grid)
+    scaled = (255 * scaled / scaled.max()).astype(np.uint8) if scaled.max() > 0 else scaled.astype(np.uint8)
+    image = cv2.applyColorMap(np.flipud(scaled), cv2.COLORMAP_INFERNO)
+    size = (
+        max(1, round(grid.shape[1] * h["cell_m"] * px_per_m)),
+        max(1, round(grid.shape[0] * h["cell_m"] * px_per_m)),
+    )
+    return cv2.imencode(".png", cv2.resize(image, size, interpolation=cv2.INTER_NEAREST))[1].tobytes()
 
 
 def _filter_person(message: dict, global_id: int) -> dict:

@@ -44,6 +44,7 @@ class HistoryWriter:
         self.flush_s = flush_s
         self.batch_rows = batch_rows
         self._pending: list[tuple] = []
+        self._pending_events: list[tuple] = []
         self._conn: psycopg.AsyncConnection | None = None
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
@@ -59,9 +60,13 @@ class HistoryWriter:
         if len(self._pending) >= self.batch_rows:
             self._wake.set()
 
+    def add_events(self, rows: list[tuple]) -> None:
+        """zone_events rows: (time, session_id, zone_id, global_id, kind)."""
+        self._pending_events.extend(rows)
+
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        return len(self._pending) + len(self._pending_events)
 
     async def _connection(self) -> psycopg.AsyncConnection:
         if self._conn is None or self._conn.closed:
@@ -69,9 +74,10 @@ class HistoryWriter:
         return self._conn
 
     async def flush(self) -> None:
-        if not self._pending:
+        if not self._pending and not self._pending_events:
             return
         batch, self._pending = self._pending, []
+        events, self._pending_events = self._pending_events, []
         try:
             conn = await self._connection()
             async with conn.transaction():
@@ -80,11 +86,18 @@ class HistoryWriter:
                 ) as copy:
                     for row in batch:
                         await copy.write_row(row)
+                if events:
+                    async with conn.cursor().copy(
+                        "COPY zone_events (time, session_id, zone_id, global_id, kind) FROM STDIN"
+                    ) as copy:
+                        for row in events:
+                            await copy.write_row(row)
                 await self._upsert_persons(conn, batch)
             self.rows_written += len(batch)
             self.connected = True
         except (psycopg.Error, OSError) as exc:
             self._pending[:0] = batch
+            self._pending_events[:0] = events
             self.failures += 1
             self.connected = False
             if self._conn is not None:

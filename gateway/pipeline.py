@@ -21,6 +21,7 @@ from google.protobuf import struct_pb2
 
 from gateway.clients import ServiceClients
 from gateway.config import GatewaySettings
+from gateway.events import ZoneEventDetector, step_floor_points
 from gateway.history import HistoryWriter, ns_to_dt
 from gateway.sources import VideoSource
 from spoton.bootstrap.logs import log_event
@@ -94,6 +95,9 @@ class Session:
         self.progress = {c: CameraProgress() for c in camera_ids}
         self.stage_ms: dict[str, deque] = defaultdict(lambda: deque(maxlen=200))
         self.subscribers: set[asyncio.Queue] = set()
+        self.event_subscribers: set[asyncio.Queue] = set()
+        self.zone_events = ZoneEventDetector(video_set)
+        self.event_counts: dict[str, int] = defaultdict(int)
         self.calibrated: set[str] = set()
         self._started_mono = time.monotonic()
         self._finished_mono: float | None = None
@@ -110,19 +114,37 @@ class Session:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def subscribe(self) -> asyncio.Queue:
+    def subscribe(self, events: bool = False) -> asyncio.Queue:
         q: asyncio.Queue = asyncio.Queue(maxsize=256)
-        self.subscribers.add(q)
+        (self.event_subscribers if events else self.subscribers).add(q)
         return q
 
     def unsubscribe(self, q: asyncio.Queue) -> None:
         self.subscribers.discard(q)
+        self.event_subscribers.discard(q)
 
-    def _publish(self, message: dict) -> None:
-        for q in list(self.subscribers):
+    @staticmethod
+    def _fan_out(queues: set[asyncio.Queue], message: dict) -> None:
+        for q in list(queues):
             if q.full():  # a slow client loses its oldest message, never stalls the pipeline
                 q.get_nowait()
             q.put_nowait(message)
+
+    def _publish(self, message: dict) -> None:
+        self._fan_out(self.subscribers, message)
+        if message.get("type") == "session_ended":
+            self._fan_out(self.event_subscribers, message)
+
+    def _emit_events(self, events) -> None:  # type: ignore[no-untyped-def]
+        if not events:
+            return
+        if self.history is not None:
+            self.history.add_events(
+                [(ns_to_dt(e.timestamp_ns), self.id, e.zone_id, e.global_id, e.kind) for e in events]
+            )
+        for e in events:
+            self.event_counts[e.kind] += 1
+            self._fan_out(self.event_subscribers, e.to_dict(self.id))
 
     @property
     def steps_per_s(self) -> float:
@@ -148,6 +170,7 @@ class Session:
                 for c, p in self.progress.items()
             },
             "dropped_frames": 0,
+            "events": dict(self.event_counts),
             "stage_ms": {k: round(float(np.mean(v)), 2) for k, v in self.stage_ms.items() if v},
             "last_error": self.last_error,
             "media_start": iso(self.media_start_ns),
@@ -206,6 +229,7 @@ class Session:
         finally:
             for src in sources.values():
                 src.close()
+            self._emit_events(self.zone_events.finish())
             self._finished_mono = time.monotonic()
             self._publish(
                 {
@@ -429,6 +453,7 @@ class Session:
             if self.history is not None:
                 self.history.add_rows(rows)
             self._publish(message)
+            self._emit_events(self.zone_events.step(work.timestamp_ns, step_floor_points(message)))
             now = time.perf_counter()
             work.stage_ms["step_interval"] = (now - last) * 1000
             last = now

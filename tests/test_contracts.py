@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,12 @@ EXPECTED = {
 BIDI = {"DetectStream", "EmbedStream", "Associate", "Track", "ProjectStream"}
 
 
+def venv_tool(name: str) -> str | None:
+    """A command from PATH, or installed beside this interpreter (``make test`` does not activate the venv)."""
+    beside = Path(sys.executable).parent / name
+    return shutil.which(name) or (str(beside) if beside.exists() else None)
+
+
 def test_generated_stubs_match_protos(tmp_path: Path) -> None:
     generate(tmp_path)
     fresh = sorted((tmp_path / "spoton" / "v1").glob("*_pb2*.py*"))
@@ -63,7 +70,7 @@ def test_generated_stubs_match_protos(tmp_path: Path) -> None:
 
 
 def test_buf_lint_standard() -> None:
-    buf = shutil.which("buf")
+    buf = venv_tool("buf")
     if buf is None:
         pytest.skip("buf (PyPI buf-bin) is not installed")
     result = subprocess.run([buf, "lint"], cwd=REPO / "protos", capture_output=True, text=True)

