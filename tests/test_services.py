@@ -15,8 +15,6 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 from spoton.frames import encode_frame
 from spoton.launcher import SERVICES
 from spoton.v1 import (
-    analytics_pb2,
-    analytics_pb2_grpc,
     common_pb2,
     detection_pb2,
     detection_pb2_grpc,
@@ -77,9 +75,9 @@ def test_grpcurl_list_and_call(stack) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_unimplemented_rpc_answers(channel_to) -> None:  # type: ignore[no-untyped-def]
-    stub = analytics_pb2_grpc.AnalyticsServiceStub(channel_to("analytics"))
+    stub = reid_pb2_grpc.ReidServiceStub(channel_to("reid"))
     with pytest.raises(grpc.RpcError) as err:
-        stub.Dwell(analytics_pb2.DwellRequest(range=analytics_pb2.TimeRange(session_id="x")), timeout=5)
+        stub.GetPersonThumbnail(reid_pb2.GetPersonThumbnailRequest(session_id="x", global_id=1), timeout=5)
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
