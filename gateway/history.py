@@ -45,6 +45,7 @@ class HistoryWriter:
         self.batch_rows = batch_rows
         self._pending: list[tuple] = []
         self._pending_events: list[tuple] = []
+        self._pending_alerts: list[tuple] = []
         self._conn: psycopg.AsyncConnection | None = None
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
@@ -64,9 +65,13 @@ class HistoryWriter:
         """zone_events rows: (time, session_id, zone_id, global_id, kind)."""
         self._pending_events.extend(rows)
 
+    def add_alerts(self, rows: list[tuple]) -> None:
+        """alerts rows: (time, session_id, rule_id, kind, target, global_id, value, message)."""
+        self._pending_alerts.extend(rows)
+
     @property
     def pending(self) -> int:
-        return len(self._pending) + len(self._pending_events)
+        return len(self._pending) + len(self._pending_events) + len(self._pending_alerts)
 
     async def _connection(self) -> psycopg.AsyncConnection:
         if self._conn is None or self._conn.closed:
@@ -74,10 +79,11 @@ class HistoryWriter:
         return self._conn
 
     async def flush(self) -> None:
-        if not self._pending and not self._pending_events:
+        if not self.pending:
             return
         batch, self._pending = self._pending, []
         events, self._pending_events = self._pending_events, []
+        alerts, self._pending_alerts = self._pending_alerts, []
         try:
             conn = await self._connection()
             async with conn.transaction():
@@ -92,12 +98,19 @@ class HistoryWriter:
                     ) as copy:
                         for row in events:
                             await copy.write_row(row)
+                if alerts:
+                    async with conn.cursor().copy(
+                        "COPY alerts (time, session_id, rule_id, kind, target, global_id, value, message) FROM STDIN"
+                    ) as copy:
+                        for row in alerts:
+                            await copy.write_row(row)
                 await self._upsert_persons(conn, batch)
             self.rows_written += len(batch)
             self.connected = True
         except (psycopg.Error, OSError) as exc:
             self._pending[:0] = batch
             self._pending_events[:0] = events
+            self._pending_alerts[:0] = alerts
             self.failures += 1
             self.connected = False
             if self._conn is not None:

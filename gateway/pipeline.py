@@ -23,6 +23,7 @@ from gateway.clients import ServiceClients
 from gateway.config import GatewaySettings
 from gateway.events import ZoneEventDetector, step_floor_points
 from gateway.history import HistoryWriter, ns_to_dt
+from gateway.rules import Alert, RuleEngine
 from gateway.sources import VideoSource
 from spoton.bootstrap.logs import log_event
 from spoton.domain import Detections, FloorPoints, Tracks, array_to_tensor, boxes_to_proto, tensor_to_rows
@@ -97,6 +98,9 @@ class Session:
         self.subscribers: set[asyncio.Queue] = set()
         self.event_subscribers: set[asyncio.Queue] = set()
         self.zone_events = ZoneEventDetector(video_set)
+        self.rules = RuleEngine(video_set.rules)
+        self.webhook_failures = 0
+        self._webhook_tasks: set[asyncio.Task] = set()
         self.event_counts: dict[str, int] = defaultdict(int)
         self.calibrated: set[str] = set()
         self._started_mono = time.monotonic()
@@ -135,7 +139,9 @@ class Session:
         if message.get("type") == "session_ended":
             self._fan_out(self.event_subscribers, message)
 
-    def _emit_events(self, events) -> None:  # type: ignore[no-untyped-def]
+    def _emit_events(self, events, timestamp_ns: int | None = None) -> None:  # type: ignore[no-untyped-def]
+        if timestamp_ns is not None:
+            self._emit_alerts(self.rules.step(timestamp_ns, events))
         if not events:
             return
         if self.history is not None:
@@ -175,6 +181,36 @@ class Session:
             "last_error": self.last_error,
             "media_start": iso(self.media_start_ns),
         }
+
+    def _emit_alerts(self, alerts: list[Alert]) -> None:
+        if not alerts:
+            return
+        if self.history is not None:
+            self.history.add_alerts(
+                [
+                    (ns_to_dt(a.timestamp_ns), self.id, a.rule_id, a.kind, a.target, a.global_id, a.value, a.message)
+                    for a in alerts
+                ]
+            )
+        for a in alerts:
+            message = a.to_dict(self.id)
+            self.event_counts["alert"] += 1
+            self._fan_out(self.event_subscribers, message)
+            if self.settings.alert_webhook_url:
+                task = asyncio.create_task(self._post_webhook(message))
+                self._webhook_tasks.add(task)
+                task.add_done_callback(self._webhook_tasks.discard)
+
+    async def _post_webhook(self, message: dict) -> None:
+        import httpx
+
+        try:
+            async with httpx.AsyncClient(timeout=5.0) as client:
+                r = await client.post(self.settings.alert_webhook_url, json=message)
+                r.raise_for_status()
+        except httpx.HTTPError as exc:
+            self.webhook_failures += 1
+            log_event(log, "alert webhook failed", level=logging.WARNING, session_id=self.id, error=str(exc))
 
     # ---- pipeline --------------------------------------------------------------------------------------------
     async def _run(self) -> None:
@@ -453,7 +489,7 @@ class Session:
             if self.history is not None:
                 self.history.add_rows(rows)
             self._publish(message)
-            self._emit_events(self.zone_events.step(work.timestamp_ns, step_floor_points(message)))
+            self._emit_events(self.zone_events.step(work.timestamp_ns, step_floor_points(message)), work.timestamp_ns)
             now = time.perf_counter()
             work.stage_ms["step_interval"] = (now - last) * 1000
             last = now

@@ -44,6 +44,25 @@ class Line:
     b: tuple[float, float]
 
 
+RULE_KINDS = ("occupancy_above", "loitering", "wrong_way")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """An alert rule of a video set.
+
+    ``occupancy_above``: more than ``threshold`` people in zone ``target``; ``loitering``: one person in zone
+    ``target`` for at least ``threshold`` seconds; ``wrong_way``: line ``target`` crossed against ``allowed``
+    (``forward`` = from the left of a->b to its right).
+    """
+
+    id: str
+    kind: str
+    target: str
+    threshold: float = 0.0
+    allowed: str = "forward"
+
+
 @dataclass(frozen=True)
 class VideoSet:
     name: str
@@ -52,6 +71,7 @@ class VideoSet:
     cameras: list[CameraSpec]
     zones: list[Zone] = field(default_factory=list)
     lines: list[Line] = field(default_factory=list)
+    rules: list[Rule] = field(default_factory=list)
 
     def camera(self, camera_id: str) -> CameraSpec:
         for cam in self.cameras:
@@ -81,6 +101,10 @@ class VideoSet:
             ],
             "zones": [{"id": z.id, "polygon": [list(p) for p in z.polygon]} for z in self.zones],
             "lines": [{"id": ln.id, "a": list(ln.a), "b": list(ln.b)} for ln in self.lines],
+            "rules": [
+                {"id": r.id, "kind": r.kind, "target": r.target, "threshold": r.threshold, "allowed": r.allowed}
+                for r in self.rules
+            ],
         }
 
 
@@ -131,11 +155,33 @@ def parse_video_set(data: dict, path: Path) -> VideoSet:
         ]
     except (KeyError, TypeError) as exc:
         raise ValueError(f"{path}: missing or malformed field {exc}") from exc
+    rules = []
+    for r in data.get("rules", []) or []:
+        try:
+            rule = Rule(
+                str(r["id"]),
+                str(r["kind"]),
+                str(r.get("zone") or r.get("line") or r.get("target")),
+                float(r.get("max", r.get("seconds", r.get("threshold", 0)))),
+                str(r.get("allowed", "forward")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: malformed rule {r!r}: {exc}") from exc
+        if rule.kind not in RULE_KINDS:
+            raise ValueError(f"{path}: rule {rule.id}: kind must be one of {', '.join(RULE_KINDS)}")
+        targets = {ln.id for ln in lines} if rule.kind == "wrong_way" else {z.id for z in zones}
+        if rule.target not in targets:
+            raise ValueError(
+                f"{path}: rule {rule.id}: unknown {'line' if rule.kind == 'wrong_way' else 'zone'} {rule.target!r}"
+            )
+        if rule.allowed not in ("forward", "backward"):
+            raise ValueError(f"{path}: rule {rule.id}: allowed must be forward or backward")
+        rules.append(rule)
     if not cameras:
         raise ValueError(f"{path}: a video set needs at least one camera")
     if len({c.id for c in cameras}) != len(cameras):
         raise ValueError(f"{path}: camera ids must be unique")
-    return VideoSet(name, path, floor, cameras, zones, lines)
+    return VideoSet(name, path, floor, cameras, zones, lines, rules)
 
 
 def load_video_set(path: Path) -> VideoSet:

@@ -10,6 +10,7 @@ from pathlib import Path
 import grpc
 import psycopg
 import pytest
+import yaml
 
 from spoton.demo.data import gt_path
 from spoton.demo.generate import generate
@@ -53,6 +54,13 @@ def write_edge_case_sets(directory: Path) -> None:
     writer.release()
     (directory / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40)
     floor = "floor: {width_m: 10, height_m: 10}\n"
+    demo = yaml.safe_load((directory / "demo.yaml").read_text())
+    demo["name"] = "rules"
+    demo["rules"] = [
+        {"id": "crowd", "kind": "occupancy_above", "zone": "crossing", "max": 0},
+        {"id": "linger", "kind": "loitering", "zone": "crossing", "seconds": 1.0},
+    ]
+    (directory / "rules.yaml").write_text(yaml.safe_dump(demo, sort_keys=False))
     (directory / "empty.yaml").write_text(f"name: empty\n{floor}cameras:\n  - {{id: blank, source: empty.mp4}}\n")
     (directory / "broken.yaml").write_text(f"name: broken\n{floor}cameras:\n  - {{id: bad, source: broken.mp4}}\n")
 
@@ -62,11 +70,44 @@ def has_ground_truth() -> bool:
     return gt_path() is not None
 
 
+class WebhookReceiver:
+    """A loopback HTTP server that records the JSON bodies POSTed to it (the gateway's alert webhook)."""
+
+    def __init__(self) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, database_url: str, demo_dir: Path) -> Iterator[Stack]:
+def webhook() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, database_url: str, demo_dir: Path, webhook: WebhookReceiver
+) -> Iterator[Stack]:
     """All six services as local processes on free ports."""
     logs = tmp_path_factory.mktemp("service-logs")
-    s = start_stack(logs, database_url, demo_dir)
+    s = start_stack(logs, database_url, demo_dir, extra_env={"ALERT_WEBHOOK_URL": webhook.url})
     yield s
     s.stop()
 

@@ -228,3 +228,67 @@ def test_bad_queries(analytics, history, call, code) -> None:  # type: ignore[no
     with pytest.raises(grpc.RpcError) as err:
         call(analytics, history)
     assert err.value.code() == code and err.value.details()
+
+
+def test_rule_engine_edges() -> None:
+    from gateway.events import ZoneEvent
+    from gateway.rules import RuleEngine
+    from spoton.videoset import Rule
+
+    engine = RuleEngine(
+        [
+            Rule("crowd", "occupancy_above", "A", 1),
+            Rule("linger", "loitering", "A", 3.0),
+            Rule("oneway", "wrong_way", "L", allowed="forward"),
+        ]
+    )
+    s = 1_000_000_000
+    assert engine.step(0, [ZoneEvent(0, "A", 1, "enter")]) == []
+    crowd = engine.step(1 * s, [ZoneEvent(1 * s, "A", 2, "enter")])
+    assert [(a.rule_id, a.value) for a in crowd] == [("crowd", 2.0)]
+    assert engine.step(2 * s, []) == []  # still crowded: no repeat
+    linger = engine.step(3 * s, [ZoneEvent(3 * s, "A", 2, "exit")])
+    assert [(a.rule_id, a.global_id, a.value) for a in linger] == [("linger", 1, 3.0)]
+    again = engine.step(4 * s, [ZoneEvent(4 * s, "A", 3, "enter")])  # back to 2 people after dropping to 1
+    assert [a.rule_id for a in again] == ["crowd"]
+    wrong = engine.step(5 * s, [ZoneEvent(5 * s, "L", 7, "cross_backward"), ZoneEvent(5 * s, "L", 8, "cross_forward")])
+    assert [(a.rule_id, a.global_id) for a in wrong] == [("oneway", 7)]
+    assert "wrong way" in wrong[0].message
+
+
+def test_rules_raise_alerts_live_in_history_and_on_the_webhook(stack, webhook, database_url) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+    import time
+
+    import websockets
+
+    r = httpx.post(
+        f"{stack.gateway_url}/api/v1/sessions/", json={"video_set": "rules", "options": {"max_steps": 25}}, timeout=30
+    )
+    assert r.status_code == 201, r.text
+    sid = r.json()["session_id"]
+
+    async def record() -> list[dict]:
+        out = []
+        async with websockets.connect(f"ws://127.0.0.1:{stack.gateway_port}/ws/events/{sid}") as ws:
+            async for raw in ws:
+                out.append(json.loads(raw))
+                if out[-1]["type"] == "session_ended":
+                    return out
+        return out
+
+    messages = asyncio.run(record())
+    alerts = [m for m in messages if m["type"] == "alert"]
+    assert {a["rule_id"] for a in alerts} == {"crowd", "linger"}
+    assert any(m["type"] == "zone_event" and m["kind"] == "enter" for m in messages)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with psycopg.connect(database_url) as conn:
+            stored = conn.execute("SELECT count(*) FROM alerts WHERE session_id = %s", (sid,)).fetchone()[0]
+        if stored == len(alerts) and len([w for w in webhook.received if w["session_id"] == sid]) == len(alerts):
+            break
+        time.sleep(0.3)
+    assert stored == len(alerts)
+    assert sorted(w["rule_id"] for w in webhook.received if w["session_id"] == sid) == sorted(
+        a["rule_id"] for a in alerts
+    )
