@@ -12,6 +12,7 @@ import psycopg
 
 from spoton.bootstrap.errors import NotFoundError
 from spoton.db import bucket_sql
+from spoton.rollups import ROLLUP_CELL_M, aligned
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -53,10 +54,26 @@ class Range:
 class HistoryQueries:
     """Every question over one session's history; zones and lines come from the session's video set."""
 
-    def __init__(self, conn: psycopg.Connection, timescale: bool = False, max_buckets: int = 100_000) -> None:
+    def __init__(
+        self, conn: psycopg.Connection, timescale: bool = False, max_buckets: int = 100_000, use_rollups: bool = True
+    ) -> None:
         self.conn = conn
         self.timescale = timescale
         self.max_buckets = max_buckets
+        self.use_rollups = use_rollups
+
+    def _rollup_range(self, r: Range, origin: datetime) -> tuple[str, dict] | None:
+        """WHERE clause over the per-minute rollups when they answer this range exactly, else None."""
+        if not (self.use_rollups and aligned(r.start_ns, origin) and aligned(r.end_ns, origin)):
+            return None
+        sql, params = "session_id = %(session_id)s", {"session_id": r.session_id}
+        if r.start_ns:
+            sql += " AND minute >= %(start)s"
+            params["start"] = ns_to_dt(r.start_ns)
+        if r.end_ns:
+            sql += " AND minute < %(end)s"
+            params["end"] = ns_to_dt(r.end_ns)
+        return sql, params
 
     def _session(self, session_id: str) -> tuple[datetime, dict]:
         row = self.conn.execute(
@@ -98,8 +115,26 @@ class HistoryQueries:
                     r, bucket_s, origin, "%(zone_id)s::text", _polygon_sql(z["polygon"]), {"zone_id": z["id"]}
                 )
             return sorted(out, key=lambda b: (b["start_ns"], b["group"]))
+        rollup = self._rollup_range(r, origin)
+        if group_by == "" and rollup and bucket_s % 60 == 0:
+            return self._occupancy_rollup(rollup, bucket_s, origin)
         group = "camera_id" if group_by == "camera" else "''"
         return self._occupancy_query(r, bucket_s, origin, group, "", {})
+
+    def _occupancy_rollup(self, rollup: tuple[str, dict], bucket_s: float, origin: datetime) -> list[dict]:
+        where, params = rollup
+        params = params | {"bucket": timedelta(seconds=bucket_s), "origin": origin}
+        rows = self.conn.execute(
+            f"""
+            WITH p AS (SELECT date_bin(%(bucket)s, minute, %(origin)s) AS b, count(DISTINCT global_id) AS people,
+                              sum(samples) AS samples FROM presence_1m WHERE {where} GROUP BY 1),
+                 s AS (SELECT date_bin(%(bucket)s, minute, %(origin)s) AS b, sum(steps) AS steps
+                       FROM steps_1m WHERE {where} GROUP BY 1)
+            SELECT p.b, p.people, p.samples::float / s.steps FROM p JOIN s USING (b) ORDER BY 1
+            """,
+            params,
+        ).fetchall()
+        return [{"start_ns": dt_to_ns(b), "group": "", "people": int(n), "mean_people": float(m)} for b, n, m in rows]
 
     def _occupancy_query(
         self, r: Range, bucket_s: float, origin: datetime, group: str, extra: str, extra_params: dict
@@ -129,7 +164,13 @@ class HistoryQueries:
 
     def people_count(self, r: Range) -> list[int]:
         r.validate()
-        self._session(r.session_id)
+        origin, _ = self._session(r.session_id)
+        rollup = self._rollup_range(r, origin)
+        if rollup:
+            rows = self.conn.execute(
+                f"SELECT DISTINCT global_id FROM presence_1m WHERE {rollup[0]} ORDER BY 1", rollup[1]
+            ).fetchall()
+            return [int(g) for (g,) in rows]
         where, params = r.where()
         rows = self.conn.execute(
             f"SELECT DISTINCT global_id FROM track_points WHERE {where} AND global_id IS NOT NULL ORDER BY 1", params
@@ -193,19 +234,39 @@ class HistoryQueries:
         r.validate()
         if not (cell_m > 0):
             raise ValueError("cell_m must be > 0")
-        _, doc = self._session(r.session_id)
+        origin, doc = self._session(r.session_id)
         floor = doc.get("floor") or {}
         ox, oy = floor.get("origin_m", [0.0, 0.0])
         cols, rows_n = int(np.ceil(floor.get("width_m", 0) / cell_m)), int(np.ceil(floor.get("height_m", 0) / cell_m))
         if cols * rows_n == 0 or cols * rows_n > max_cells:
             raise ValueError(f"a {cell_m} m grid over this floor has {cols * rows_n} cells (1..{max_cells})")
+        grid = np.zeros((rows_n, cols))
+        k = cell_m / ROLLUP_CELL_M
+        rollup = self._rollup_range(r, origin)
+        if rollup and abs(k - round(k)) < 1e-9:
+            cells = self.conn.execute(
+                f"""SELECT floor(cx::numeric / %(k)s)::int, floor(cy::numeric / %(k)s)::int, sum(samples)
+                    FROM presence_cells_1m WHERE {rollup[0]} GROUP BY 1, 2""",
+                rollup[1] | {"k": round(k)},
+            ).fetchall()
+            dt = self._step_seconds(r.session_id)
+            for c, rr, n in cells:
+                if 0 <= c < cols and 0 <= rr < rows_n:
+                    grid[rr, c] += float(n) * dt
+            return {
+                "rows": rows_n,
+                "cols": cols,
+                "cell_m": cell_m,
+                "origin_x_m": ox,
+                "origin_y_m": oy,
+                "seconds": grid.reshape(-1).tolist(),
+            }
         where, params = r.where()
         pts = self.conn.execute(
             f"""SELECT time, avg(floor_x_m), avg(floor_y_m) FROM track_points
                 WHERE {where} AND global_id IS NOT NULL AND floor_x_m IS NOT NULL GROUP BY global_id, time""",
             params,
         ).fetchall()
-        grid = np.zeros((rows_n, cols))
         if pts:
             dt = self._step_seconds(r.session_id)
             xy = np.array([[x, y] for _, x, y in pts], float)

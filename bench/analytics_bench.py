@@ -21,6 +21,7 @@ from analytics_svc.queries import HistoryQueries, Range
 from gateway.events import ZoneEventDetector
 from spoton.db import apply_migrations
 from spoton.launcher import REPO
+from spoton.rollups import REFRESH_SQL, refresh_params
 from spoton.videoset import parse_video_set
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
@@ -58,13 +59,11 @@ def load(url: str, sid: str, people: int, hours: float, hz: float, seed: int = 7
             "VALUES (%s, 'bench', %s, %s, 'finished', %s)",
             (sid, [c["id"] for c in DOC["cameras"]], json.dumps(DOC), START),
         )
-        with (
-            conn.cursor().copy(
-                "COPY track_points (time, session_id, step, camera_id, frame_index, track_id, global_id, bbox, "
-                "confidence, floor_x_m, floor_y_m) FROM STDIN"
-            ) as copy,
-            conn.cursor().copy("COPY zone_events (time, session_id, zone_id, global_id, kind) FROM STDIN") as ev,
-        ):
+        events = []
+        with conn.cursor().copy(
+            "COPY track_points (time, session_id, step, camera_id, frame_index, track_id, global_id, bbox, "
+            "confidence, floor_x_m, floor_y_m) FROM STDIN"
+        ) as copy:
             for i in range(n):
                 vel = 0.9 * vel + rng.normal(0, 0.25, vel.shape)
                 pos = np.clip(pos + vel * dt, 0.2, [39.8, 29.8])
@@ -88,8 +87,13 @@ def load(url: str, sid: str, people: int, hours: float, hz: float, seed: int = 7
                     )
                 rows += people
                 ts_ns = int(t.timestamp() * 1e9)
-                for e in det.step(ts_ns, {g + 1: pos[g] for g in range(people)}):
-                    ev.write_row((t, sid, e.zone_id, e.global_id, e.kind))
+                events += [
+                    (t, sid, e.zone_id, e.global_id, e.kind)
+                    for e in det.step(ts_ns, {g + 1: pos[g] for g in range(people)})
+                ]
+        with conn.cursor().copy("COPY zone_events (time, session_id, zone_id, global_id, kind) FROM STDIN") as copy:
+            for row in events:
+                copy.write_row(row)
     return rows
 
 
@@ -99,10 +103,12 @@ def main() -> None:
     p.add_argument("--people", type=int, default=60)
     p.add_argument("--hours", type=float, default=24.0)
     p.add_argument("--hz", type=float, default=2.0)
+    p.add_argument("--raw", action="store_true", help="also time the raw-table queries (no rollups)")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "analytics_bench.json")
     a = p.parse_args()
     url = a.database_url or ensure_database("postgresql://postgres@127.0.0.1:5432/postgres", "spoton_bench")
     apply_migrations(url, REPO / "gateway" / "migrations", "gateway")
+    apply_migrations(url, REPO / "mapping_svc" / "migrations", "mapping")
     sid = f"bench-{a.people}p-{a.hours:g}h-{a.hz:g}hz"
     with psycopg.connect(url) as conn:
         loaded = conn.execute("SELECT count(*) FROM track_points WHERE session_id = %s", (sid,)).fetchone()[0]
@@ -129,16 +135,21 @@ def main() -> None:
     }
     results = []
     with psycopg.connect(url) as conn:
-        q = HistoryQueries(conn)
-        for name, fn in queries.items():
-            row = {"query": name}
-            for label, r in (("hour", hour), ("day", day)):
-                fn(q, r) if label == "hour" else None
-                t0 = time.perf_counter()
-                fn(q, r)
-                row[f"{label}_ms"] = (time.perf_counter() - t0) * 1000
-            results.append(row)
-            print(f"{name:28s} hour {row['hour_ms']:8.1f} ms   day {row['day_ms']:9.1f} ms", flush=True)
+        for rollups in (True, False) if a.raw else (True,):
+            q = HistoryQueries(conn, use_rollups=rollups)
+            for name, fn in queries.items():
+                row = {"query": name, "rollups": rollups}
+                for label, r in (("hour", hour), ("day", day)):
+                    fn(q, r)  # warm the cache
+                    t0 = time.perf_counter()
+                    fn(q, r)
+                    row[f"{label}_ms"] = (time.perf_counter() - t0) * 1000
+                results.append(row)
+                print(
+                    f"{name:28s} {'rollups' if rollups else 'raw    '} hour {row['hour_ms']:8.1f} ms   "
+                    f"day {row['day_ms']:9.1f} ms",
+                    flush=True,
+                )
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps({"track_points": loaded, "results": results}, indent=2))
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import psycopg
 
 from spoton.bootstrap.logs import log_event
+from spoton.rollups import REFRESH_SQL, refresh_params
 
 log = logging.getLogger("gateway.history")
 
@@ -46,6 +47,7 @@ class HistoryWriter:
         self._pending: list[tuple] = []
         self._pending_events: list[tuple] = []
         self._pending_alerts: list[tuple] = []
+        self._sessions: dict[str, tuple] = {}
         self._conn: psycopg.AsyncConnection | None = None
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
@@ -105,6 +107,7 @@ class HistoryWriter:
                         for row in alerts:
                             await copy.write_row(row)
                 await self._upsert_persons(conn, batch)
+                await self._refresh_rollups(conn, batch)
             self.rows_written += len(batch)
             self.connected = True
         except (psycopg.Error, OSError) as exc:
@@ -118,6 +121,28 @@ class HistoryWriter:
             self._conn = None
             log_event(log, "history write failed; will retry", level=logging.WARNING, rows=len(batch), error=str(exc))
             raise
+
+    async def _refresh_rollups(self, conn: psycopg.AsyncConnection, batch: list[tuple]) -> None:
+        """Recompute the per-minute rollups for the minutes this batch touched (spoton/rollups.py)."""
+        spans: dict[str, list] = {}
+        for row in batch:
+            span = spans.setdefault(row[1], [row[0], row[0]])
+            span[0], span[1] = min(span[0], row[0]), max(span[1], row[0])
+        for session_id, (first, last) in spans.items():
+            if session_id not in self._sessions:
+                cur = await conn.execute(
+                    "SELECT media_start, coalesce(video_set_doc->'floor'->'origin_m', '[0, 0]') FROM sessions "
+                    "WHERE session_id = %s",
+                    (session_id,),
+                )
+                found = await cur.fetchone()
+                if found is None:
+                    continue
+                self._sessions[session_id] = (found[0], (float(found[1][0]), float(found[1][1])))
+            origin, floor_origin = self._sessions[session_id]
+            params = refresh_params(session_id, origin, floor_origin, first, last)
+            for sql in REFRESH_SQL:
+                await conn.execute(sql, params)
 
     async def _upsert_persons(self, conn: psycopg.AsyncConnection, batch: list[tuple]) -> None:
         agg: dict[tuple[str, int], list] = {}

@@ -79,3 +79,33 @@ def apply_migrations(url: str, directory: Path, owner: str) -> list[str]:
     if applied:
         log_event(log, "migrations applied", owner=owner, files=",".join(applied))
     return applied
+
+
+def enable_timescale(conn: psycopg.Connection, compress_after_days: int = 7, retention_days: int = 0) -> None:
+    """TimescaleDB extras for the history (UNTESTED HERE: no machine of this project has the extension).
+
+    Hypertables on ``time``, compression after ``compress_after_days``, optional retention, and a continuous
+    aggregate of per-minute presence that occupancy over long ranges can read.
+    """
+    conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+    for table in ("track_points", "zone_events"):
+        conn.execute(f"SELECT create_hypertable('{table}', 'time', if_not_exists => TRUE, migrate_data => TRUE)")
+    conn.execute("ALTER TABLE track_points SET (timescaledb.compress, timescaledb.compress_segmentby = 'session_id')")
+    conn.execute(
+        "SELECT add_compression_policy('track_points', make_interval(days => %s), if_not_exists => TRUE)",
+        (compress_after_days,),
+    )
+    if retention_days:
+        conn.execute(
+            "SELECT add_retention_policy('track_points', make_interval(days => %s), if_not_exists => TRUE)",
+            (retention_days,),
+        )
+    conn.execute(
+        """CREATE MATERIALIZED VIEW IF NOT EXISTS presence_1m WITH (timescaledb.continuous) AS
+           SELECT session_id, time_bucket('1 minute', time) AS minute, global_id, count(*) AS samples
+           FROM track_points WHERE global_id IS NOT NULL GROUP BY session_id, minute, global_id WITH NO DATA"""
+    )
+    conn.execute(
+        "SELECT add_continuous_aggregate_policy('presence_1m', start_offset => INTERVAL '1 day', "
+        "end_offset => INTERVAL '1 minute', schedule_interval => INTERVAL '1 minute', if_not_exists => TRUE)"
+    )

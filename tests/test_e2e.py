@@ -102,6 +102,15 @@ def test_history_lands_in_postgres(demo_run, database_url, stack) -> None:  # ty
     assert len(r.json()["persons"]) == len(gids)
 
 
+def test_rollups_maintained_by_the_writer(demo_run, database_url) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_analytics import assert_rollups_match_raw
+
+    sid = demo_run[0]
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM presence_1m WHERE session_id = %s", (sid,)).fetchone()[0] > 0
+    assert_rollups_match_raw(database_url, sid)
+
+
 def test_occupancy_and_trajectory_answer_from_history(demo_run, stack) -> None:  # type: ignore[no-untyped-def]
     sid, messages, _ = demo_run
     r = httpx.get(

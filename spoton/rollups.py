@@ -1,0 +1,59 @@
+"""Per-minute rollups of the history, so queries over long ranges read thousands of rows, not millions.
+
+One copy of the SQL, run by the gateway's history writer after each batch (and by benchmarks that load history
+directly). Each refresh recomputes whole minutes (aligned to the session's media start) from ``track_points``, so
+it is idempotent and late rows are folded in.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+ROLLUP_CELL_M = 0.5
+MINUTE = timedelta(minutes=1)
+
+_WINDOW = """t.session_id = %(sid)s AND t.time >= %(lo)s AND t.time < %(hi)s"""
+REFRESH_SQL = [
+    """DELETE FROM presence_1m WHERE session_id = %(sid)s AND minute >= %(lo)s AND minute < %(hi)s""",
+    f"""INSERT INTO presence_1m (session_id, minute, global_id, samples)
+        SELECT t.session_id, date_bin('1 minute', t.time, %(origin)s), t.global_id, count(DISTINCT t.time)
+        FROM track_points t WHERE {_WINDOW} AND t.global_id IS NOT NULL GROUP BY 1, 2, 3""",
+    """DELETE FROM steps_1m WHERE session_id = %(sid)s AND minute >= %(lo)s AND minute < %(hi)s""",
+    f"""INSERT INTO steps_1m (session_id, minute, steps)
+        SELECT t.session_id, date_bin('1 minute', t.time, %(origin)s), count(DISTINCT t.time)
+        FROM track_points t WHERE {_WINDOW} GROUP BY 1, 2""",
+    """DELETE FROM presence_cells_1m WHERE session_id = %(sid)s AND minute >= %(lo)s AND minute < %(hi)s""",
+    f"""INSERT INTO presence_cells_1m (session_id, minute, cx, cy, samples)
+        SELECT session_id, minute, floor((x - %(ox)s) / {ROLLUP_CELL_M})::int,
+               floor((y - %(oy)s) / {ROLLUP_CELL_M})::int, count(*)
+        FROM (SELECT t.session_id, date_bin('1 minute', t.time, %(origin)s) AS minute,
+                     avg(t.floor_x_m) AS x, avg(t.floor_y_m) AS y
+              FROM track_points t WHERE {_WINDOW} AND t.global_id IS NOT NULL AND t.floor_x_m IS NOT NULL
+              GROUP BY t.session_id, minute, t.global_id, t.time) p
+        GROUP BY 1, 2, 3, 4""",
+]
+
+
+def minute_floor(t: datetime, origin: datetime) -> datetime:
+    return origin + (t - origin) // MINUTE * MINUTE
+
+
+def refresh_params(
+    session_id: str, origin: datetime, floor_origin: tuple[float, float], first: datetime, last: datetime
+) -> dict:
+    """Parameters for REFRESH_SQL covering every minute that [first, last] touches."""
+    return {
+        "sid": session_id,
+        "origin": origin,
+        "lo": minute_floor(first, origin),
+        "hi": minute_floor(last, origin) + MINUTE,
+        "ox": floor_origin[0],
+        "oy": floor_origin[1],
+    }
+
+
+def aligned(t_ns: int, origin: datetime) -> bool:
+    """True when a range bound (Unix ns; 0 = unbounded) falls on a rollup minute."""
+    if not t_ns:
+        return True
+    return ((t_ns - int(origin.timestamp() * 1e9)) % int(60e9)) == 0
