@@ -118,6 +118,14 @@ def main() -> None:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("ANALYZE track_points")
         print(f"loaded {loaded:,} track points in {time.perf_counter() - t0:.0f} s", flush=True)
+    with psycopg.connect(url) as conn:
+        if not conn.execute("SELECT 1 FROM presence_1m WHERE session_id = %s LIMIT 1", (sid,)).fetchone():
+            t0 = time.perf_counter()
+            params = refresh_params(sid, START, (0.0, 0.0), START, START + timedelta(hours=a.hours))
+            for sql in REFRESH_SQL:
+                conn.execute(sql, params)
+            conn.commit()
+            print(f"built the per-minute rollups in {time.perf_counter() - t0:.0f} s", flush=True)
     hour = Range(
         sid, int((START + timedelta(hours=12)).timestamp() * 1e9), int((START + timedelta(hours=13)).timestamp() * 1e9)
     )
