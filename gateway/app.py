@@ -6,16 +6,16 @@ import asyncio
 import contextlib
 import json
 import logging
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import cv2
 import grpc
 import numpy as np
 import psycopg
-from fastapi import FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from google.protobuf import json_format
@@ -116,6 +116,18 @@ def parse_time(value: str | None, name: str) -> int:
     if dt.tzinfo is None:
         raise ApiError(400, "invalid_argument", f"{name} needs a timezone (e.g. Z)")
     return int(dt.timestamp() * 1e9)
+
+
+def time_range(session_id: str = "", start: str | None = None, end: str | None = None) -> analytics_pb2.TimeRange:
+    """The session and ISO-8601 range every analytics route takes (a FastAPI dependency)."""
+    if not session_id:
+        raise ApiError(400, "invalid_argument", "session_id is required")
+    return analytics_pb2.TimeRange(
+        session_id=session_id, start_ns=parse_time(start, "start"), end_ns=parse_time(end, "end")
+    )
+
+
+Span = Annotated[analytics_pb2.TimeRange, Depends(time_range)]
 
 
 class Gateway:
@@ -389,13 +401,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             ]
         }
 
-    def time_range(session_id: str, start: str | None, end: str | None) -> analytics_pb2.TimeRange:
-        if not session_id:
-            raise ApiError(400, "invalid_argument", "session_id is required")
-        return analytics_pb2.TimeRange(
-            session_id=session_id, start_ns=parse_time(start, "start"), end_ns=parse_time(end, "end")
-        )
-
     async def analytics_call(method: str, request):  # type: ignore[no-untyped-def]
         reply = await getattr(gw.clients.analytics, method)(
             request, timeout=settings.rpc_timeout_s, metadata=gw.clients.metadata
@@ -418,59 +423,49 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @app.get("/api/v1/analytics/occupancy")
     async def occupancy(
-        session_id: str = "",
-        start: str | None = None,
-        end: str | None = None,
+        span: Span,
         bucket_s: float = Query(1.0, gt=0),
         group_by: str = "",
     ) -> dict:
         groups = {"": 0, "camera": 1, "zone": 2}
         if group_by not in groups:
             raise ApiError(400, "invalid_argument", "group_by must be camera or zone")
-        request = analytics_pb2.OccupancyRequest(
-            range=time_range(session_id, start, end), bucket_s=bucket_s, group_by=groups[group_by]
-        )
+        request = analytics_pb2.OccupancyRequest(range=span, bucket_s=bucket_s, group_by=groups[group_by])
         return as_int_ns(await analytics_call("Occupancy", request))
 
     @app.get("/api/v1/analytics/people-count")
-    async def people_count(session_id: str = "", start: str | None = None, end: str | None = None) -> dict:
-        reply = await analytics_call(
-            "PeopleCount", analytics_pb2.PeopleCountRequest(range=time_range(session_id, start, end))
-        )
+    async def people_count(
+        span: Span,
+    ) -> dict:
+        reply = await analytics_call("PeopleCount", analytics_pb2.PeopleCountRequest(range=span))
         return {"count": reply["count"], "global_ids": [int(g) for g in reply["global_ids"]]}
 
     @app.get("/api/v1/analytics/dwell")
-    async def dwell(session_id: str = "", start: str | None = None, end: str | None = None, zone_id: str = "") -> dict:
-        request = analytics_pb2.DwellRequest(range=time_range(session_id, start, end), zone_id=zone_id)
+    async def dwell(span: Span, zone_id: str = "") -> dict:
+        request = analytics_pb2.DwellRequest(range=span, zone_id=zone_id)
         reply = await analytics_call("Dwell", request)
         for d in reply["dwells"]:
             d["global_id"] = int(d["global_id"])
         return reply
 
     @app.get("/api/v1/analytics/heatmap")
-    async def heatmap(
-        session_id: str = "", start: str | None = None, end: str | None = None, cell_m: float = Query(0.5, gt=0)
-    ) -> dict:
-        request = analytics_pb2.HeatmapRequest(range=time_range(session_id, start, end), cell_m=cell_m)
+    async def heatmap(span: Span, cell_m: float = Query(0.5, gt=0)) -> dict:
+        request = analytics_pb2.HeatmapRequest(range=span, cell_m=cell_m)
         return await analytics_call("Heatmap", request)
 
     @app.get("/api/v1/analytics/heatmap.png")
     async def heatmap_png(
-        session_id: str = "",
-        start: str | None = None,
-        end: str | None = None,
+        span: Span,
         cell_m: float = Query(0.5, gt=0),
         px_per_m: float = Query(20.0, gt=0, le=200),
     ) -> Response:
-        h = await heatmap(session_id, start, end, cell_m)
+        h = await heatmap(span, cell_m)
         png = await asyncio.to_thread(render_heatmap, h, px_per_m)
         return Response(png, media_type="image/png")
 
     @app.get("/api/v1/analytics/zone-events")
-    async def zone_events(
-        session_id: str = "", start: str | None = None, end: str | None = None, zone_id: str = ""
-    ) -> dict:
-        request = analytics_pb2.ZoneEventsRequest(range=time_range(session_id, start, end), zone_id=zone_id)
+    async def zone_events(span: Span, zone_id: str = "") -> dict:
+        request = analytics_pb2.ZoneEventsRequest(range=span, zone_id=zone_id)
         reply = as_int_ns(await analytics_call("ZoneEvents", request))
         for e in reply["events"]:
             e["global_id"] = int(e["global_id"])
@@ -478,59 +473,53 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         return reply
 
     @app.get("/api/v1/analytics/line-crossings")
-    async def line_crossings(
-        session_id: str = "", start: str | None = None, end: str | None = None, line_id: str = ""
-    ) -> dict:
-        request = analytics_pb2.LineCrossingsRequest(range=time_range(session_id, start, end), line_id=line_id)
+    async def line_crossings(span: Span, line_id: str = "") -> dict:
+        request = analytics_pb2.LineCrossingsRequest(range=span, line_id=line_id)
         return await analytics_call("LineCrossings", request)
 
     @app.get("/api/v1/analytics/trajectory")
     async def trajectory(
-        session_id: str = "",
-        start: str | None = None,
-        end: str | None = None,
+        span: Span,
         global_id: int = 0,
         simplify_m: float = Query(0.0, ge=0),
     ) -> dict:
-        request = analytics_pb2.TrajectoryRequest(
-            range=time_range(session_id, start, end), global_id=global_id, simplify_m=simplify_m
-        )
+        request = analytics_pb2.TrajectoryRequest(range=span, global_id=global_id, simplify_m=simplify_m)
         reply = as_int_ns(await analytics_call("Trajectory", request))
         for t in reply["trajectories"]:
             t["global_id"] = int(t["global_id"])
         return reply
 
     @app.get("/api/v1/analytics/summary")
-    async def summary(session_id: str = "", start: str | None = None, end: str | None = None) -> dict:
-        reply = await analytics_call("Summary", analytics_pb2.SummaryRequest(range=time_range(session_id, start, end)))
+    async def summary(
+        span: Span,
+    ) -> dict:
+        reply = await analytics_call("Summary", analytics_pb2.SummaryRequest(range=span))
         reply["track_points"] = int(reply["track_points"])
         return as_int_ns(reply)
 
     @app.get("/api/v1/analytics/export")
-    async def export(
-        session_id: str = "", start: str | None = None, end: str | None = None, format: str = "csv"
-    ) -> Response:
+    async def export(span: Span, format: str = "csv") -> Response:
         formats = {"csv": analytics_pb2.EXPORT_FORMAT_CSV, "parquet": analytics_pb2.EXPORT_FORMAT_PARQUET}
         if format not in formats:
             raise ApiError(400, "invalid_argument", "format must be csv or parquet")
         call = gw.clients.analytics.Export(
-            analytics_pb2.ExportRequest(range=time_range(session_id, start, end), format=formats[format]),
+            analytics_pb2.ExportRequest(range=span, format=formats[format]),
             timeout=settings.rpc_timeout_s,
             metadata=gw.clients.metadata,
         )
         data = b"".join([chunk.chunk async for chunk in call])
         media = "text/csv" if format == "csv" else "application/vnd.apache.parquet"
-        filename = f"spoton-{session_id}.{format}"
+        filename = f"spoton-{span.session_id}.{format}"
         return Response(data, media_type=media, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
-    @app.websocket("/ws/tracking/{session_id}")
-    async def ws_tracking(websocket: WebSocket, session_id: str, global_id: int | None = None) -> None:
+    async def relay(websocket: WebSocket, session_id: str, events: bool, global_id: int | None = None) -> None:
+        """Send a session's live messages (steps, or zone events and alerts) until it ends or the client goes."""
         session = gw.sessions.get(session_id)
         await websocket.accept()
         if session is None:
             await websocket.close(code=4404, reason=f"unknown session {session_id}")
             return
-        queue = session.subscribe()
+        queue = session.subscribe(events=events)
         try:
             if session.done.is_set():
                 await websocket.send_json(
@@ -553,32 +542,16 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             pass
         finally:
             session.unsubscribe(queue)
-            with suppress(RuntimeError):
+            with contextlib.suppress(RuntimeError):
                 await websocket.close()
+
+    @app.websocket("/ws/tracking/{session_id}")
+    async def ws_tracking(websocket: WebSocket, session_id: str, global_id: int | None = None) -> None:
+        await relay(websocket, session_id, False, global_id)
 
     @app.websocket("/ws/events/{session_id}")
     async def ws_events(websocket: WebSocket, session_id: str) -> None:
-        session = gw.sessions.get(session_id)
-        await websocket.accept()
-        if session is None:
-            await websocket.close(code=4404, reason=f"unknown session {session_id}")
-            return
-        queue = session.subscribe(events=True)
-        try:
-            if session.done.is_set():
-                await websocket.send_json({"type": "session_ended", "session_id": session_id, "status": session.status})
-                return
-            while True:
-                message = await queue.get()
-                await websocket.send_json(message)
-                if message.get("type") == "session_ended":
-                    break
-        except WebSocketDisconnect:
-            pass
-        finally:
-            session.unsubscribe(queue)
-            with contextlib.suppress(RuntimeError):
-                await websocket.close()
+        await relay(websocket, session_id, True)
 
     @app.get("/", include_in_schema=False)
     async def dashboard() -> Response:

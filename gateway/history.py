@@ -29,6 +29,9 @@ TRACK_POINT_COLUMNS = (
     "floor_y_m",
 )
 
+ZONE_EVENT_COLUMNS = ("time", "session_id", "zone_id", "global_id", "kind")
+ALERT_COLUMNS = ("time", "session_id", "rule_id", "kind", "target", "global_id", "value", "message")
+
 
 def ns_to_dt(ts_ns: int) -> datetime:
     return datetime.fromtimestamp(ts_ns / 1e9, tz=UTC)
@@ -89,23 +92,15 @@ class HistoryWriter:
         try:
             conn = await self._connection()
             async with conn.transaction():
-                async with conn.cursor().copy(
-                    f"COPY track_points ({', '.join(TRACK_POINT_COLUMNS)}) FROM STDIN"
-                ) as copy:
-                    for row in batch:
-                        await copy.write_row(row)
-                if events:
-                    async with conn.cursor().copy(
-                        "COPY zone_events (time, session_id, zone_id, global_id, kind) FROM STDIN"
-                    ) as copy:
-                        for row in events:
-                            await copy.write_row(row)
-                if alerts:
-                    async with conn.cursor().copy(
-                        "COPY alerts (time, session_id, rule_id, kind, target, global_id, value, message) FROM STDIN"
-                    ) as copy:
-                        for row in alerts:
-                            await copy.write_row(row)
+                for table, columns, rows in (
+                    ("track_points", TRACK_POINT_COLUMNS, batch),
+                    ("zone_events", ZONE_EVENT_COLUMNS, events),
+                    ("alerts", ALERT_COLUMNS, alerts),
+                ):
+                    if rows:
+                        async with conn.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                            for row in rows:
+                                await copy.write_row(row)
                 await self._upsert_persons(conn, batch)
                 await self._refresh_rollups(conn, batch)
             self.rows_written += len(batch)
