@@ -139,9 +139,9 @@ class HistoryQueries:
     def _occupancy_query(
         self, r: Range, bucket_s: float, origin: datetime, group: str, extra: str, extra_params: dict
     ) -> list[dict]:
-        where, params = r.where()
+        range_where, params = r.where()
         params |= {"bucket": timedelta(seconds=bucket_s), "origin": origin, **extra_params}
-        where += " AND global_id IS NOT NULL" + extra
+        where = range_where + " AND global_id IS NOT NULL" + extra
         rows = self.conn.execute(
             f"""
             WITH per_step AS (
@@ -152,7 +152,7 @@ class HistoryQueries:
                 FROM track_points WHERE {where} GROUP BY 1, 2
             ), steps AS (
                 SELECT {bucket_sql(self.timescale)} AS bucket, count(DISTINCT time) AS n
-                FROM track_points WHERE session_id = %(session_id)s GROUP BY 1
+                FROM track_points WHERE {range_where} GROUP BY 1
             )
             SELECT b.bucket, b.grp, b.people, sum(p.n)::float / max(s.n)
             FROM per_bucket b JOIN per_step p USING (bucket, grp) JOIN steps s USING (bucket)
