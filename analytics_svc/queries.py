@@ -108,6 +108,9 @@ class HistoryQueries:
         origin, doc = self._session(r.session_id)
         if self._span_s(r) / bucket_s > self.max_buckets:
             raise ValueError(f"more than {self.max_buckets} buckets: choose a larger bucket_s or a shorter range")
+        rollup = self._rollup_range(r, origin)
+        if group_by == "zone" and rollup and bucket_s % 60 == 0:
+            return self._occupancy_rollup(rollup, bucket_s, origin, zones=True)
         if group_by == "zone":
             out = []
             for z in doc.get("zones", []):
@@ -115,26 +118,29 @@ class HistoryQueries:
                     r, bucket_s, origin, "%(zone_id)s::text", _polygon_sql(z["polygon"]), {"zone_id": z["id"]}
                 )
             return sorted(out, key=lambda b: (b["start_ns"], b["group"]))
-        rollup = self._rollup_range(r, origin)
         if group_by == "" and rollup and bucket_s % 60 == 0:
             return self._occupancy_rollup(rollup, bucket_s, origin)
         group = "camera_id" if group_by == "camera" else "''"
         return self._occupancy_query(r, bucket_s, origin, group, "", {})
 
-    def _occupancy_rollup(self, rollup: tuple[str, dict], bucket_s: float, origin: datetime) -> list[dict]:
+    def _occupancy_rollup(
+        self, rollup: tuple[str, dict], bucket_s: float, origin: datetime, zones: bool = False
+    ) -> list[dict]:
         where, params = rollup
         params = params | {"bucket": timedelta(seconds=bucket_s), "origin": origin}
+        table, group = ("presence_zone_1m", "zone_id") if zones else ("presence_1m", "''::text")
         rows = self.conn.execute(
             f"""
-            WITH p AS (SELECT date_bin(%(bucket)s, minute, %(origin)s) AS b, count(DISTINCT global_id) AS people,
-                              sum(samples) AS samples FROM presence_1m WHERE {where} GROUP BY 1),
+            WITH p AS (SELECT date_bin(%(bucket)s, minute, %(origin)s) AS b, {group} AS grp,
+                              count(DISTINCT global_id) AS people, sum(samples) AS samples
+                       FROM {table} WHERE {where} GROUP BY 1, 2),
                  s AS (SELECT date_bin(%(bucket)s, minute, %(origin)s) AS b, sum(steps) AS steps
                        FROM steps_1m WHERE {where} GROUP BY 1)
-            SELECT p.b, p.people, p.samples::float / s.steps FROM p JOIN s USING (b) ORDER BY 1
+            SELECT p.b, p.grp, p.people, p.samples::float / s.steps FROM p JOIN s USING (b) ORDER BY 1, 2
             """,
             params,
         ).fetchall()
-        return [{"start_ns": dt_to_ns(b), "group": "", "people": int(n), "mean_people": float(m)} for b, n, m in rows]
+        return [{"start_ns": dt_to_ns(b), "group": g, "people": int(n), "mean_people": float(m)} for b, g, n, m in rows]
 
     def _occupancy_query(
         self, r: Range, bucket_s: float, origin: datetime, group: str, extra: str, extra_params: dict
@@ -286,7 +292,7 @@ class HistoryQueries:
     def _step_seconds(self, session_id: str) -> float:
         """Typical time between steps (the median gap between distinct step times)."""
         times = self.conn.execute(
-            "SELECT DISTINCT time FROM track_points WHERE session_id = %s ORDER BY 1 LIMIT 10000", (session_id,)
+            "SELECT DISTINCT time FROM track_points WHERE session_id = %s ORDER BY 1 LIMIT 1000", (session_id,)
         ).fetchall()
         if len(times) < 2:
             return 0.0
@@ -295,8 +301,31 @@ class HistoryQueries:
 
     def summary(self, r: Range) -> dict:
         r.validate()
-        self._session(r.session_id)
+        origin, _ = self._session(r.session_id)
         where, params = r.where()
+        rollup = self._rollup_range(r, origin)
+        if rollup:
+            n, first, last, peak = self.conn.execute(
+                f"SELECT coalesce(sum(points), 0), min(first_time), max(last_time), coalesce(max(peak), 0) "
+                f"FROM steps_1m WHERE {rollup[0]}",
+                rollup[1],
+            ).fetchone()
+            cams = [
+                c
+                for (c,) in self.conn.execute(
+                    "SELECT unnest(cameras) FROM sessions WHERE session_id = %s", (r.session_id,)
+                ).fetchall()
+            ]
+            dwells = [d["dwell_s"] for d in self.dwell(r)]
+            return {
+                "people": len(self.people_count(r)),
+                "track_points": int(n),
+                "first_ns": dt_to_ns(first) if first else 0,
+                "last_ns": dt_to_ns(last) if last else 0,
+                "peak_occupancy": float(peak),
+                "mean_dwell_s": float(np.mean(dwells)) if dwells else 0.0,
+                "cameras": sorted(cams) if n else [],
+            }
         n, first, last, cams = self.conn.execute(
             f"SELECT count(*), min(time), max(time), array_agg(DISTINCT camera_id) FROM track_points WHERE {where}",
             params,

@@ -119,7 +119,7 @@ def main() -> None:
             conn.execute("ANALYZE track_points")
         print(f"loaded {loaded:,} track points in {time.perf_counter() - t0:.0f} s", flush=True)
     with psycopg.connect(url) as conn:
-        if not conn.execute("SELECT 1 FROM presence_1m WHERE session_id = %s LIMIT 1", (sid,)).fetchone():
+        if not conn.execute("SELECT 1 FROM presence_zone_1m WHERE session_id = %s LIMIT 1", (sid,)).fetchone():
             t0 = time.perf_counter()
             params = refresh_params(sid, START, (0.0, 0.0), START, START + timedelta(hours=a.hours))
             for sql in REFRESH_SQL:

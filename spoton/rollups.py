@@ -19,9 +19,26 @@ REFRESH_SQL = [
         SELECT t.session_id, date_bin('1 minute', t.time, %(origin)s), t.global_id, count(DISTINCT t.time)
         FROM track_points t WHERE {_WINDOW} AND t.global_id IS NOT NULL GROUP BY 1, 2, 3""",
     """DELETE FROM steps_1m WHERE session_id = %(sid)s AND minute >= %(lo)s AND minute < %(hi)s""",
-    f"""INSERT INTO steps_1m (session_id, minute, steps)
-        SELECT t.session_id, date_bin('1 minute', t.time, %(origin)s), count(DISTINCT t.time)
-        FROM track_points t WHERE {_WINDOW} GROUP BY 1, 2""",
+    f"""INSERT INTO steps_1m (session_id, minute, steps, points, peak, first_time, last_time)
+        SELECT session_id, minute, count(*), sum(points), max(people), min(time), max(time)
+        FROM (SELECT t.session_id, date_bin('1 minute', t.time, %(origin)s) AS minute, t.time, count(*) AS points,
+                     count(DISTINCT t.global_id) AS people
+              FROM track_points t WHERE {_WINDOW} GROUP BY 1, 2, 3) s
+        GROUP BY 1, 2""",
+    """DELETE FROM presence_zone_1m WHERE session_id = %(sid)s AND minute >= %(lo)s AND minute < %(hi)s""",
+    f"""INSERT INTO presence_zone_1m (session_id, minute, zone_id, global_id, samples)
+        SELECT t.session_id, date_bin('1 minute', t.time, %(origin)s), z.id, t.global_id, count(DISTINCT t.time)
+        FROM track_points t
+        JOIN sessions s ON s.session_id = t.session_id
+        CROSS JOIN LATERAL (
+            SELECT zz->>'id' AS id,
+                   (SELECT ('(' || string_agg('(' || (p->>0) || ',' || (p->>1) || ')', ',' ORDER BY n) || ')')::polygon
+                    FROM jsonb_array_elements(zz->'polygon') WITH ORDINALITY AS q(p, n)) AS poly
+            FROM jsonb_array_elements(coalesce(s.video_set_doc->'zones', '[]')) AS zz
+        ) z
+        WHERE {_WINDOW} AND t.global_id IS NOT NULL AND t.floor_x_m IS NOT NULL
+          AND point(t.floor_x_m, t.floor_y_m) <@ z.poly
+        GROUP BY 1, 2, 3, 4""",
     """DELETE FROM presence_cells_1m WHERE session_id = %(sid)s AND minute >= %(lo)s AND minute < %(hi)s""",
     f"""INSERT INTO presence_cells_1m (session_id, minute, cx, cy, samples)
         SELECT session_id, minute, floor((x - %(ox)s) / {ROLLUP_CELL_M})::int,

@@ -305,6 +305,8 @@ def assert_rollups_match_raw(database_url: str, session_id: str) -> None:
         fast, raw = HistoryQueries(conn), HistoryQueries(conn, use_rollups=False)
         r = Range(session_id)
         assert fast.occupancy(r, 60.0) == raw.occupancy(r, 60.0)
+        assert fast.occupancy(r, 60.0, "zone") == raw.occupancy(r, 60.0, "zone")
+        assert fast.summary(r) == raw.summary(r)
         assert fast.people_count(r) == raw.people_count(r)
         for cell in (0.5, 1.0):
             assert np.allclose(fast.heatmap(r, cell)["seconds"], raw.heatmap(r, cell)["seconds"])
