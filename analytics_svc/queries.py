@@ -302,39 +302,28 @@ class HistoryQueries:
     def summary(self, r: Range) -> dict:
         r.validate()
         origin, _ = self._session(r.session_id)
-        where, params = r.where()
         rollup = self._rollup_range(r, origin)
         if rollup:
             n, first, last, peak = self.conn.execute(
-                f"SELECT coalesce(sum(points), 0), min(first_time), max(last_time), coalesce(max(peak), 0) "
+                "SELECT coalesce(sum(points), 0), min(first_time), max(last_time), coalesce(max(peak), 0) "
                 f"FROM steps_1m WHERE {rollup[0]}",
                 rollup[1],
             ).fetchone()
-            cams = [
-                c
-                for (c,) in self.conn.execute(
-                    "SELECT unnest(cameras) FROM sessions WHERE session_id = %s", (r.session_id,)
-                ).fetchall()
+            cams = self.conn.execute("SELECT cameras FROM sessions WHERE session_id = %s", (r.session_id,)).fetchone()[
+                0
             ]
-            dwells = [d["dwell_s"] for d in self.dwell(r)]
-            return {
-                "people": len(self.people_count(r)),
-                "track_points": int(n),
-                "first_ns": dt_to_ns(first) if first else 0,
-                "last_ns": dt_to_ns(last) if last else 0,
-                "peak_occupancy": float(peak),
-                "mean_dwell_s": float(np.mean(dwells)) if dwells else 0.0,
-                "cameras": sorted(cams) if n else [],
-            }
-        n, first, last, cams = self.conn.execute(
-            f"SELECT count(*), min(time), max(time), array_agg(DISTINCT camera_id) FROM track_points WHERE {where}",
-            params,
-        ).fetchone()
-        peak = self.conn.execute(
-            f"""SELECT coalesce(max(n), 0) FROM (SELECT count(DISTINCT global_id) AS n FROM track_points
-                WHERE {where} GROUP BY time) s""",
-            params,
-        ).fetchone()[0]
+            cams = cams if n else []
+        else:
+            where, params = r.where()
+            n, first, last, cams = self.conn.execute(
+                f"SELECT count(*), min(time), max(time), array_agg(DISTINCT camera_id) FROM track_points WHERE {where}",
+                params,
+            ).fetchone()
+            peak = self.conn.execute(
+                f"""SELECT coalesce(max(n), 0) FROM (SELECT count(DISTINCT global_id) AS n FROM track_points
+                    WHERE {where} GROUP BY time) s""",
+                params,
+            ).fetchone()[0]
         dwells = [d["dwell_s"] for d in self.dwell(r)]
         return {
             "people": len(self.people_count(r)),
