@@ -19,6 +19,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, WebSocket, 
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from google.protobuf import json_format
+from prometheus_client import make_asgi_app
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -208,6 +209,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     app = FastAPI(title="SpotOn gateway", version="0.1.0", lifespan=lifespan)
     app.state.gateway = gw
+    app.mount("/metrics", make_asgi_app())
+    keys = settings.api_key_set
+
+    @app.middleware("http")
+    async def require_api_key(request: Request, call_next):  # type: ignore[no-untyped-def]
+        """With API_KEYS set, everything but /health, /metrics and the dashboard page needs a key (DESIGN §3)."""
+        if keys and not is_open_path(request.url.path) and not has_key(request.headers, request.query_params, keys):
+            return error_body(401, "unauthenticated", "missing or invalid API key (X-API-Key header or ?api_key=)")
+        return await call_next(request)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -516,6 +526,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         """Send a session's live messages (steps, or zone events and alerts) until it ends or the client goes."""
         session = gw.sessions.get(session_id)
         await websocket.accept()
+        if keys and not has_key(websocket.headers, websocket.query_params, keys):
+            await websocket.close(code=4401, reason="missing or invalid API key")
+            return
         if session is None:
             await websocket.close(code=4404, reason=f"unknown session {session_id}")
             return
@@ -561,6 +574,17 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         return FileResponse(page)
 
     return app
+
+
+OPEN_PATHS = ("/health", "/metrics", "/", "/favicon.ico")
+
+
+def is_open_path(path: str) -> bool:
+    return path in OPEN_PATHS or path.startswith("/metrics/")
+
+
+def has_key(headers, query_params, keys: frozenset[str]) -> bool:  # type: ignore[no-untyped-def]
+    return (headers.get("x-api-key") or query_params.get("api_key")) in keys
 
 
 def iso_ns(ts_ns: int) -> str:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import grpc
 import numpy as np
 from google.protobuf import struct_pb2
+from prometheus_client import Histogram
 
 from gateway.clients import ServiceClients
 from gateway.config import GatewaySettings
@@ -34,6 +35,12 @@ from spoton.videoset import VideoSet
 log = logging.getLogger("gateway.pipeline")
 
 QUEUE_DEPTH = 3
+STAGE_SECONDS = Histogram(
+    "spoton_gateway_stage_seconds",
+    "Wall time of each pipeline stage per step (gRPC round trip included)",
+    ["stage"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 
 
 @dataclass
@@ -495,6 +502,7 @@ class Session:
             last = now
             for k, v in work.stage_ms.items():
                 self.stage_ms[k].append(v)
+                STAGE_SECONDS.labels(k).observe(v / 1000)
 
     def render(self, work: StepWork) -> tuple[dict, list[tuple]]:
         """The step message of DESIGN §3 and its track_points rows."""
