@@ -284,6 +284,16 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         vs = gw.catalog.get(name).to_dict()
         return {"floor": vs["floor"], "zones": vs["zones"], "lines": vs["lines"]}
 
+    @app.get("/api/v1/video-sets/{name}/floor.png")
+    async def get_floor_image(name: str) -> FileResponse:
+        vs = gw.catalog.get(name)
+        if not vs.floor.image:
+            raise ApiError(404, "not_found", f"video set {name!r} has no floor image")
+        path = (vs.path.parent / vs.floor.image).resolve()
+        if not path.is_file() or vs.path.parent.resolve() not in path.parents:
+            raise ApiError(404, "not_found", f"floor image {vs.floor.image!r} not found")
+        return FileResponse(path)
+
     calib_path = "/api/v1/video-sets/{name}/cameras/{camera_id}/calibration"
 
     async def get_calibration_proto(name: str, camera_id: str) -> mapping_pb2.Calibration:

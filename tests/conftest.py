@@ -56,6 +56,8 @@ def write_edge_case_sets(directory: Path) -> None:
     floor = "floor: {width_m: 10, height_m: 10}\n"
     demo = yaml.safe_load((directory / "demo.yaml").read_text())
     demo["name"] = "rules"
+    demo["floor"]["image"] = "floor.png"
+    cv2.imwrite(str(directory / "floor.png"), np.full((52, 60, 3), 200, np.uint8))
     demo["rules"] = [
         {"id": "crowd", "kind": "occupancy_above", "zone": "crossing", "max": 0},
         {"id": "linger", "kind": "loitering", "zone": "crossing", "seconds": 1.0},

@@ -202,3 +202,12 @@ def test_broken_video_fails_the_session_not_the_gateway(stack) -> None:  # type:
         time.sleep(0.2)
     assert s["status"] == "failed" and "broken.mp4" in s["last_error"]
     assert httpx.get(f"{stack.gateway_url}/health", timeout=10).json()["status"] == "healthy"
+
+
+def test_floor_plan_and_its_image(stack) -> None:  # type: ignore[no-untyped-def]
+    floor = httpx.get(f"{stack.gateway_url}/api/v1/video-sets/rules/floor", timeout=10).json()
+    assert floor["floor"]["image"] == "floor.png" and floor["zones"] and floor["lines"]
+    png = httpx.get(f"{stack.gateway_url}/api/v1/video-sets/rules/floor.png", timeout=10)
+    assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
+    missing = httpx.get(f"{stack.gateway_url}/api/v1/video-sets/demo/floor.png", timeout=10)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
