@@ -17,7 +17,7 @@ import numpy as np
 import psycopg
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from google.protobuf import json_format
 from prometheus_client import make_asgi_app
 from pydantic import BaseModel, Field
@@ -400,6 +400,28 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         await session.stop()
         return session.summary()
 
+    @app.get("/api/v1/sessions/{session_id}/cameras/{camera_id}/stream.mjpeg")
+    async def camera_stream(session_id: str, camera_id: str, max_frames: int = Query(0, ge=0)) -> StreamingResponse:
+        """The camera's frames with tracks drawn (box, global id), as multipart JPEG, one part per step."""
+        session = gw.session(session_id)
+        if camera_id not in session.camera_ids:
+            raise ApiError(404, "not_found", f"session {session_id} has no camera {camera_id!r}")
+
+        async def parts():  # type: ignore[no-untyped-def]
+            sent = 0
+            while True:
+                ready = session.frame_ready
+                latest = session.latest_frames.get(camera_id)
+                if latest is not None:
+                    jpeg = await asyncio.to_thread(annotate_jpeg, *latest)
+                    yield b"--frame\r\nContent-Type: image/jpeg\r\n\r\n" + jpeg + b"\r\n"
+                    sent += 1
+                if session.done.is_set() or (max_frames and sent >= max_frames):
+                    return
+                await ready.wait()
+
+        return StreamingResponse(parts(), media_type="multipart/x-mixed-replace; boundary=frame")
+
     @app.get("/api/v1/tracking/{session_id}")
     async def latest_step(session_id: str) -> dict:
         session = gw.session(session_id)
@@ -595,6 +617,19 @@ def is_open_path(path: str) -> bool:
 
 def has_key(headers, query_params, keys: frozenset[str]) -> bool:  # type: ignore[no-untyped-def]
     return (headers.get("x-api-key") or query_params.get("api_key")) in keys
+
+
+def annotate_jpeg(jpeg: bytes, tracks: list[dict]) -> bytes:
+    """Draw each track's box and global id (colour by id) on a JPEG frame."""
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    for t in tracks:
+        gid = t["global_id"] or 0
+        hue = (gid * 47) % 180
+        colour = tuple(int(c) for c in cv2.cvtColor(np.uint8([[[hue, 220, 255]]]), cv2.COLOR_HSV2BGR)[0, 0])
+        x1, y1, x2, y2 = (round(v) for v in t["bbox"])
+        cv2.rectangle(image, (x1, y1), (x2, y2), colour, 2)
+        cv2.putText(image, str(gid), (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 2, cv2.LINE_AA)
+    return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
 
 
 def iso_ns(ts_ns: int) -> str:

@@ -103,6 +103,9 @@ class Session:
         self.progress = {c: CameraProgress() for c in camera_ids}
         self.stage_ms: dict[str, deque] = defaultdict(lambda: deque(maxlen=200))
         self.subscribers: set[asyncio.Queue] = set()
+        # Latest encoded frame and its tracks per camera, for the annotated MJPEG stream.
+        self.latest_frames: dict[str, tuple[bytes, list[dict]]] = {}
+        self.frame_ready = asyncio.Event()
         self.event_subscribers: set[asyncio.Queue] = set()
         self.zone_events = ZoneEventDetector(video_set)
         self.rules = RuleEngine(video_set.rules)
@@ -492,6 +495,10 @@ class Session:
         while (work := await inp.get()) is not None:
             message, rows = self.render(work)
             self.latest = message
+            for cam in work.cameras:
+                self.latest_frames[cam.camera_id] = (cam.frame.data, message["cameras"][cam.camera_id]["tracks"])
+            self.frame_ready.set()
+            self.frame_ready = asyncio.Event()
             self.steps = work.step
             if self.history is not None:
                 self.history.add_rows(rows)

@@ -211,3 +211,26 @@ def test_floor_plan_and_its_image(stack) -> None:  # type: ignore[no-untyped-def
     assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
     missing = httpx.get(f"{stack.gateway_url}/api/v1/video-sets/demo/floor.png", timeout=10)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+def test_annotated_mjpeg_stream(stack) -> None:  # type: ignore[no-untyped-def]
+    import cv2
+
+    r = httpx.post(
+        f"{stack.gateway_url}/api/v1/sessions/",
+        json={"video_set": "demo", "cameras": ["cam3"], "options": {"max_steps": 8}},
+        timeout=30,
+    )
+    sid = r.json()["session_id"]
+    url = f"{stack.gateway_url}/api/v1/sessions/{sid}/cameras/cam3/stream.mjpeg"
+    with httpx.stream("GET", url, params={"max_frames": 3}, timeout=60) as resp:
+        assert resp.headers["content-type"].startswith("multipart/x-mixed-replace")
+        body = resp.read()
+    parts = [p for p in body.split(b"--frame") if b"image/jpeg" in p]
+    assert len(parts) == 3
+    jpeg = parts[0].split(b"\r\n\r\n", 1)[1].rstrip(b"\r\n")
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape == (384, 544, 3)
+    assert (
+        httpx.get(f"{stack.gateway_url}/api/v1/sessions/{sid}/cameras/cam9/stream.mjpeg", timeout=10).status_code == 404
+    )
