@@ -64,6 +64,8 @@ def main() -> None:
                     time.sleep(3600)
     except KeyboardInterrupt:
         print("\nstopping...")
+    except httpx.HTTPError as exc:
+        print(f"\nthe gateway stopped answering ({exc}); see {stack.log_dir}/gateway.log")
     finally:
         stack.stop()
         print("stopped.")
