@@ -88,6 +88,8 @@ class MobileNetV2Embedder:
                 dynamo=False,
             )
             opts = ort.SessionOptions()
+            # Do not busy-wait between runs: the detector runs beside us on the same few cores.
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             if threads:
                 opts.intra_op_num_threads = threads
             self._session = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
