@@ -32,7 +32,7 @@ from spoton.bootstrap.errors import NotFoundError
 from spoton.bootstrap.logs import configure_logging
 from spoton.db import apply_migrations, resolve_database_url
 from spoton.floorplan import birdseye, overlay
-from spoton.v1 import analytics_pb2, common_pb2, mapping_pb2
+from spoton.v1 import analytics_pb2, common_pb2, mapping_pb2, reid_pb2
 from spoton.videoset import VideoSetCatalog
 
 log = logging.getLogger("gateway")
@@ -83,6 +83,16 @@ def calibration_json(cal: mapping_pb2.Calibration) -> dict:
     out = json_format.MessageToDict(cal, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
     out["homography"] = [list(cal.homography[i : i + 3]) for i in (0, 3, 6)]
     return out
+
+
+class MergeBody(BaseModel):
+    into: int = Field(gt=0)
+    from_: int = Field(gt=0, alias="from")
+
+
+class SplitBody(BaseModel):
+    camera_id: str = Field(min_length=1)
+    track_id: int = Field(ge=0)
 
 
 class ApiError(Exception):
@@ -293,6 +303,28 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         if not path.is_file() or vs.path.parent.resolve() not in path.parents:
             raise ApiError(404, "not_found", f"floor image {vs.floor.image!r} not found")
         return FileResponse(path)
+
+    @app.post("/api/v1/tracking/{session_id}/persons/merge")
+    async def merge_persons(session_id: str, body: MergeBody) -> dict:
+        """Operator correction: person ``from`` is person ``into`` (reid_svc records it; history is not rewritten)."""
+        gw.session(session_id)
+        reply = await gw.clients.reid.MergeIdentities(
+            reid_pb2.MergeIdentitiesRequest(session_id=session_id, into_global_id=body.into, from_global_id=body.from_),
+            timeout=settings.rpc_timeout_s,
+            metadata=gw.clients.metadata,
+        )
+        return {"global_id": reply.global_id}
+
+    @app.post("/api/v1/tracking/{session_id}/persons/split")
+    async def split_track(session_id: str, body: SplitBody) -> dict:
+        """Operator correction: this camera's track is a person of its own from now on."""
+        gw.session(session_id)
+        reply = await gw.clients.reid.SplitTrack(
+            reid_pb2.SplitTrackRequest(session_id=session_id, camera_id=body.camera_id, track_id=body.track_id),
+            timeout=settings.rpc_timeout_s,
+            metadata=gw.clients.metadata,
+        )
+        return {"global_id": reply.new_global_id}
 
     calib_path = "/api/v1/video-sets/{name}/cameras/{camera_id}/calibration"
 

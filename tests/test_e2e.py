@@ -234,3 +234,20 @@ def test_annotated_mjpeg_stream(stack) -> None:  # type: ignore[no-untyped-def]
     assert (
         httpx.get(f"{stack.gateway_url}/api/v1/sessions/{sid}/cameras/cam9/stream.mjpeg", timeout=10).status_code == 404
     )
+
+
+def test_identity_corrections_through_the_gateway(demo_run, stack) -> None:  # type: ignore[no-untyped-def]
+    sid, messages, _ = demo_run
+    last = [m for m in messages if m["type"] == "step"][-1]
+    cam, body = next((c, b) for c, b in last["cameras"].items() if b["tracks"])
+    track = body["tracks"][0]
+    base = f"{stack.gateway_url}/api/v1/tracking/{sid}/persons"
+    split = httpx.post(f"{base}/split", json={"camera_id": cam, "track_id": track["track_id"]}, timeout=10)
+    assert split.status_code == 200
+    new_gid = split.json()["global_id"]
+    assert new_gid != track["global_id"]
+    merged = httpx.post(f"{base}/merge", json={"into": track["global_id"], "from": new_gid}, timeout=10)
+    assert merged.status_code == 200 and merged.json() == {"global_id": track["global_id"]}
+    assert httpx.post(f"{base}/merge", json={"into": track["global_id"], "from": 99999}, timeout=10).status_code == 404
+    assert httpx.post(f"{base}/split", json={"camera_id": "cam9", "track_id": 1}, timeout=10).status_code == 404
+    assert httpx.post(f"{base}/merge", json={"into": 0, "from": 1}, timeout=10).status_code == 422
