@@ -39,14 +39,15 @@ class Range:
         if self.end_ns and self.start_ns and self.end_ns <= self.start_ns:
             raise ValueError("end must be after start")
 
-    def where(self) -> tuple[str, dict]:
+    def where(self, column: str = "time") -> tuple[str, dict]:
+        """SQL filter and parameters for this session and range over ``column`` (``minute`` on rollups)."""
         sql = "session_id = %(session_id)s"
         params: dict = {"session_id": self.session_id}
         if self.start_ns:
-            sql += " AND time >= %(start)s"
+            sql += f" AND {column} >= %(start)s"
             params["start"] = ns_to_dt(self.start_ns)
         if self.end_ns:
-            sql += " AND time < %(end)s"
+            sql += f" AND {column} < %(end)s"
             params["end"] = ns_to_dt(self.end_ns)
         return sql, params
 
@@ -66,14 +67,7 @@ class HistoryQueries:
         """WHERE clause over the per-minute rollups when they answer this range exactly, else None."""
         if not (self.use_rollups and aligned(r.start_ns, origin) and aligned(r.end_ns, origin)):
             return None
-        sql, params = "session_id = %(session_id)s", {"session_id": r.session_id}
-        if r.start_ns:
-            sql += " AND minute >= %(start)s"
-            params["start"] = ns_to_dt(r.start_ns)
-        if r.end_ns:
-            sql += " AND minute < %(end)s"
-            params["end"] = ns_to_dt(r.end_ns)
-        return sql, params
+        return r.where("minute")
 
     def _session(self, session_id: str) -> tuple[datetime, dict]:
         row = self.conn.execute(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from spoton.bootstrap.settings import CommonSettings
+from spoton.bootstrap.settings import CommonSettings, parse_wh
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
@@ -37,20 +37,11 @@ class DetectionSettings(CommonSettings):
 
     @property
     def tile_wh(self) -> tuple[int, int] | None:
-        if not self.detector_tile_size:
-            return None
-        w, _, h = self.detector_tile_size.lower().partition("x")
-        return int(w), int(h or w)
+        return parse_wh(self.detector_tile_size, "DETECTOR_TILE_SIZE", 1) if self.detector_tile_size else None
 
     @property
     def input_wh(self) -> tuple[int, int]:
-        text = self.detector_input_size.lower().replace(",", "x")
-        parts = [int(p) for p in text.split("x") if p.strip()]
-        if len(parts) == 1:
-            return parts[0], parts[0]
-        if len(parts) != 2 or min(parts) <= 0 or any(p % 32 for p in parts):
-            raise ValueError(f"DETECTOR_INPUT_SIZE must be W or WxH, multiples of 32; got {self.detector_input_size}")
-        return parts[0], parts[1]
+        return parse_wh(self.detector_input_size, "DETECTOR_INPUT_SIZE")
 
     @property
     def class_ids(self) -> list[int] | None:

@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from google.protobuf import json_format
 from prometheus_client import make_asgi_app
+from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -32,7 +33,7 @@ from spoton.bootstrap.errors import NotFoundError
 from spoton.bootstrap.logs import configure_logging
 from spoton.db import apply_migrations, resolve_database_url
 from spoton.floorplan import birdseye, overlay
-from spoton.v1 import analytics_pb2, common_pb2, mapping_pb2, reid_pb2
+from spoton.v1 import analytics_pb2, common_pb2, detection_pb2, mapping_pb2, reid_pb2
 from spoton.videoset import VideoSetCatalog
 
 log = logging.getLogger("gateway")
@@ -151,11 +152,15 @@ class Gateway:
         self.clients: ServiceClients | None = None
         self.history: HistoryWriter | None = None
         self.database_url = ""
+        self.pool: AsyncConnectionPool | None = None
         self.tasks: set[asyncio.Task] = set()
 
     async def start(self) -> None:
         self.database_url = await asyncio.to_thread(resolve_database_url, self.settings.database_url)
         await asyncio.to_thread(apply_migrations, self.database_url, MIGRATIONS, "gateway")
+        # One small pool for the routes' reads and session rows (the history writer keeps its own connection).
+        self.pool = AsyncConnectionPool(self.database_url, min_size=1, max_size=4, open=False)
+        await self.pool.open()
         self.history = HistoryWriter(self.database_url, self.settings.history_flush_s, self.settings.history_batch_rows)
         await self.history.start()
         self.clients = ServiceClients.connect(self.settings)
@@ -167,6 +172,8 @@ class Gateway:
             await self.history.close()
         if self.clients:
             await self.clients.close()
+        if self.pool is not None:
+            await self.pool.close()
 
     def session(self, session_id: str) -> Session:
         try:
@@ -175,11 +182,11 @@ class Gateway:
             raise ApiError(404, "not_found", f"unknown session {session_id!r}") from None
 
     async def db_query(self, sql: str, params: tuple) -> list[tuple]:
-        async with await psycopg.AsyncConnection.connect(self.database_url) as conn:
+        async with self.pool.connection(timeout=5.0) as conn:
             return await (await conn.execute(sql, params)).fetchall()
 
     async def record_session(self, s: Session) -> None:
-        async with await psycopg.AsyncConnection.connect(self.database_url, autocommit=True) as conn:
+        async with self.pool.connection(timeout=5.0) as conn:
             await conn.execute(
                 "INSERT INTO sessions (session_id, video_set, cameras, options, video_set_doc, status, media_start) "
                 "VALUES (%s, %s, %s, %s, %s, %s, to_timestamp(%s))",
@@ -197,7 +204,7 @@ class Gateway:
     async def finish_session(self, s: Session) -> None:
         await s.done.wait()
         try:
-            async with await psycopg.AsyncConnection.connect(self.database_url, autocommit=True) as conn:
+            async with self.pool.connection(timeout=5.0) as conn:
                 await conn.execute(
                     "UPDATE sessions SET status = %s, ended_at = now(), steps = %s, last_error = %s "
                     "WHERE session_id = %s",
@@ -265,12 +272,20 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         except (psycopg.Error, OSError):
             db_ok = False
         serving = all(v == "SERVING" for v in services.values())
-        import torch
-
+        # The detector's device is the one that matters (the gateway itself runs no model).
+        device = "unknown"
+        if services.get("detection") == "SERVING":
+            try:
+                info = await gw.clients.detection.GetModelInfo(
+                    detection_pb2.DetectionServiceGetModelInfoRequest(), timeout=2.0, metadata=gw.clients.metadata
+                )
+                device = info.info.device
+            except grpc.aio.AioRpcError:
+                pass
         return {
             "status": "healthy" if serving and db_ok else "degraded",
-            "gpu_available": bool(torch.cuda.is_available()),
-            "device": settings.device,
+            "gpu_available": device.startswith("cuda"),
+            "device": device,
             "models_loaded": services.get("detection") == "SERVING" and services.get("reid") == "SERVING",
             "database_connected": db_ok,
             "redis_connected": False,

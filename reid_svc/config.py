@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from spoton.bootstrap.settings import CommonSettings
+from reid_svc.identity import AssociationOptions
+from spoton.bootstrap.settings import CommonSettings, parse_wh
 
 
 class ReidSettings(CommonSettings):
@@ -17,16 +18,12 @@ class ReidSettings(CommonSettings):
     reid_backend: str = "auto"  # auto | torch | onnx
     reid_threads: int = 0
     # Associate defaults (per-session options override them).
-    reid_match_threshold: float = 0.55
-    reid_reentry_threshold: float = 0.75
-    reid_max_floor_distance_m: float = 1.5
-    reid_max_speed_mps: float = 3.0
-    reid_retire_after_s: float = 60.0
+    reid_match_threshold: float = AssociationOptions.match_threshold
+    reid_reentry_threshold: float = AssociationOptions.reentry_threshold
+    reid_max_floor_distance_m: float = AssociationOptions.max_floor_distance_m
+    reid_max_speed_mps: float = AssociationOptions.max_speed_mps
+    reid_retire_after_s: float = AssociationOptions.retire_after_s
 
     @property
     def input_wh(self) -> tuple[int, int]:
-        w, _, h = self.reid_input_size.lower().partition("x")
-        wh = int(w), int(h or w)
-        if min(wh) <= 0 or wh[0] % 32 or wh[1] % 32:
-            raise ValueError(f"REID_INPUT_SIZE must be WxH in multiples of 32, got {self.reid_input_size}")
-        return wh
+        return parse_wh(self.reid_input_size, "REID_INPUT_SIZE")

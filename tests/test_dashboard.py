@@ -27,8 +27,7 @@ def test_dashboard_shows_live_tracking(stack) -> None:  # type: ignore[no-untype
         page.goto(stack.gateway_url + "/")
         page.select_option("#session", sid)
         page.wait_for_function("document.getElementById('status').textContent.startsWith('step')", timeout=60_000)
-        tiles = page.locator("#tiles .tile")
-        assert tiles.count() == 4
+        page.wait_for_function("document.querySelectorAll('#tiles .tile').length === 4", timeout=30_000)
         assert "people" in page.inner_text("#status")
         page.wait_for_function("document.querySelectorAll('#tiles img')[0].naturalWidth > 0", timeout=30_000)
         browser.close()

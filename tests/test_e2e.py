@@ -136,6 +136,7 @@ def test_latest_step_and_health(demo_run, stack) -> None:  # type: ignore[no-unt
     assert latest == [m for m in messages if m["type"] == "step"][-1]
     health = httpx.get(f"{stack.gateway_url}/health", timeout=10).json()
     assert health["status"] == "healthy" and health["database_connected"] and health["models_loaded"]
+    assert health["device"] == "cpu" and health["gpu_available"] is False  # the detector's device, as it reports it
     assert set(health["services"]) == {"detection", "tracking", "reid", "mapping", "analytics"}
 
 

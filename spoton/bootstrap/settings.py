@@ -5,6 +5,19 @@ from __future__ import annotations
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def parse_wh(text: str, name: str, multiple: int = 32) -> tuple[int, int]:
+    """``"W"`` or ``"WxH"`` pixels -> (W, H); ValueError unless both are positive multiples of ``multiple``."""
+    try:
+        parts = [int(p) for p in text.lower().replace(",", "x").split("x") if p.strip()]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2 or min(parts) <= 0 or any(p % multiple for p in parts):
+        raise ValueError(f"{name} must be W or WxH in positive multiples of {multiple}, got {text!r}")
+    return parts[0], parts[1]
+
+
 class CommonSettings(BaseSettings):
     """Settings every service reads. Subclass per service; instances are frozen."""
 
