@@ -249,31 +249,20 @@ class HistoryQueries:
                     FROM presence_cells_1m WHERE {rollup[0]} GROUP BY 1, 2""",
                 rollup[1] | {"k": round(k)},
             ).fetchall()
-            dt = self._step_seconds(r.session_id)
-            for c, rr, n in cells:
-                if 0 <= c < cols and 0 <= rr < rows_n:
-                    grid[rr, c] += float(n) * dt
-            return {
-                "rows": rows_n,
-                "cols": cols,
-                "cell_m": cell_m,
-                "origin_x_m": ox,
-                "origin_y_m": oy,
-                "seconds": grid.reshape(-1).tolist(),
-            }
-        where, params = r.where()
-        pts = self.conn.execute(
-            f"""SELECT time, avg(floor_x_m), avg(floor_y_m) FROM track_points
-                WHERE {where} AND global_id IS NOT NULL AND floor_x_m IS NOT NULL GROUP BY global_id, time""",
-            params,
-        ).fetchall()
-        if pts:
-            dt = self._step_seconds(r.session_id)
-            xy = np.array([[x, y] for _, x, y in pts], float)
-            c = np.floor((xy[:, 0] - ox) / cell_m).astype(int)
-            rr = np.floor((xy[:, 1] - oy) / cell_m).astype(int)
-            ok = (c >= 0) & (c < cols) & (rr >= 0) & (rr < rows_n)
-            np.add.at(grid, (rr[ok], c[ok]), dt)
+        else:
+            where, params = r.where()
+            cells = self.conn.execute(
+                f"""SELECT floor((x - %(ox)s) / %(cell)s)::int, floor((y - %(oy)s) / %(cell)s)::int, count(*)
+                    FROM (SELECT avg(floor_x_m) AS x, avg(floor_y_m) AS y FROM track_points
+                          WHERE {where} AND global_id IS NOT NULL AND floor_x_m IS NOT NULL
+                          GROUP BY global_id, time) p
+                    GROUP BY 1, 2""",
+                params | {"ox": ox, "oy": oy, "cell": cell_m},
+            ).fetchall()
+        dt = self._step_seconds(r.session_id) if cells else 0.0
+        for c, rr, n in cells:
+            if 0 <= c < cols and 0 <= rr < rows_n:
+                grid[rr, c] += float(n) * dt
         return {
             "rows": rows_n,
             "cols": cols,
