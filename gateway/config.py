@@ -25,5 +25,7 @@ class GatewaySettings(CommonSettings):
     history_flush_s: float = 0.5
     history_batch_rows: int = 5000
     rpc_timeout_s: float = 30.0
+    # How long a stage may be away (restart, rescheduling) before its session fails, seconds.
+    stage_reconnect_timeout_s: float = 60.0
     # Alerts are POSTed here as JSON when set.
     alert_webhook_url: str = ""

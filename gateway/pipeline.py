@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid
@@ -35,12 +36,76 @@ from spoton.videoset import VideoSet
 log = logging.getLogger("gateway.pipeline")
 
 QUEUE_DEPTH = 3
+# Track IDs of a camera whose tracker had to start afresh on another replica are offset by this much.
+TRACK_ID_EPOCH = 1_000_000
+RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED})
 STAGE_SECONDS = Histogram(
     "spoton_gateway_stage_seconds",
     "Wall time of each pipeline stage per step (gRPC round trip included)",
     ["stage"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+
+
+class StageGoneError(ConnectionError):
+    """A stage's stream ended without an error status (its process drained or went away)."""
+
+
+class StageLink:
+    """One stage's bidirectional stream that reopens itself when the stage goes away.
+
+    A request whose reply never came is sent again on the new stream (every stage's reply is a function of the
+    request and the stream's state, so nothing is lost or doubled); a stage away for longer than ``timeout_s``
+    fails the session with the last error.
+    """
+
+    def __init__(self, name: str, open_call, timeout_s: float, on_reconnect, on_failure=None) -> None:  # type: ignore[no-untyped-def]
+        self.name = name
+        self._open = open_call
+        self._timeout_s = timeout_s
+        self._on_reconnect = on_reconnect
+        self._on_failure = on_failure
+        self._call = None
+        self.generation = 0
+
+    async def exchange(self, request):  # type: ignore[no-untyped-def]
+        deadline: float | None = None
+        delay = 0.2
+        while True:
+            try:
+                if self._call is None:
+                    self._call = await self._open()
+                await self._call.write(request)
+                reply = await self._call.read()
+                if reply is grpc.aio.EOF:
+                    raise StageGoneError(f"{self.name} stream ended early")
+                return reply
+            except (grpc.aio.AioRpcError, StageGoneError, asyncio.InvalidStateError, ConnectionError) as exc:
+                if isinstance(exc, grpc.aio.AioRpcError) and exc.code() not in RETRYABLE:
+                    raise
+                self.cancel()
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self._timeout_s
+                    self.generation += 1
+                    detail = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
+                    self._on_reconnect(self.name, detail or type(exc).__name__)
+                elif now > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                if self._on_failure is not None:
+                    with contextlib.suppress(ConnectionError):
+                        await self._on_failure()
+
+    async def close(self) -> None:
+        if self._call is not None:
+            await self._call.done_writing()
+
+    def cancel(self) -> None:
+        if self._call is not None:
+            self._call.cancel()
+            self._call = None
 
 
 @dataclass
@@ -102,6 +167,7 @@ class Session:
         self.latest: dict | None = None
         self.progress = {c: CameraProgress() for c in camera_ids}
         self.stage_ms: dict[str, deque] = defaultdict(lambda: deque(maxlen=200))
+        self.reconnects: dict[str, int] = defaultdict(int)
         self.subscribers: set[asyncio.Queue] = set()
         # Latest encoded frame and its tracks per camera, for the annotated MJPEG stream.
         self.latest_frames: dict[str, tuple[bytes, list[dict]]] = {}
@@ -187,6 +253,7 @@ class Session:
             },
             "dropped_frames": 0,
             "events": dict(self.event_counts),
+            "reconnects": dict(self.reconnects),
             "stage_ms": {k: round(float(np.mean(v)), 2) for k, v in self.stage_ms.items() if v},
             "last_error": self.last_error,
             "media_start": iso(self.media_start_ns),
@@ -341,22 +408,25 @@ class Session:
             await out.put(work)
         await out.put(None)
 
-    async def _stream_stage(self, name: str, call, inp: asyncio.Queue, out: asyncio.Queue, request, merge) -> None:
+    async def _stream_stage(self, link: StageLink, inp: asyncio.Queue, out: asyncio.Queue, request, merge) -> None:
         """Drive one bidirectional stream: a request per step in, its reply out, in order."""
         try:
             while (work := await inp.get()) is not None:
                 t0 = time.perf_counter()
-                await call.write(request(work))
-                reply = await call.read()
-                if reply is grpc.aio.EOF:
-                    raise RuntimeError(f"{name} stream ended early")
-                merge(work, reply)
-                work.stage_ms[name] = (time.perf_counter() - t0) * 1000
+                merge(work, await link.exchange(request(work)))
+                work.stage_ms[link.name] = (time.perf_counter() - t0) * 1000
                 await out.put(work)
-            await call.done_writing()
+            await link.close()
         finally:
-            call.cancel()
+            link.cancel()
         await out.put(None)
+
+    def _link(self, name: str, open_call, on_failure=None) -> StageLink:  # type: ignore[no-untyped-def]
+        return StageLink(name, open_call, self.settings.stage_reconnect_timeout_s, self._on_reconnect, on_failure)
+
+    def _on_reconnect(self, name: str, error: str) -> None:
+        self.reconnects[name] += 1
+        log_event(log, "stage reconnecting", level=logging.WARNING, session_id=self.id, stage=name, error=error)
 
     async def _detect(self, inp: asyncio.Queue, out: asyncio.Queue) -> None:
         def request(work: StepWork) -> detection_pb2.DetectStreamRequest:
@@ -368,8 +438,10 @@ class Session:
             for cam, fd in zip(work.cameras, reply.batch.frames, strict=True):
                 cam.detections = Detections.from_proto(fd.detections)
 
-        call = self.clients.detection.DetectStream(metadata=self.clients.metadata)
-        await self._stream_stage("detect", call, inp, out, request, merge)
+        async def open_call():  # type: ignore[no-untyped-def]
+            return self.clients.detection.DetectStream(metadata=self.clients.metadata)
+
+        await self._stream_stage(self._link("detect", open_call), inp, out, request, merge)
 
     async def _embed(self, inp: asyncio.Queue, out: asyncio.Queue) -> None:
         def request(work: StepWork) -> reid_pb2.EmbedStreamRequest:
@@ -384,59 +456,73 @@ class Session:
             for cam, t in zip(work.cameras, reply.embeddings, strict=True):
                 cam.embeddings = tensor_to_rows(t, len(cam.detections))
 
-        call = self.clients.reid.EmbedStream(metadata=self.clients.metadata)
-        await self._stream_stage("embed", call, inp, out, request, merge)
+        async def open_call():  # type: ignore[no-untyped-def]
+            return self.clients.reid.EmbedStream(metadata=self.clients.metadata)
+
+        await self._stream_stage(self._link("embed", open_call), inp, out, request, merge)
 
     async def _track(self, inp: asyncio.Queue, out: asyncio.Queue, fps: dict[str, float]) -> None:
+        """One Track stream per camera, on the tracking replica that owns ``session/camera``. When a replica is
+        lost the camera moves to another one; its tracker starts afresh there, so its track IDs move to a new
+        range (``TRACK_ID_EPOCH``) and can never be confused with the old tracks in the identity gallery."""
         tracker = str(self.options.get("tracker") or self.settings.tracker_type)
         tracker_options = struct_pb2.Struct()
         tracker_options.update(self.options.get("tracker_options") or {})
-        calls = {}
-        try:
-            for cam_id in self.camera_ids:
-                call = self.clients.tracking.Track(metadata=self.clients.metadata)
-                await call.write(
-                    tracking_pb2.TrackRequest(
-                        start=tracking_pb2.TrackStart(
-                            session_id=self.id,
-                            camera_id=cam_id,
-                            tracker_type=tracker,
-                            options=tracker_options,
-                            fps=fps[cam_id],
-                        )
-                    )
+        endpoints: dict[str, str] = {}
+        offsets: dict[str, int] = defaultdict(int)
+        generations: dict[str, int] = defaultdict(int)
+
+        def opener(cam_id: str):  # type: ignore[no-untyped-def]
+            async def open_call():  # type: ignore[no-untyped-def]
+                ep, stub = await self.clients.tracking_for(f"{self.id}/{cam_id}")
+                endpoints[cam_id] = ep
+                call = stub.Track(metadata=self.clients.metadata)
+                start = tracking_pb2.TrackStart(
+                    session_id=self.id, camera_id=cam_id, tracker_type=tracker, options=tracker_options, fps=fps[cam_id]
                 )
-                calls[cam_id] = call
+                await call.write(tracking_pb2.TrackRequest(start=start))
+                return call
+
+            async def on_failure() -> None:
+                await self.clients.tracking_replicas.refresh(failed=endpoints.get(cam_id))
+
+            return open_call, on_failure
+
+        links = {c: self._link("track", *opener(c)) for c in self.camera_ids}
+        try:
 
             async def one(cam: CameraInput) -> None:
-                call = calls[cam.camera_id]
-                await call.write(
-                    tracking_pb2.TrackRequest(
-                        frame=tracking_pb2.TrackFrame(
-                            frame_index=cam.frame.frame_index,
-                            timestamp_ns=cam.frame.timestamp_ns,
-                            width=cam.frame.width,
-                            height=cam.frame.height,
-                            detections=cam.detections.to_proto(),
-                            embeddings=array_to_tensor(cam.embeddings),
-                        )
+                link = links[cam.camera_id]
+                request = tracking_pb2.TrackRequest(
+                    frame=tracking_pb2.TrackFrame(
+                        frame_index=cam.frame.frame_index,
+                        timestamp_ns=cam.frame.timestamp_ns,
+                        width=cam.frame.width,
+                        height=cam.frame.height,
+                        detections=cam.detections.to_proto(),
+                        embeddings=array_to_tensor(cam.embeddings),
                     )
                 )
-                reply = await call.read()
-                if reply is grpc.aio.EOF:
-                    raise RuntimeError(f"tracking stream for {cam.camera_id} ended early")
-                cam.tracks = Tracks.from_proto(reply.tracks)
+                reply = await link.exchange(request)
+                if link.generation != generations[cam.camera_id]:
+                    generations[cam.camera_id] = link.generation
+                    if not reply.resumed:
+                        offsets[cam.camera_id] += TRACK_ID_EPOCH
+                tracks = Tracks.from_proto(reply.tracks)
+                if offsets[cam.camera_id]:
+                    tracks = dataclasses.replace(tracks, track_id=tracks.track_id + offsets[cam.camera_id])
+                cam.tracks = tracks
 
             while (work := await inp.get()) is not None:
                 t0 = time.perf_counter()
                 await asyncio.gather(*(one(c) for c in work.cameras))
                 work.stage_ms["track"] = (time.perf_counter() - t0) * 1000
                 await out.put(work)
-            for call in calls.values():
-                await call.done_writing()
+            for link in links.values():
+                await link.close()
         finally:
-            for call in calls.values():
-                call.cancel()
+            for link in links.values():
+                link.cancel()
         await out.put(None)
 
     async def _project(self, inp: asyncio.Queue, out: asyncio.Queue) -> None:
@@ -456,12 +542,17 @@ class Session:
             for cam in work.cameras:
                 cam.floor = by_cam.get(cam.camera_id)
 
-        call = self.clients.mapping.ProjectStream(metadata=self.clients.metadata)
-        await self._stream_stage("project", call, inp, out, request, merge)
+        async def open_call():  # type: ignore[no-untyped-def]
+            return self.clients.mapping.ProjectStream(metadata=self.clients.metadata)
+
+        await self._stream_stage(self._link("project", open_call), inp, out, request, merge)
 
     async def _associate(self, inp: asyncio.Queue, out: asyncio.Queue) -> None:
-        options = struct_pb2.Struct()
-        options.update(self.options.get("association") or {})
+        """The session's Associate stream, on the reid replica that owns the session. A replica that comes back
+        without the gallery is told the next unused global ID, so IDs already in the history are never reused."""
+        values = dict(self.options.get("association") or {})
+        max_gid = 0
+        endpoint = ""
 
         def request(work: StepWork) -> reid_pb2.AssociateRequest:
             obs = []
@@ -482,13 +573,26 @@ class Session:
             )
 
         def merge(work: StepWork, reply: reid_pb2.AssociateResponse) -> None:
+            nonlocal max_gid
             gids = {(a.camera_id, a.track_id): a.global_id for a in reply.assignments}
             for cam in work.cameras:
                 cam.global_ids = np.array([gids.get((cam.camera_id, int(t)), 0) for t in cam.tracks.track_id], np.int64)
+            max_gid = max([max_gid, *gids.values()])
 
-        call = self.clients.reid.Associate(metadata=self.clients.metadata)
-        await call.write(reid_pb2.AssociateRequest(start=reid_pb2.AssociateStart(session_id=self.id, options=options)))
-        await self._stream_stage("associate", call, inp, out, request, merge)
+        async def open_call():  # type: ignore[no-untyped-def]
+            nonlocal endpoint
+            endpoint, stub = await self.clients.reid_for(self.id)
+            options = struct_pb2.Struct()
+            options.update(values | ({"first_global_id": max_gid + 1} if max_gid else {}))
+            call = stub.Associate(metadata=self.clients.metadata)
+            start = reid_pb2.AssociateStart(session_id=self.id, options=options)
+            await call.write(reid_pb2.AssociateRequest(start=start))
+            return call
+
+        async def on_failure() -> None:
+            await self.clients.reid_replicas.refresh(failed=endpoint)
+
+        await self._stream_stage(self._link("associate", open_call, on_failure), inp, out, request, merge)
 
     async def _emit(self, inp: asyncio.Queue) -> None:
         last = time.perf_counter()

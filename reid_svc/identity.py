@@ -35,6 +35,9 @@ class AssociationOptions:
     recent_s: float = 1.0
     bank_size: int = 16
     floor_weight: float = 0.5
+    # Global IDs of a new gallery start here: a gateway resuming a session on a replica that lost its gallery
+    # passes the next unused ID so old and new persons never share one.
+    first_global_id: int = 1
 
     @classmethod
     def from_dict(cls, base: AssociationOptions, values: dict) -> AssociationOptions:
@@ -82,7 +85,7 @@ class IdentityGallery:
         self.persons: dict[int, Person] = {}
         self.assignment: dict[TrackKey, int] = {}
         self.corrections: list[dict] = []
-        self._next_id = 1
+        self._next_id = max(1, int(self.options.first_global_id))
 
     def _new_person(self, ts_ns: int) -> Person:
         person = Person(self._next_id, deque(maxlen=self.options.bank_size), first_seen_ns=ts_ns)

@@ -29,6 +29,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_serving(addr: str, check_alive=lambda: None, timeout_s: float = 180.0) -> None:  # type: ignore[no-untyped-def]
+    """Block until the gRPC health service at ``addr`` says SERVING; TimeoutError otherwise."""
+    deadline = time.monotonic() + timeout_s
+    with grpc.insecure_channel(addr) as ch:
+        stub = health_pb2_grpc.HealthStub(ch)
+        while True:
+            check_alive()
+            try:
+                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
+                    return
+            except grpc.RpcError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{addr} not SERVING after {timeout_s:.0f} s")
+            time.sleep(0.2)
+
+
 @dataclass
 class Stack:
     """The running processes and where they listen."""
@@ -47,37 +64,44 @@ class Stack:
     def addr(self, name: str) -> str:
         return f"127.0.0.1:{self.ports[name]}"
 
-    def start_service(self, name: str) -> subprocess.Popen:
+    def start_service(self, name: str, key: str | None = None, env: dict[str, str] | None = None) -> subprocess.Popen:
+        """Start ``name``'s process, kept as ``key`` (default ``name``; another key starts a second replica)."""
         module = "gateway.server" if name == "gateway" else f"{name}_svc.server"
-        with open(self.log_dir / f"{name}.log", "ab") as log:
+        key = key or name
+        with open(self.log_dir / f"{key}.log", "ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", module],
                 cwd=REPO,
-                env=self.env,
+                env=self.env | (env or {}),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self.procs[name] = proc
+        self.procs[key] = proc
         return proc
+
+    def start_replica(self, name: str, key: str) -> str:
+        """A further replica of stage ``name`` on free ports, healthy on return; its ``host:port``."""
+        port, metrics_port = free_port(), free_port()
+        env = {f"{name.upper()}_SVC_PORT": str(port), f"{name.upper()}_SVC_METRICS_PORT": str(metrics_port)}
+        self.ports[key], self.metrics_ports[key] = port, metrics_port
+        self.start_service(name, key, env)
+        addr = f"127.0.0.1:{port}"
+        wait_serving(addr, lambda: self._check_alive(key))
+        return addr
+
+    def kill(self, key: str) -> None:
+        """SIGKILL one process (fault tests)."""
+        proc = self.procs[key]
+        proc.kill()
+        proc.wait()
 
     def wait_healthy(self, timeout_s: float = 180.0) -> None:
         import httpx
 
         deadline = time.monotonic() + timeout_s
         for name in (n for n in SERVICES if n in self.procs):
-            with grpc.insecure_channel(self.addr(name)) as ch:
-                stub = health_pb2_grpc.HealthStub(ch)
-                while True:
-                    self._check_alive(name)
-                    try:
-                        if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
-                            break
-                    except grpc.RpcError:
-                        pass
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"{name} not SERVING after {timeout_s:.0f} s; see {self.log_dir}")
-                    time.sleep(0.2)
+            wait_serving(self.addr(name), lambda n=name: self._check_alive(n), deadline - time.monotonic())
         while "gateway" in self.procs:
             self._check_alive("gateway")
             try:

@@ -10,8 +10,10 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 # gRPC's own retry machinery (service config), applied to unary calls only: streams are resumed by the caller.
+# round_robin spreads calls over every address the target resolves to (a headless Service's pods, DESIGN §8).
 _RETRY_SERVICE_CONFIG = json.dumps(
     {
+        "loadBalancingConfig": [{"round_robin": {}}],
         "methodConfig": [
             {
                 "name": [
@@ -33,7 +35,7 @@ _RETRY_SERVICE_CONFIG = json.dumps(
                     "retryableStatusCodes": ["UNAVAILABLE"],
                 },
             }
-        ]
+        ],
     }
 )
 
@@ -46,15 +48,26 @@ def channel_options(max_message_bytes: int = 64 * 1024 * 1024) -> list[tuple[str
         ("grpc.service_config", _RETRY_SERVICE_CONFIG),
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.keepalive_timeout_ms", 10_000),
+        # A restarted replica is found again within seconds (gRPC's default backoff grows to 120 s).
+        ("grpc.initial_reconnect_backoff_ms", 500),
+        ("grpc.max_reconnect_backoff_ms", 5_000),
     ]
 
 
+def grpc_target(address: str) -> str:
+    """A ``*_SVC_ADDR`` as a gRPC target: ``a:1,b:2`` (fixed replicas) becomes ``ipv4:a:1,b:2``; ``host:port`` and
+    ``dns:///host:port`` (a headless Service) pass through."""
+    if "," in address and ":///" not in address and not address.startswith(("ipv4:", "ipv6:")):
+        return "ipv4:" + ",".join(p.strip() for p in address.split(","))
+    return address
+
+
 def aio_channel(address: str, max_message_bytes: int = 64 * 1024 * 1024) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(address, options=channel_options(max_message_bytes))
+    return grpc.aio.insecure_channel(grpc_target(address), options=channel_options(max_message_bytes))
 
 
 def sync_channel(address: str, max_message_bytes: int = 64 * 1024 * 1024) -> grpc.Channel:
-    return grpc.insecure_channel(address, options=channel_options(max_message_bytes))
+    return grpc.insecure_channel(grpc_target(address), options=channel_options(max_message_bytes))
 
 
 def metadata(api_key: str | None) -> tuple[tuple[str, str], ...]:
