@@ -7,7 +7,7 @@ PIP    := $(VENV)/bin/pip
 # resolve a multi-GB download. torchvision is needed by ultralytics and boxmot.
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install weights protos demo-data demo test lint format bench clean
+.PHONY: install weights protos manifests demo-data demo test lint format bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ weights: weights/best.onnx
 
 protos: $(VENV)/.installed
 	$(PY) -m spoton.protogen
+
+## k8s/manifests/spoton.yaml from the Helm chart's default values, schema-checked (Helm's Go SDK, no binary).
+manifests: $(VENV)/.installed
+	$(PY) -m spoton.helmchart
 
 demo-data: install
 	$(PY) -m spoton.demo.generate

@@ -1,0 +1,224 @@
+"""Deployment files, checked offline: the Helm chart rendered by Helm's own library and validated against the
+Kubernetes 1.32 schemas, the committed manifests, the Dockerfiles and the Compose files (DESIGN §8)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from dockerfile_parse import DockerfileParser
+
+from spoton import helmchart
+
+REPO = Path(__file__).resolve().parent.parent
+SERVICES = {
+    "detection_svc": "detection",
+    "tracking_svc": "tracking",
+    "reid_svc": "reid",
+    "mapping_svc": "mapping",
+    "analytics_svc": "analytics",
+    "gateway": "gateway",
+}
+GPU_STAGES = {"detection", "reid"}
+
+
+@pytest.fixture(scope="module")
+def cpu_objects() -> list[dict]:
+    return helmchart.objects(helmchart.render())
+
+
+@pytest.fixture(scope="module")
+def gpu_objects() -> list[dict]:
+    values = helmchart.load_values(helmchart.CHART / "values-gpu.yaml")
+    return helmchart.objects(helmchart.render(values))
+
+
+def of_kind(objs: list[dict], kind: str) -> dict[str, dict]:
+    return {
+        o["metadata"]["labels"].get("app.kubernetes.io/component", o["metadata"]["name"]): o
+        for o in objs
+        if o["kind"] == kind
+    }
+
+
+def test_chart_lints_clean() -> None:
+    import helm_python
+
+    report = helm_python.lint(helmchart.CHART, strict=True, kube_version="v" + helmchart.KUBE_VERSION)
+    assert not report["errors"], report
+    assert all(m["severity"] < 2 for m in report["messages"]), report["messages"]
+
+
+@pytest.mark.parametrize("profile", ["cpu_objects", "gpu_objects"])
+def test_every_rendered_object_is_valid_kubernetes(profile: str, request: pytest.FixtureRequest) -> None:
+    objs = request.getfixturevalue(profile)
+    helmchart.validate(objs)
+    kinds = {o["kind"] for o in objs}
+    assert {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"} <= kinds
+    assert {"ConfigMap", "Secret", "StatefulSet"} <= kinds
+
+
+def test_a_broken_object_is_refused_by_the_validator(cpu_objects: list[dict]) -> None:
+    import kubernetes_validate
+
+    bad = yaml.safe_load(yaml.safe_dump(of_kind(cpu_objects, "Deployment")["detection"]))
+    bad["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] = {"many": 1}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        helmchart.validate([bad])
+
+
+def test_committed_manifests_match_a_fresh_render() -> None:
+    committed = (helmchart.MANIFESTS / "spoton.yaml").read_text()
+    assert committed == helmchart.manifest_text(helmchart.render()), "run `make manifests`"
+
+
+def test_gpu_profile_puts_detection_and_reid_on_gpu_nodes(gpu_objects: list[dict], cpu_objects: list[dict]) -> None:
+    for name, dep in of_kind(gpu_objects, "Deployment").items():
+        pod = dep["spec"]["template"]["spec"]
+        limits = pod["containers"][0]["resources"]["limits"]
+        if name in GPU_STAGES:
+            assert limits["nvidia.com/gpu"] == 1
+            assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+            assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+            assert pod["containers"][0]["image"].endswith("-cuda")
+        else:
+            assert "nvidia.com/gpu" not in limits and "nodeSelector" not in pod
+    for dep in of_kind(cpu_objects, "Deployment").values():
+        pod = dep["spec"]["template"]["spec"]
+        assert "nvidia.com/gpu" not in pod["containers"][0]["resources"]["limits"]
+        assert not pod["containers"][0]["image"].endswith("-cuda")
+
+
+def test_pods_are_locked_down_and_probed(cpu_objects: list[dict]) -> None:
+    deployments = of_kind(cpu_objects, "Deployment")
+    assert set(deployments) == set(SERVICES.values())
+    for name, dep in deployments.items():
+        pod = dep["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
+        assert pod["automountServiceAccountToken"] is False
+        (c,) = pod["containers"]
+        sc = c["securityContext"]
+        assert (
+            sc["readOnlyRootFilesystem"]
+            and not sc["allowPrivilegeEscalation"]
+            and sc["capabilities"]["drop"] == ["ALL"]
+        )
+        assert (
+            c["resources"]["requests"]["cpu"]
+            and c["resources"]["requests"]["memory"]
+            and c["resources"]["limits"]["memory"]
+        )
+        ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            if name == "gateway":
+                assert c[probe]["httpGet"]["path"] == "/health"
+            else:
+                assert c[probe]["grpc"]["port"] == ports["grpc"]
+        env = {e["name"] for e in c["env"]}
+        assert "API_KEYS" in env
+        assert ("DATABASE_URL" in env) == (name in {"reid", "mapping", "analytics", "gateway"})
+
+
+def test_stages_are_reachable_from_the_gateway_only(cpu_objects: list[dict]) -> None:
+    policies = of_kind(cpu_objects, "NetworkPolicy")
+    deny = next(
+        o for o in cpu_objects if o["kind"] == "NetworkPolicy" and o["metadata"]["name"].endswith("default-deny")
+    )
+    assert "ingress" not in deny["spec"] and deny["spec"]["policyTypes"] == ["Ingress"]
+    gateway_selector = policies["gateway"]["spec"]["podSelector"]["matchLabels"]
+    assert policies["gateway"]["spec"]["ingress"] == [{"ports": [{"port": 8000, "protocol": "TCP"}]}]
+    for stage in set(SERVICES.values()) - {"gateway"}:
+        grpc_rule = policies[stage]["spec"]["ingress"][0]
+        assert grpc_rule["from"] == [{"podSelector": {"matchLabels": gateway_selector}}]
+
+
+def test_scale_out_objects(cpu_objects: list[dict]) -> None:
+    services = of_kind(cpu_objects, "Service")
+    for stateful_or_balanced in ("detection", "tracking", "reid"):
+        assert services[stateful_or_balanced]["spec"]["clusterIP"] == "None"  # every pod in DNS
+    hpas = of_kind(cpu_objects, "HorizontalPodAutoscaler")
+    assert set(hpas) == GPU_STAGES
+    assert "replicas" not in of_kind(cpu_objects, "Deployment")["detection"]["spec"]  # the HPA owns it
+    assert set(of_kind(cpu_objects, "PodDisruptionBudget")) >= set(SERVICES.values())
+    config = next(o for o in cpu_objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-config"))
+    assert config["data"]["DETECTION_SVC_ADDR"] == "dns:///spoton-detection:50051"
+    assert config["data"]["TRACKING_SVC_ADDR"] == "dns:///spoton-tracking:50052"
+
+
+def test_external_database_and_redis_drop_the_statefulsets() -> None:
+    values = {"database": {"url": "postgresql://u:p@managed:5432/db"}, "redis": {"url": "redis://cache:6379/0"}}
+    objs = helmchart.objects(helmchart.render(values))
+    helmchart.validate(objs)
+    assert not [o for o in objs if o["kind"] == "StatefulSet"]
+    secret = next(o for o in objs if o["kind"] == "Secret")
+    assert secret["stringData"]["DATABASE_URL"] == values["database"]["url"]
+    assert secret["stringData"]["REDIS_URL"] == values["redis"]["url"]
+
+
+# ---- images --------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("package", sorted(SERVICES))
+def test_dockerfile_builds_the_service_it_names(package: str) -> None:
+    path = REPO / package / "Dockerfile"
+    df = DockerfileParser(path=str(path))
+    steps = [(s["instruction"], s["value"]) for s in df.structure]
+    froms = [v for i, v in steps if i == "FROM"]
+    assert len(froms) >= 2, "multi-stage"
+    final = steps[max(i for i, (ins, _) in enumerate(steps) if ins == "FROM") :]
+    user = [v for i, v in final if i == "USER"]
+    assert user and user[-1] not in ("root", "0")
+    entry = next(v for i, v in final if i == "ENTRYPOINT")
+    assert entry == f'["python", "-m", "{package}.server"]'
+    assert (REPO / package / "server.py").exists()
+    extras = set(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    for extra in re.findall(r"pip install '\.\[(\w+)\]'", df.content):
+        assert extra in extras
+    for ins, value in steps:
+        if ins == "COPY" and "--from=" not in value:
+            *sources, _dest = value.replace("--chown=10001:10001", "").split()
+            for src in sources:
+                assert (REPO / src).exists(), f"{path}: COPY {src} does not exist"
+    config = (REPO / package / "config.py").read_text()
+    for port in re.findall(r"Field\((\d+), validation_alias=", config):
+        assert port in next(v for i, v in final if i == "EXPOSE").split()
+    if SERVICES[package] in GPU_STAGES:
+        assert "ARG VARIANT" in df.content and "onnxruntime-gpu" in df.content
+
+
+def test_dockerignore_keeps_weights_and_venv_out() -> None:
+    lines = (REPO / ".dockerignore").read_text().split()
+    assert {".venv", ".git", "build", "weights/*"} <= set(lines)
+
+
+@pytest.mark.parametrize("package", ["mapping_svc", "analytics_svc", "gateway"])
+def test_cpu_services_import_no_torch(package: str) -> None:
+    """Their images carry no torch: importing the service must not need it."""
+    code = f"import sys, {package}.server; print('torch' in sys.modules or 'ultralytics' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_compose_wires_every_service() -> None:
+    compose = yaml.safe_load((REPO / "compose.yaml").read_text())
+    gpu = yaml.safe_load((REPO / "compose.gpu.yaml").read_text())
+    services = compose["services"]
+    for package, name in SERVICES.items():
+        build = services[name]["build"]
+        assert (REPO / build["dockerfile"]).exists() and build["dockerfile"] == f"{package}/Dockerfile"
+    for name in GPU_STAGES:
+        assert gpu["services"][name]["build"]["args"]["VARIANT"] == "cuda"
+        assert gpu["services"][name]["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+    for env_file in (".env.cpu", ".env.gpu"):
+        text = (REPO / env_file).read_text()
+        assert f"SPOTON_ENV_FILE={env_file}" in text and "TARGET_FPS=" in text
+
+
+def test_health_probe_command(stack) -> None:  # type: ignore[no-untyped-def]
+    from spoton.bootstrap.probe import main
+
+    assert main([stack.addr("mapping")]) == 0
+    assert main(["127.0.0.1:9"]) == 1
