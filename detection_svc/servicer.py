@@ -7,6 +7,7 @@ import asyncio
 from detection_svc.config import DetectionSettings
 from detection_svc.detector import Detector
 from spoton.bootstrap.errors import UnavailableError, stream_errors, unary_errors
+from spoton.bootstrap.server import COMPUTE_SECONDS
 from spoton.frames import decode_frame
 from spoton.v1 import common_pb2, detection_pb2, detection_pb2_grpc
 
@@ -74,7 +75,8 @@ class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
     async def DetectStream(self, request_iterator, context):
         async for request in request_iterator:
             batch = request.batch
-            results, ms = await self._run(list(batch.frames), batch.options)
+            with COMPUTE_SECONDS.labels("DetectStream").time():
+                results, ms = await self._run(list(batch.frames), batch.options)
             yield detection_pb2.DetectStreamResponse(
                 batch=detection_pb2.DetectionBatch(step=batch.step, frames=results, inference_ms=ms)
             )

@@ -9,7 +9,7 @@ import logging
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import cv2
 import grpc
@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from google.protobuf import json_format
 from prometheus_client import make_asgi_app
 from psycopg_pool import AsyncConnectionPool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.clients import ServiceClients
@@ -41,10 +41,25 @@ STATIC = Path(__file__).resolve().parent / "static"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
+class SessionOptions(BaseModel):
+    """Per-session overrides of the gateway's settings; unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_steps: int = Field(0, ge=0, description="stop after this many steps; 0 = until the sources end")
+    target_fps: float = Field(0.0, ge=0, le=120, description="steps per second sampled; 0 = the sources' own rate")
+    jpeg_quality: int | None = Field(None, ge=1, le=100)
+    frame_encoding: Literal["jpeg", "png", "raw"] = Field("jpeg", description="how frames travel to the stages")
+    tracker: str | None = Field(None, description="boxmot tracker (TrackingService.ListTrackers); empty = TRACKER_TYPE")
+    tracker_options: dict[str, Any] = Field(default_factory=dict)
+    association: dict[str, Any] = Field(default_factory=dict, description="reid association options")
+    media_start_ns: int | None = Field(None, ge=0, description="media time of frame 1, ns since the epoch")
+
+
 class SessionCreate(BaseModel):
     video_set: str = Field(min_length=1)
     cameras: list[str] | None = None
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: SessionOptions = Field(default_factory=SessionOptions)
 
 
 class PointPairBody(BaseModel):
@@ -425,7 +440,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         running = sum(1 for s in gw.sessions.values() if s.status in ("starting", "running"))
         if running >= settings.max_concurrent_sessions:
             raise ApiError(429, "too_many_sessions", f"at most {settings.max_concurrent_sessions} sessions at once")
-        session = Session(vs, cameras, body.options, settings, gw.clients, gw.history)
+        session = Session(vs, cameras, body.options.model_dump(exclude_defaults=True), settings, gw.clients, gw.history)
         await gw.record_session(session)
         gw.sessions[session.id] = session
         session.start()

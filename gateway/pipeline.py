@@ -38,6 +38,11 @@ log = logging.getLogger("gateway.pipeline")
 QUEUE_DEPTH = 3
 # Track IDs of a camera whose tracker had to start afresh on another replica are offset by this much.
 TRACK_ID_EPOCH = 1_000_000
+FRAME_ENCODINGS = {
+    "jpeg": common_pb2.FRAME_ENCODING_JPEG,
+    "png": common_pb2.FRAME_ENCODING_PNG,
+    "raw": common_pb2.FRAME_ENCODING_RAW_BGR8,
+}
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED})
 STAGE_SECONDS = Histogram(
     "spoton_gateway_stage_seconds",
@@ -125,6 +130,7 @@ class StepWork:
     timestamp_ns: int
     cameras: list[CameraInput]
     stage_ms: dict[str, float] = field(default_factory=dict)
+    started: float = 0.0  # perf_counter when its frames were read
 
 
 @dataclass
@@ -166,7 +172,8 @@ class Session:
         self.last_error: str | None = None
         self.latest: dict | None = None
         self.progress = {c: CameraProgress() for c in camera_ids}
-        self.stage_ms: dict[str, deque] = defaultdict(lambda: deque(maxlen=200))
+        self.stage_ms: dict[str, deque] = defaultdict(lambda: deque(maxlen=5000))
+        self.frame_bytes: deque = deque(maxlen=5000)
         self.reconnects: dict[str, int] = defaultdict(int)
         self.subscribers: set[asyncio.Queue] = set()
         # Latest encoded frame and its tracks per camera, for the annotated MJPEG stream.
@@ -255,6 +262,8 @@ class Session:
             "events": dict(self.event_counts),
             "reconnects": dict(self.reconnects),
             "stage_ms": {k: round(float(np.mean(v)), 2) for k, v in self.stage_ms.items() if v},
+            "stage_p95_ms": {k: round(float(np.percentile(v, 95)), 2) for k, v in self.stage_ms.items() if v},
+            "frame_bytes_per_step": round(float(np.mean(self.frame_bytes)), 1) if self.frame_bytes else 0.0,
             "last_error": self.last_error,
             "media_start": iso(self.media_start_ns),
         }
@@ -379,6 +388,7 @@ class Session:
 
     async def _read(self, sources: dict[str, VideoSource], fps: dict[str, float], out: asyncio.Queue) -> None:
         quality = int(self.options.get("jpeg_quality") or self.settings.frame_jpeg_quality)
+        encoding = FRAME_ENCODINGS[str(self.options.get("frame_encoding") or "jpeg")]
         step = 0
         while not self.max_steps or step < self.max_steps:
             t0 = time.perf_counter()
@@ -393,7 +403,7 @@ class Session:
                         self.progress[cam_id].ended = True
                         continue
                     ts = self.media_start_ns + round((sf.frame_index - 1) / fps[cam_id] * 1e9)
-                    frame = encode_frame(sf.image, cam_id, sf.frame_index, ts, jpeg_quality=quality)
+                    frame = encode_frame(sf.image, cam_id, sf.frame_index, ts, encoding, jpeg_quality=quality)
                     self.progress[cam_id].frames += 1
                     self.progress[cam_id].last_frame_index = sf.frame_index
                     items.append(CameraInput(cam_id, frame))
@@ -403,8 +413,9 @@ class Session:
             if not cameras:
                 break
             step += 1
-            work = StepWork(step, max(c.frame.timestamp_ns for c in cameras), cameras)
+            work = StepWork(step, max(c.frame.timestamp_ns for c in cameras), cameras, started=t0)
             work.stage_ms["decode"] = (time.perf_counter() - t0) * 1000
+            self.frame_bytes.append(sum(len(c.frame.data) for c in cameras))
             await out.put(work)
         await out.put(None)
 
@@ -610,6 +621,7 @@ class Session:
             self._emit_events(self.zone_events.step(work.timestamp_ns, step_floor_points(message)), work.timestamp_ns)
             now = time.perf_counter()
             work.stage_ms["step_interval"] = (now - last) * 1000
+            work.stage_ms["latency"] = (now - work.started) * 1000
             last = now
             for k, v in work.stage_ms.items():
                 self.stage_ms[k].append(v)

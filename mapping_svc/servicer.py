@@ -11,6 +11,7 @@ from mapping_svc.calibrations import Calibration, CalibrationStore, MemoryCalibr
 from mapping_svc.config import MappingSettings
 from mapping_svc.geometry import CameraGeometry, fit_homography
 from spoton.bootstrap.errors import stream_errors, unary_errors
+from spoton.bootstrap.server import COMPUTE_SECONDS
 from spoton.domain import boxes_from_proto
 from spoton.v1 import common_pb2, mapping_pb2, mapping_pb2_grpc
 
@@ -126,8 +127,9 @@ class MappingServicer(mapping_pb2_grpc.MappingServiceServicer):
     async def ProjectStream(self, request_iterator, context):
         async for request in request_iterator:
             cameras = []
-            for cam in request.cameras:
-                geo = await self._geometry(request.video_set, cam.camera_id)
-                points = geo.project_boxes(boxes_from_proto(cam.boxes)).to_proto()
-                cameras.append(mapping_pb2.CameraFloorPoints(camera_id=cam.camera_id, points=points))
+            with COMPUTE_SECONDS.labels("ProjectStream").time():
+                for cam in request.cameras:
+                    geo = await self._geometry(request.video_set, cam.camera_id)
+                    points = geo.project_boxes(boxes_from_proto(cam.boxes)).to_proto()
+                    cameras.append(mapping_pb2.CameraFloorPoints(camera_id=cam.camera_id, points=points))
             yield mapping_pb2.ProjectStreamResponse(step=request.step, cameras=cameras)

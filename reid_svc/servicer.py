@@ -11,6 +11,7 @@ from reid_svc.config import ReidSettings
 from reid_svc.embedders import MobileNetV2Embedder, build_embedder
 from reid_svc.identity import AssociationOptions, IdentityGallery, Observation
 from spoton.bootstrap.errors import NotFoundError, UnavailableError, stream_errors, unary_errors
+from spoton.bootstrap.server import COMPUTE_SECONDS
 from spoton.domain import array_to_tensor, boxes_from_proto, tensor_to_array
 from spoton.frames import decode_frame
 from spoton.v1 import common_pb2, reid_pb2, reid_pb2_grpc
@@ -63,7 +64,8 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
         loop = asyncio.get_running_loop()
         async for request in request_iterator:
             start = loop.time()
-            tensors = [array_to_tensor(await self._embed(item.frame, item.boxes)) for item in request.items]
+            with COMPUTE_SECONDS.labels("EmbedStream").time():
+                tensors = [array_to_tensor(await self._embed(item.frame, item.boxes)) for item in request.items]
             yield reid_pb2.EmbedStreamResponse(
                 step=request.step, embeddings=tensors, inference_ms=(loop.time() - start) * 1000
             )
@@ -121,7 +123,8 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
                 observations.append(
                     Observation(ob.camera_id, ob.track_id, ob.timestamp_ns or step.timestamp_ns, emb, floor)
                 )
-            assignments = gallery.step(observations)
+            with COMPUTE_SECONDS.labels("Associate").time():
+                assignments = gallery.step(observations)
             yield reid_pb2.AssociateResponse(
                 step=step.step,
                 assignments=[reid_pb2.Assignment(camera_id=c, track_id=t, global_id=g) for c, t, g in assignments],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from google.protobuf import json_format, struct_pb2
 
 from spoton.bootstrap.errors import stream_errors, unary_errors
+from spoton.bootstrap.server import COMPUTE_SECONDS
 from spoton.domain import Detections, tensor_to_array
 from spoton.v1 import tracking_pb2, tracking_pb2_grpc
 from tracking_svc.config import TrackingSettings
@@ -34,7 +35,10 @@ class TrackingServicer(tracking_pb2_grpc.TrackingServiceServicer):
                 frame = request.frame
                 dets = Detections.from_proto(frame.detections)
                 emb = tensor_to_array(frame.embeddings) if frame.HasField("embeddings") else None
-                tracks = tracker.update(dets, emb, (frame.width, frame.height), frame.frame_index, frame.timestamp_ns)
+                with COMPUTE_SECONDS.labels("Track").time():
+                    tracks = tracker.update(
+                        dets, emb, (frame.width, frame.height), frame.frame_index, frame.timestamp_ns
+                    )
                 yield tracking_pb2.TrackResponse(
                     camera_id=start.camera_id,
                     frame_index=frame.frame_index,

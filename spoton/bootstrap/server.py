@@ -32,6 +32,15 @@ RPC_LATENCY = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 600),
 )
 
+# Per stream message, inside the service (decode + model + reply building), so a client can tell its round trip
+# apart from the work: the difference is transport and queueing (bench/e2e.py reports it).
+COMPUTE_SECONDS = Histogram(
+    "spoton_compute_seconds",
+    "Time a service spends on one stream message, transport excluded",
+    ["method"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+
 OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 
