@@ -1,9 +1,15 @@
-"""End-to-end throughput and accuracy through every service: ``python bench/e2e.py``.
+"""End-to-end speed and accuracy through every service, side by side with the peer: ``python bench/e2e.py``.
 
-Starts the six services as local processes (embedded PostgreSQL unless DATABASE_URL is set), runs a demo session
-over 1 and 4 cameras (``--cameras 1,4``), records the WebSocket step messages, scores them with the kit, and
-reports steps/s, camera-frames/s, per-stage milliseconds and the scores. Writes ``bench/results/e2e.json``.
-``--steps N`` limits each run (0 = the whole video); CI uses short windows, the README the full run.
+Starts the six services as local processes (embedded PostgreSQL unless DATABASE_URL is set) and runs demo
+sessions over 1, 2 and 4 cameras (``--cameras``), the 4-camera one again with RAW frames (transport cost), one
+session over the original PETS09-S2L1 view (same video and weights as the peer), optionally a speed/accuracy
+curve over detector input sizes (``--input-sizes 320x256,480x352``: the detector is restarted with each), then
+stops the stack and runs the peer, Ultralytics' own ``track`` mode, on the same video with the same weights.
+
+Per run: camera-frames/s, step latency p50/p95, each stage's round trip and the service's own compute time (from
+its ``spoton_compute_seconds`` histogram; the difference is transport, serialisation and waiting for the CPU),
+frame bytes per step, CPU seconds and peak RSS per service, and the kit's scores. Writes
+``bench/results/e2e.json``. ``--steps N`` limits each run (0 = the whole video); CI uses short windows.
 """
 
 from __future__ import annotations
@@ -12,19 +18,30 @@ import argparse
 import asyncio
 import json
 import os
+import re
+import threading
 import time
 from pathlib import Path
 
 import httpx
+import psutil
 import websockets
 
 from spoton.db import resolve_database_url
-from spoton.demo.data import gt_path
+from spoton.demo.data import PETS_FPS, PETS_VIEW1_HOMOGRAPHY, gt_path, vtest_path
 from spoton.demo.generate import DEFAULT_OUT, generate
 from spoton.evaluation import ground_truth_from_mot, score_run
-from spoton.launcher import REPO, start_stack
+from spoton.launcher import REPO, SERVICES, Stack, start_stack, wait_serving
 
 ALL_CAMERAS = ["cam1", "cam2", "cam3", "cam4"]
+# Gateway stage name -> (service, method of its compute histogram).
+STAGES = {
+    "detect": ("detection", "DetectStream"),
+    "embed": ("reid", "EmbedStream"),
+    "track": ("tracking", "Track"),
+    "project": ("mapping", "ProjectStream"),
+    "associate": ("reid", "Associate"),
+}
 
 
 async def record(url: str) -> list[dict]:
@@ -37,61 +54,231 @@ async def record(url: str) -> list[dict]:
     return out
 
 
-def run_session(stack, cameras: list[str], steps: int, options: dict) -> tuple[list[dict], dict, float]:  # type: ignore[no-untyped-def]
+class ResourceSampler:
+    """Peak RSS (MiB) and CPU seconds of each service process, sampled every 0.25 s in a thread."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.peak: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _procs(self) -> dict[str, psutil.Process]:
+        out = {}
+        for name, p in self.stack.procs.items():
+            try:
+                out[name] = psutil.Process(p.pid)
+            except psutil.NoSuchProcess:
+                continue
+        return out
+
+    def cpu_seconds(self) -> dict[str, float]:
+        out = {}
+        for name, proc in self._procs().items():
+            try:
+                t = proc.cpu_times()
+                out[name] = t.user + t.system
+            except psutil.NoSuchProcess:
+                continue
+        return out
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.25):
+            for name, proc in self._procs().items():
+                try:
+                    rss = proc.memory_info().rss / 2**20
+                except psutil.NoSuchProcess:
+                    continue
+                self.peak[name] = max(self.peak.get(name, 0.0), rss)
+
+    def start(self) -> ResourceSampler:
+        self._thread.start()
+        return self
+
+    def reset(self) -> None:
+        self.peak = {}
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def compute_totals(stack: Stack) -> dict[tuple[str, str], tuple[float, float]]:
+    """(service, method) -> (sum seconds, count) of its spoton_compute_seconds histogram."""
+    out = {}
+    for service in SERVICES:
+        text = httpx.get(f"http://127.0.0.1:{stack.metrics_ports[service]}/metrics", timeout=5).text
+        for method in {m for s, m in STAGES.values() if s == service}:
+            total = re.search(rf'spoton_compute_seconds_sum{{method="{method}"}} (\S+)', text)
+            count = re.search(rf'spoton_compute_seconds_count{{method="{method}"}} (\S+)', text)
+            out[(service, method)] = (float(total.group(1)) if total else 0.0, float(count.group(1)) if count else 0.0)
+    return out
+
+
+def write_pets_set(directory: Path) -> None:
+    """A one-camera video set over the original PETS09-S2L1 view, the video the peer is measured on."""
+    link = directory / "pets.avi"
+    if not link.exists():
+        link.symlink_to(vtest_path())
+    doc = {
+        "name": "pets",
+        "floor": {"width_m": 30.0, "height_m": 26.0, "origin_m": [-21.0, -17.0]},
+        "cameras": [
+            {"id": "pets", "source": "pets.avi", "fps": PETS_FPS, "homography": PETS_VIEW1_HOMOGRAPHY.tolist()}
+        ],
+    }
+    (directory / "pets.yaml").write_text(json.dumps(doc))
+
+
+def run_session(
+    stack: Stack, sampler: ResourceSampler, video_set: str, cameras: list[str], steps: int, options: dict, gt
+) -> dict:  # type: ignore[no-untyped-def]
+    before_cpu, before_compute = sampler.cpu_seconds(), compute_totals(stack)
+    sampler.reset()
     t0 = time.perf_counter()
-    r = httpx.post(
-        f"{stack.gateway_url}/api/v1/sessions/",
-        json={"video_set": "demo", "cameras": cameras, "options": {"max_steps": steps, **options}},
-        timeout=30,
-    )
+    body = {"video_set": video_set, "cameras": cameras, "options": {"max_steps": steps, **options}}
+    r = httpx.post(f"{stack.gateway_url}/api/v1/sessions/", json=body, timeout=30)
     r.raise_for_status()
     sid = r.json()["session_id"]
     messages = asyncio.run(record(f"ws://127.0.0.1:{stack.gateway_port}/ws/tracking/{sid}"))
     wall = time.perf_counter() - t0
-    return messages, httpx.get(f"{stack.gateway_url}/api/v1/sessions/{sid}", timeout=10).json(), wall
+    summary = httpx.get(f"{stack.gateway_url}/api/v1/sessions/{sid}", timeout=10).json()
+    after_cpu, after_compute = sampler.cpu_seconds(), compute_totals(stack)
+    n = summary["steps"]
+    round_trip = {k: summary["stage_ms"].get(k, 0.0) for k in STAGES}
+    compute = {}
+    for stage, (service, method) in STAGES.items():
+        total = after_compute[(service, method)][0] - before_compute[(service, method)][0]
+        compute[stage] = round(total * 1000 / max(n, 1), 2)  # ms per step (all cameras)
+    outside = sum(round_trip.values()) - sum(compute.values())
+    entry = {
+        "video_set": video_set,
+        "cameras": cameras,
+        "options": options,
+        "status": summary["status"],
+        "steps": n,
+        "wall_s": round(wall, 2),
+        "steps_per_s": round(n / wall, 3),
+        "camera_frames_per_s": round(n * len(cameras) / wall, 2),
+        "latency_ms": {"p50": summary["stage_p50_ms"]["latency"], "p95": summary["stage_p95_ms"]["latency"]},
+        "decode_encode_ms": summary["stage_ms"]["decode"],
+        "round_trip_ms": round_trip,
+        "compute_ms": compute,
+        "outside_service_ms": round(outside, 2),
+        "outside_service_share": round(outside / max(sum(round_trip.values()), 1e-9), 3),
+        "frame_bytes_per_step": summary["frame_bytes_per_step"],
+        "cpu_s": {k: round(after_cpu.get(k, 0) - before_cpu.get(k, 0), 1) for k in after_cpu},
+        "peak_rss_mib": {k: round(v) for k, v in sampler.peak.items()},
+        "total_peak_rss_mib": round(sum(sampler.peak.values())),
+    }
+    if gt is not None:
+        scores = score_run({c: gt[c] for c in cameras}, messages)
+        entry["per_camera"] = {
+            c: {k: round(s[k], 3) for k in ("mota", "idf1", "num_switches", "recall", "precision")}
+            for c, s in scores["cameras"].items()
+        }
+        entry["mean_idf1"] = round(sum(s["idf1"] for s in entry["per_camera"].values()) / len(cameras), 3)
+        if len(cameras) > 1:
+            entry["multi_camera"] = scores["multi_camera"]
+    print(json.dumps(entry), flush=True)
+    return entry
+
+
+def restart_detector(stack: Stack, env: dict[str, str]) -> None:
+    stack.kill("detection")
+    stack.start_service("detection", env=env)
+    wait_serving(stack.addr("detection"), lambda: stack._check_alive("detection"))
+
+
+def table(results: dict) -> str:
+    lines = [
+        "| run | camera-frames/s | latency p50 / p95 ms | detect | embed | track | project | associate "
+        "| outside services | KB/step | peak RSS MiB | mean IDF1 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for label, e in results["runs"].items():
+        rt, cp = e["round_trip_ms"], e["compute_ms"]
+        stage = " | ".join(f"{rt[k]:.0f} ({cp[k]:.0f})" for k in STAGES)
+        lines.append(
+            f"| {label} | {e['camera_frames_per_s']:.1f} | {e['latency_ms']['p50']:.0f} / {e['latency_ms']['p95']:.0f}"
+            f" | {stage} | {e['outside_service_share']:.0%} | {e['frame_bytes_per_step'] / 1024:.0f}"
+            f" | {e['total_peak_rss_mib']} | {e.get('mean_idf1', '')} |"
+        )
+    if results.get("peer"):
+        p = results["peer"]
+        lines.append(
+            f"| peer: Ultralytics track (ByteTrack), 1 process | {p['frames_per_s']:.1f} | | | | | | | | | | "
+            f"{p['idf1']:.3f} |"
+        )
+    return "\n".join(lines)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--cameras", default="1,4", help="camera counts to run")
+    p.add_argument("--cameras", default="1,2,4", help="camera counts to run")
     p.add_argument("--steps", type=int, default=0)
     p.add_argument("--tracker", default="")
+    p.add_argument("--raw", action=argparse.BooleanOptionalAction, default=True, help="the RAW-frames run")
+    p.add_argument("--pets", action=argparse.BooleanOptionalAction, default=True, help="the PETS-view run")
+    p.add_argument("--peer", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--input-sizes", default="", help="detector input sizes for the speed/accuracy curve")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "e2e.json")
     a = p.parse_args()
     if not (DEFAULT_OUT / "demo.yaml").exists():
         generate(DEFAULT_OUT)
+    write_pets_set(DEFAULT_OUT)
     db = resolve_database_url(os.environ.get("DATABASE_URL", ""))
+    has_gt = gt_path() is not None
+    gt = ground_truth_from_mot({c: DEFAULT_OUT / "gt" / f"{c}.txt" for c in ALL_CAMERAS}) if has_gt else None
+    pets_gt = ground_truth_from_mot({"pets": gt_path()}, a.steps) if has_gt else None
+    options = {"tracker": a.tracker} if a.tracker else {}
+    results: dict = {"runs": {}, "curve": [], "machine": {"cpus": os.cpu_count(), "gpu": False}}
     stack = start_stack(REPO / ".spoton" / "bench-logs", db, DEFAULT_OUT)
-    gt = ground_truth_from_mot({c: DEFAULT_OUT / "gt" / f"{c}.txt" for c in ALL_CAMERAS}) if gt_path() else None
-    results = []
+    sampler = ResourceSampler(stack).start()
     try:
-        for n in (int(v) for v in a.cameras.split(",")):
+        counts = [int(v) for v in a.cameras.split(",")]
+        for n in counts:
             cams = ALL_CAMERAS[:n] if n > 1 else ["cam3"]
-            options = {"tracker": a.tracker} if a.tracker else {}
-            messages, summary, wall = run_session(stack, cams, a.steps, options)
-            steps = summary["steps"]
-            entry = {
-                "cameras": cams,
-                "steps": steps,
-                "wall_s": wall,
-                "steps_per_s": steps / wall,
-                "camera_frames_per_s": steps * len(cams) / wall,
-                "stage_ms": summary["stage_ms"],
-                "status": summary["status"],
-            }
-            if gt is not None:
-                scores = score_run({c: gt[c] for c in cams}, messages)
-                entry["per_camera"] = {
-                    c: {k: s[k] for k in ("mota", "idf1", "num_switches", "recall", "precision", "floor_median_m")}
-                    for c, s in scores["cameras"].items()
+            results["runs"][f"{n} camera(s), JPEG"] = run_session(stack, sampler, "demo", cams, a.steps, options, gt)
+        if a.raw:
+            n = max(counts)
+            raw = {**options, "frame_encoding": "raw"}
+            results["runs"][f"{n} camera(s), RAW"] = run_session(
+                stack, sampler, "demo", ALL_CAMERAS[:n], a.steps, raw, gt
+            )
+        if a.pets and has_gt:
+            results["runs"]["PETS view, 1 camera"] = run_session(
+                stack, sampler, "pets", ["pets"], a.steps, options, pets_gt
+            )
+        for size in filter(None, a.input_sizes.split(",")):
+            restart_detector(stack, {"DETECTOR_INPUT_SIZE": size})
+            entry = run_session(stack, sampler, "demo", ALL_CAMERAS, a.steps, options, gt)
+            pets = run_session(stack, sampler, "pets", ["pets"], a.steps, options, pets_gt) if has_gt else {}
+            results["curve"].append(
+                {
+                    "input_size": size,
+                    "camera_frames_per_s": entry["camera_frames_per_s"],
+                    "mean_idf1": entry.get("mean_idf1"),
+                    "pets_idf1": pets.get("mean_idf1"),
                 }
-                entry["multi_camera"] = scores["multi_camera"]
-            results.append(entry)
-            print(json.dumps(entry, indent=1), flush=True)
+            )
     finally:
+        sampler.stop()
         stack.stop()
+    if a.peer and has_gt:
+        from bench.tracking_eval import peer
+
+        frames = a.steps or 795
+        results["peer"] = peer("bytetrack.yaml", frames, ground_truth_from_mot({"c": gt_path()}, frames)["c"])
+        print(json.dumps(results["peer"]), flush=True)
+        four = results["runs"].get("4 camera(s), JPEG")
+        if four:
+            results["speedup_vs_peer"] = round(four["camera_frames_per_s"] / results["peer"]["frames_per_s"], 2)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(results, indent=2))
+    print(table(results))
+    if "speedup_vs_peer" in results:
+        print(f"4 cameras through every service: {results['speedup_vs_peer']}x the peer's frames/s")
 
 
 if __name__ == "__main__":

@@ -22,11 +22,13 @@ from google.protobuf import json_format
 from prometheus_client import make_asgi_app
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, ConfigDict, Field
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.clients import ServiceClients
 from gateway.config import GatewaySettings
 from gateway.history import HistoryWriter
+from gateway.live import RedisLive
 from gateway.pipeline import Session
 from gateway.sources import read_frame
 from spoton.bootstrap.errors import NotFoundError
@@ -169,6 +171,7 @@ class Gateway:
         self.database_url = ""
         self.pool: AsyncConnectionPool | None = None
         self.tasks: set[asyncio.Task] = set()
+        self.live: RedisLive | None = None
 
     async def start(self) -> None:
         self.database_url = await asyncio.to_thread(resolve_database_url, self.settings.database_url)
@@ -179,6 +182,9 @@ class Gateway:
         self.history = HistoryWriter(self.database_url, self.settings.history_flush_s, self.settings.history_batch_rows)
         await self.history.start()
         self.clients = ServiceClients.connect(self.settings)
+        if self.settings.redis_url:
+            self.live = RedisLive(self.settings.redis_url)
+            await self.live.start()
 
     async def stop(self) -> None:
         for s in self.sessions.values():
@@ -187,6 +193,8 @@ class Gateway:
             await self.history.close()
         if self.clients:
             await self.clients.close()
+        if self.live:
+            await self.live.close()
         if self.pool is not None:
             await self.pool.close()
 
@@ -195,6 +203,23 @@ class Gateway:
             return self.sessions[session_id]
         except KeyError:
             raise ApiError(404, "not_found", f"unknown session {session_id!r}") from None
+
+    async def remote_summary(self, session_id: str) -> dict | None:
+        """A session another gateway replica runs, as it last published it (None without Redis)."""
+        if self.live is None:
+            return None
+        try:
+            return await self.live.summary(session_id)
+        except (RedisError, OSError):
+            return None
+
+    async def summary(self, session_id: str) -> dict:
+        if session_id in self.sessions:
+            return self.sessions[session_id].summary()
+        remote = await self.remote_summary(session_id)
+        if remote is None:
+            raise ApiError(404, "not_found", f"unknown session {session_id!r}")
+        return remote
 
     async def db_query(self, sql: str, params: tuple) -> list[tuple]:
         async with self.pool.connection(timeout=5.0) as conn:
@@ -287,6 +312,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         except (psycopg.Error, OSError):
             db_ok = False
         serving = all(v == "SERVING" for v in services.values())
+        redis_ok = await gw.live.ping() if gw.live else False
         # The detector's device is the one that matters (the gateway itself runs no model).
         device = "unknown"
         if services.get("detection") == "SERVING":
@@ -298,12 +324,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             except grpc.aio.AioRpcError:
                 pass
         return {
-            "status": "healthy" if serving and db_ok else "degraded",
+            "status": "healthy" if serving and db_ok and (redis_ok or gw.live is None) else "degraded",
             "gpu_available": device.startswith("cuda"),
             "device": device,
             "models_loaded": services.get("detection") == "SERVING" and services.get("reid") == "SERVING",
             "database_connected": db_ok,
-            "redis_connected": False,
+            "redis_connected": redis_ok,
             "services": services,
         }
 
@@ -337,8 +363,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @app.post("/api/v1/tracking/{session_id}/persons/merge")
     async def merge_persons(session_id: str, body: MergeBody) -> dict:
         """Operator correction: person ``from`` is person ``into`` (reid_svc records it; history is not rewritten)."""
-        gw.session(session_id)
-        reply = await gw.clients.reid.MergeIdentities(
+        await gw.summary(session_id)
+        _, reid = await gw.clients.reid_for(session_id)  # the replica holding the session's gallery
+        reply = await reid.MergeIdentities(
             reid_pb2.MergeIdentitiesRequest(session_id=session_id, into_global_id=body.into, from_global_id=body.from_),
             timeout=settings.rpc_timeout_s,
             metadata=gw.clients.metadata,
@@ -348,8 +375,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @app.post("/api/v1/tracking/{session_id}/persons/split")
     async def split_track(session_id: str, body: SplitBody) -> dict:
         """Operator correction: this camera's track is a person of its own from now on."""
-        gw.session(session_id)
-        reply = await gw.clients.reid.SplitTrack(
+        await gw.summary(session_id)
+        _, reid = await gw.clients.reid_for(session_id)
+        reply = await reid.SplitTrack(
             reid_pb2.SplitTrackRequest(session_id=session_id, camera_id=body.camera_id, track_id=body.track_id),
             timeout=settings.rpc_timeout_s,
             metadata=gw.clients.metadata,
@@ -440,8 +468,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         running = sum(1 for s in gw.sessions.values() if s.status in ("starting", "running"))
         if running >= settings.max_concurrent_sessions:
             raise ApiError(429, "too_many_sessions", f"at most {settings.max_concurrent_sessions} sessions at once")
-        session = Session(vs, cameras, body.options.model_dump(exclude_defaults=True), settings, gw.clients, gw.history)
+        options = body.options.model_dump(exclude_defaults=True)
+        session = Session(vs, cameras, options, settings, gw.clients, gw.history, gw.live)
         await gw.record_session(session)
+        if gw.live is not None:
+            await gw.live.announce(session.id, session.summary())
         gw.sessions[session.id] = session
         session.start()
         gw.tasks.add(task := asyncio.create_task(gw.finish_session(session)))
@@ -450,11 +481,17 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @app.get("/api/v1/sessions/")
     async def list_sessions() -> dict:
-        return {"sessions": [s.summary() for s in gw.sessions.values()]}
+        """This replica's sessions, and with Redis those the other replicas run."""
+        local = [s.summary() for s in gw.sessions.values()]
+        remote = []
+        if gw.live is not None:
+            with contextlib.suppress(RedisError, OSError):
+                remote = [r for r in await gw.live.summaries() if r["session_id"] not in gw.sessions]
+        return {"sessions": local + remote}
 
     @app.get("/api/v1/sessions/{session_id}")
     async def get_session(session_id: str) -> dict:
-        return gw.session(session_id).summary()
+        return await gw.summary(session_id)
 
     @app.delete("/api/v1/sessions/{session_id}")
     async def stop_session(session_id: str) -> dict:
@@ -486,14 +523,18 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @app.get("/api/v1/tracking/{session_id}")
     async def latest_step(session_id: str) -> dict:
-        session = gw.session(session_id)
-        if session.latest is None:
+        if session_id in gw.sessions:
+            latest = gw.sessions[session_id].latest
+        else:
+            await gw.summary(session_id)
+            latest = await gw.live.latest(session_id)
+        if latest is None:
             raise ApiError(404, "not_found", f"session {session_id} has no step yet")
-        return session.latest
+        return latest
 
     @app.get("/api/v1/tracking/{session_id}/persons")
     async def persons(session_id: str) -> dict:
-        gw.session(session_id)
+        await gw.summary(session_id)
         rows = await gw.db_query(
             "SELECT global_id, first_seen, last_seen, cameras FROM persons WHERE session_id = %s ORDER BY global_id",
             (session_id,),
@@ -624,7 +665,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             await websocket.close(code=4401, reason="missing or invalid API key")
             return
         if session is None:
-            await websocket.close(code=4404, reason=f"unknown session {session_id}")
+            remote = await gw.remote_summary(session_id)
+            if remote is None:
+                await websocket.close(code=4404, reason=f"unknown session {session_id}")
+            else:
+                await relay_remote(websocket, session_id, events, global_id)
             return
         queue = session.subscribe(events=events)
         try:
@@ -649,6 +694,21 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             pass
         finally:
             session.unsubscribe(queue)
+            with contextlib.suppress(RuntimeError):
+                await websocket.close()
+
+    async def relay_remote(websocket: WebSocket, session_id: str, events: bool, global_id: int | None) -> None:
+        """Relay a session that another replica runs, from its Redis channel."""
+        try:
+            async for message in gw.live.follow(session_id, "events" if events else "tracking"):
+                if global_id is not None and message.get("type") == "step":
+                    message = _filter_person(message, global_id)
+                await websocket.send_json(message)
+                if message.get("type") == "session_ended":
+                    break
+        except (WebSocketDisconnect, RedisError, OSError):
+            pass
+        finally:
             with contextlib.suppress(RuntimeError):
                 await websocket.close()
 

@@ -25,6 +25,7 @@ from gateway.clients import ServiceClients
 from gateway.config import GatewaySettings
 from gateway.events import ZoneEventDetector, step_floor_points
 from gateway.history import HistoryWriter, ns_to_dt
+from gateway.live import RedisLive
 from gateway.rules import Alert, RuleEngine
 from gateway.sources import VideoSource
 from spoton.bootstrap.logs import log_event
@@ -156,8 +157,10 @@ class Session:
         settings: GatewaySettings,
         clients: ServiceClients,
         history: HistoryWriter | None,
+        live: RedisLive | None = None,
     ) -> None:
         self.id = uuid.uuid4().hex[:12]
+        self.live = live
         self.video_set = video_set
         self.camera_ids = camera_ids
         self.options = options
@@ -219,8 +222,20 @@ class Session:
 
     def _publish(self, message: dict) -> None:
         self._fan_out(self.subscribers, message)
-        if message.get("type") == "session_ended":
+        ended = message.get("type") == "session_ended"
+        if ended:
             self._fan_out(self.event_subscribers, message)
+        if self.live is not None:
+            if ended or self.steps % 10 == 1:
+                self.live.set_summary(self.id, self.summary())
+            self.live.publish(self.id, "tracking", message)
+            if ended:
+                self.live.publish(self.id, "events", message)
+
+    def _publish_event(self, message: dict) -> None:
+        self._fan_out(self.event_subscribers, message)
+        if self.live is not None:
+            self.live.publish(self.id, "events", message)
 
     def _emit_events(self, events, timestamp_ns: int | None = None) -> None:  # type: ignore[no-untyped-def]
         if timestamp_ns is not None:
@@ -233,7 +248,7 @@ class Session:
             )
         for e in events:
             self.event_counts[e.kind] += 1
-            self._fan_out(self.event_subscribers, e.to_dict(self.id))
+            self._publish_event(e.to_dict(self.id))
 
     @property
     def steps_per_s(self) -> float:
@@ -246,6 +261,7 @@ class Session:
             "video_set": self.video_set.name,
             "cameras": self.camera_ids,
             "status": self.status,
+            "created_at": self.created_at,
             "steps": self.steps,
             "steps_per_s": round(self.steps_per_s, 3),
             "camera_frames_per_s": round(self.steps_per_s * len(self.camera_ids), 3),
@@ -262,6 +278,7 @@ class Session:
             "events": dict(self.event_counts),
             "reconnects": dict(self.reconnects),
             "stage_ms": {k: round(float(np.mean(v)), 2) for k, v in self.stage_ms.items() if v},
+            "stage_p50_ms": {k: round(float(np.percentile(v, 50)), 2) for k, v in self.stage_ms.items() if v},
             "stage_p95_ms": {k: round(float(np.percentile(v, 95)), 2) for k, v in self.stage_ms.items() if v},
             "frame_bytes_per_step": round(float(np.mean(self.frame_bytes)), 1) if self.frame_bytes else 0.0,
             "last_error": self.last_error,
@@ -281,7 +298,7 @@ class Session:
         for a in alerts:
             message = a.to_dict(self.id)
             self.event_counts["alert"] += 1
-            self._fan_out(self.event_subscribers, message)
+            self._publish_event(message)
             if self.settings.alert_webhook_url:
                 task = asyncio.create_task(self._post_webhook(message))
                 self._webhook_tasks.add(task)
@@ -315,6 +332,8 @@ class Session:
                 self.progress[cam_id].frame_count = sources[cam_id].frame_count
             await self._check_calibrations()
             self.status = "running"
+            if self.live is not None:
+                self.live.set_summary(self.id, self.summary())
             log_event(
                 log,
                 "session started",
