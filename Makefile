@@ -17,12 +17,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) check
 	touch $@
 
-install: $(VENV)/.installed weights/best.onnx
+install: $(VENV)/.installed weights/.ready
 
-weights/best.onnx: $(VENV)/.installed spoton/setup_weights.py
+weights/.ready: $(VENV)/.installed spoton/setup_weights.py
 	$(PY) -m spoton.setup_weights
+	touch $@
 
-weights: weights/best.onnx
+weights: weights/.ready
 
 protos: $(VENV)/.installed
 	$(PY) -m spoton.protogen

@@ -1,7 +1,8 @@
 """Detection recall/precision (IoU 0.5) and ms/frame per setting: ``python bench/detection_eval.py``.
 
-Settings are ``backend:WxH:classes[:tileWxH]`` (backend ``onnx`` = weights/best.onnx on ONNX Runtime, ``torch`` =
-weights/best.pt on PyTorch; classes ``0`` or ``all``) plus ``hog`` (OpenCV's people detector, the floor).
+Settings are ``backend:WxH:classes[:tileWxH]`` (backend ``onnx`` = weights/best.onnx on ONNX Runtime, ``int8`` = its
+INT8 quantization weights/best_int8.onnx, ``torch`` = weights/best.pt on PyTorch; classes ``0`` or ``all``) plus
+``hog`` (OpenCV's people detector, the floor).
 Datasets: ``pets`` (vtest.avi against the PETS09-S2L1 ground truth) and ``demo`` (the four demo cameras).
 Writes ``bench/results/detection_eval.json``.
 """
@@ -70,7 +71,7 @@ def build(setting: str):  # type: ignore[no-untyped-def]
     if len(parts) > 3 and parts[3].startswith("tile"):
         tw, th = (int(v) for v in parts[3][4:].split("x"))
         tile = (tw, th)
-    weights = WEIGHTS / ("best.onnx" if backend == "onnx" else "best.pt")
+    weights = WEIGHTS / {"onnx": "best.onnx", "int8": "best_int8.onnx", "torch": "best.pt"}[backend]
     det = Detector(
         weights, (w, h), "cpu", None if classes == "all" else [int(c) for c in classes.split("+")], tile_wh=tile
     )

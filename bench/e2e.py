@@ -19,6 +19,7 @@ import asyncio
 import json
 import os
 import re
+import sys
 import threading
 import time
 from pathlib import Path
@@ -266,6 +267,7 @@ def main() -> None:
         sampler.stop()
         stack.stop()
     if a.peer and has_gt:
+        sys.path.insert(0, str(REPO))  # run as a script, bench/ is not a package on the path
         from bench.tracking_eval import peer
 
         frames = a.steps or 795

