@@ -3,7 +3,7 @@
 Starts the six services as local processes (embedded PostgreSQL unless DATABASE_URL is set) and runs demo
 sessions over 1, 2 and 4 cameras (``--cameras``), the 4-camera one again with RAW frames (transport cost), one
 session over the original PETS09-S2L1 view (same video and weights as the peer), optionally a speed/accuracy
-curve over detector input sizes (``--input-sizes 320x256,480x352``: the detector is restarted with each), then
+curve over detector variants (``--variants fp32:640x480,int8:960x736``: the detector is restarted with each), then
 stops the stack and runs the peer, Ultralytics' own ``track`` mode, on the same video with the same weights.
 
 Per run: camera-frames/s, step latency p50/p95, each stage's round trip and the service's own compute time (from
@@ -222,7 +222,11 @@ def main() -> None:
     p.add_argument("--raw", action=argparse.BooleanOptionalAction, default=True, help="the RAW-frames run")
     p.add_argument("--pets", action=argparse.BooleanOptionalAction, default=True, help="the PETS-view run")
     p.add_argument("--peer", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--input-sizes", default="", help="detector input sizes for the speed/accuracy curve")
+    p.add_argument(
+        "--variants",
+        default="",
+        help="detector variants for the speed/accuracy curve, PRECISION:WxH,... (e.g. fp32:640x480,int8:960x736)",
+    )
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "e2e.json")
     a = p.parse_args()
     if not (DEFAULT_OUT / "demo.yaml").exists():
@@ -251,13 +255,14 @@ def main() -> None:
             results["runs"]["PETS view, 1 camera"] = run_session(
                 stack, sampler, "pets", ["pets"], a.steps, options, pets_gt
             )
-        for size in filter(None, a.input_sizes.split(",")):
-            restart_detector(stack, {"DETECTOR_INPUT_SIZE": size})
+        for variant in filter(None, a.variants.split(",")):
+            precision, size = variant.split(":")
+            restart_detector(stack, {"DETECTOR_PRECISION": precision, "DETECTOR_INPUT_SIZE": size})
             entry = run_session(stack, sampler, "demo", ALL_CAMERAS, a.steps, options, gt)
             pets = run_session(stack, sampler, "pets", ["pets"], a.steps, options, pets_gt) if has_gt else {}
             results["curve"].append(
                 {
-                    "input_size": size,
+                    "detector": variant,
                     "camera_frames_per_s": entry["camera_frames_per_s"],
                     "mean_idf1": entry.get("mean_idf1"),
                     "pets_idf1": pets.get("mean_idf1"),

@@ -17,11 +17,12 @@ import numpy as np
 import psycopg
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from google.protobuf import json_format
 from prometheus_client import make_asgi_app
-from psycopg_pool import AsyncConnectionPool
-from pydantic import BaseModel, ConfigDict, Field
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -35,8 +36,9 @@ from spoton.bootstrap.errors import NotFoundError
 from spoton.bootstrap.logs import configure_logging
 from spoton.db import apply_migrations, resolve_database_url
 from spoton.floorplan import birdseye, overlay
+from spoton.frames import decode_frame
 from spoton.v1 import analytics_pb2, common_pb2, detection_pb2, mapping_pb2, reid_pb2
-from spoton.videoset import VideoSetCatalog
+from spoton.videoset import VideoSet, VideoSetCatalog, check_sources, parse_video_set
 
 log = logging.getLogger("gateway")
 STATIC = Path(__file__).resolve().parent / "static"
@@ -51,6 +53,10 @@ class SessionOptions(BaseModel):
     max_steps: int = Field(0, ge=0, description="stop after this many steps; 0 = until the sources end")
     target_fps: float = Field(0.0, ge=0, le=120, description="steps per second sampled; 0 = the sources' own rate")
     jpeg_quality: int | None = Field(None, ge=1, le=100)
+    loop: bool = Field(False, description="file sources restart at their end (a looping demo, soak tests)")
+    always_on: bool = Field(
+        False, description="survives a gateway restart: resumed by the next gateway that starts (live sites)"
+    )
     frame_encoding: Literal["jpeg", "png", "raw"] = Field("jpeg", description="how frames travel to the stages")
     tracker: str | None = Field(None, description="boxmot tracker (TrackingService.ListTrackers); empty = TRACKER_TYPE")
     tracker_options: dict[str, Any] = Field(default_factory=dict)
@@ -62,6 +68,18 @@ class SessionCreate(BaseModel):
     video_set: str = Field(min_length=1)
     cameras: list[str] | None = None
     options: SessionOptions = Field(default_factory=SessionOptions)
+
+
+class VideoSetDoc(RootModel[dict[str, Any]]):
+    """A video set as in the YAML files (DESIGN §4): name, floor, cameras (id, source, fps, homography or points),
+    zones, lines, rules."""
+
+
+class SeekBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    frame_index: int | None = Field(None, ge=1, description="1-based source frame")
+    seconds: float | None = Field(None, ge=0, description="or a media time from the start, seconds")
 
 
 class PointPairBody(BaseModel):
@@ -172,6 +190,7 @@ class Gateway:
         self.pool: AsyncConnectionPool | None = None
         self.tasks: set[asyncio.Task] = set()
         self.live: RedisLive | None = None
+        self.shutting_down = False
 
     async def start(self) -> None:
         self.database_url = await asyncio.to_thread(resolve_database_url, self.settings.database_url)
@@ -179,16 +198,30 @@ class Gateway:
         # One small pool for the routes' reads and session rows (the history writer keeps its own connection).
         self.pool = AsyncConnectionPool(self.database_url, min_size=1, max_size=4, open=False)
         await self.pool.open()
-        self.history = HistoryWriter(self.database_url, self.settings.history_flush_s, self.settings.history_batch_rows)
+        self.history = HistoryWriter(
+            self.database_url,
+            self.settings.history_flush_s,
+            self.settings.history_batch_rows,
+            self.settings.history_max_pending_rows,
+        )
         await self.history.start()
         self.clients = ServiceClients.connect(self.settings)
         if self.settings.redis_url:
             self.live = RedisLive(self.settings.redis_url)
             await self.live.start()
+        await self.resume_always_on()
+        self.tasks.add(asyncio.create_task(self._heartbeat(), name="session-heartbeat"))
 
     async def stop(self) -> None:
+        self.shutting_down = True
+        for task in list(self.tasks):
+            if task.get_name() == "session-heartbeat":
+                task.cancel()
         for s in self.sessions.values():
             await s.stop()
+        for task in list(self.tasks):  # the sessions' end records
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, 10)
         if self.history:
             await self.history.close()
         if self.clients:
@@ -221,6 +254,28 @@ class Gateway:
             raise ApiError(404, "not_found", f"unknown session {session_id!r}")
         return remote
 
+    async def video_sets(self) -> dict[str, VideoSet]:
+        """YAML files in VIDEO_SETS_DIR, then the sets stored over REST (a file wins a name)."""
+        sets = await asyncio.to_thread(self.catalog.all)
+        for name, doc in await self.db_query("SELECT name, doc FROM video_sets ORDER BY name", ()):
+            if name not in sets:
+                with contextlib.suppress(ValueError):
+                    sets[name] = parse_video_set(doc, self.catalog.directory / f"{name}.yaml")
+        return sets
+
+    async def video_set(self, name: str) -> VideoSet:
+        sets = await self.video_sets()
+        if name not in sets:
+            raise NotFoundError(f"unknown video set {name!r}")
+        return sets[name]
+
+    def parse_and_check(self, doc: dict) -> VideoSet:
+        """Validate a video set and its sources: files inside SOURCE_DIRS (default VIDEO_SETS_DIR), URLs with an
+        allowed scheme only (no ``file://``, no path traversal)."""
+        vs = parse_video_set(doc, self.catalog.directory / f"{doc.get('name', 'unnamed')}.yaml")
+        check_sources(vs, self.settings)
+        return vs
+
     async def db_query(self, sql: str, params: tuple) -> list[tuple]:
         async with self.pool.connection(timeout=5.0) as conn:
             return await (await conn.execute(sql, params)).fetchall()
@@ -228,8 +283,8 @@ class Gateway:
     async def record_session(self, s: Session) -> None:
         async with self.pool.connection(timeout=5.0) as conn:
             await conn.execute(
-                "INSERT INTO sessions (session_id, video_set, cameras, options, video_set_doc, status, media_start) "
-                "VALUES (%s, %s, %s, %s, %s, %s, to_timestamp(%s))",
+                "INSERT INTO sessions (session_id, video_set, cameras, options, video_set_doc, status, media_start,"
+                " heartbeat) VALUES (%s, %s, %s, %s, %s, %s, to_timestamp(%s), now())",
                 (
                     s.id,
                     s.video_set.name,
@@ -241,8 +296,61 @@ class Gateway:
                 ),
             )
 
+    def start_session(self, session: Session) -> None:
+        self.sessions[session.id] = session
+        session.start()
+        self.tasks.add(task := asyncio.create_task(self.finish_session(session)))
+        task.add_done_callback(self.tasks.discard)
+
+    async def resume_always_on(self) -> None:
+        """Start again the always-on sessions that no gateway runs any more (their heartbeat is older than
+        ``SESSION_HEARTBEAT_S`` × 3, or was cleared by a gateway that shut down cleanly), claimed one by one so
+        two gateways starting together do not both take one."""
+        stale = self.settings.session_heartbeat_s * 3
+        rows = await self.db_query(
+            "UPDATE sessions SET heartbeat = now() WHERE session_id IN ("
+            " SELECT session_id FROM sessions WHERE status IN ('starting', 'running', 'paused')"
+            " AND coalesce((options->>'always_on')::boolean, false)"
+            " AND (heartbeat IS NULL OR heartbeat < now() - make_interval(secs => %s))"
+            " FOR UPDATE SKIP LOCKED)"
+            " RETURNING session_id, video_set, cameras, options, extract(epoch from media_start)",
+            (stale,),
+        )
+        for sid, video_set, cameras, options, media_start in rows:
+            try:
+                vs = await self.video_set(video_set)
+                check_sources(vs, self.settings)
+                opts = dict(options) | {"media_start_ns": int(float(media_start) * 1e9)}
+                session = Session(
+                    vs, list(cameras), opts, self.settings, self.clients, self.history, self.live, session_id=sid
+                )
+            except (NotFoundError, ValueError) as exc:
+                log.warning("cannot resume always-on session %s: %s", sid, exc)
+                continue
+            log.info("resuming always-on session %s (%s)", sid, video_set)
+            self.start_session(session)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.session_heartbeat_s)
+            running = [s.id for s in self.sessions.values() if not s.done.is_set()]
+            if running:
+                with contextlib.suppress(psycopg.Error, OSError, PoolTimeout):
+                    await self.db_query(
+                        "UPDATE sessions SET heartbeat = now(), status = 'running' "
+                        "WHERE session_id = ANY(%s) RETURNING session_id",
+                        (running,),
+                    )
+
     async def finish_session(self, s: Session) -> None:
         await s.done.wait()
+        if self.shutting_down and s.options.get("always_on"):
+            # Left for the next gateway to resume: still running, and nobody's heartbeat.
+            with contextlib.suppress(psycopg.Error, OSError, PoolTimeout):
+                await self.db_query(
+                    "UPDATE sessions SET heartbeat = NULL WHERE session_id = %s RETURNING session_id", (s.id,)
+                )
+            return
         try:
             async with self.pool.connection(timeout=5.0) as conn:
                 await conn.execute(
@@ -265,6 +373,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         await gw.stop()
 
     app = FastAPI(title="SpotOn gateway", version="0.1.0", lifespan=lifespan)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=[o.strip() for o in settings.cors_origins.split(",") if o.strip()],
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
     app.state.gateway = gw
     app.mount("/metrics", make_asgi_app())
     keys = settings.api_key_set
@@ -330,6 +445,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             "models_loaded": services.get("detection") == "SERVING" and services.get("reid") == "SERVING",
             "database_connected": db_ok,
             "redis_connected": redis_ok,
+            "history": gw.history.status() if gw.history else None,
             "services": services,
         }
 
@@ -339,20 +455,78 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @app.get("/api/v1/video-sets/")
     async def list_video_sets() -> dict:
-        return {"video_sets": [vs.to_dict() for vs in gw.catalog.all().values()]}
+        return {"video_sets": [vs.to_dict() for vs in (await gw.video_sets()).values()]}
+
+    @app.post("/api/v1/video-sets/", status_code=201)
+    async def create_video_set(body: VideoSetDoc) -> dict:
+        """Add a site (cameras, floor, zones, lines, rules) without editing YAML; stored in the database."""
+        return await store_video_set(body.root, create=True)
+
+    @app.put("/api/v1/video-sets/{name}")
+    async def replace_video_set(name: str, body: VideoSetDoc) -> dict:
+        """Change a stored video set (cameras, zones, lines, rules); running sessions keep the version they began
+        with."""
+        if body.root.get("name", name) != name:
+            raise ApiError(400, "invalid_argument", "the body's name must match the path")
+        return await store_video_set({**body.root, "name": name}, create=False)
+
+    @app.delete("/api/v1/video-sets/{name}")
+    async def delete_video_set(name: str) -> dict:
+        if name in await asyncio.to_thread(gw.catalog.all):
+            raise ApiError(409, "failed_precondition", f"video set {name!r} is defined by a YAML file")
+        rows = await gw.db_query("DELETE FROM video_sets WHERE name = %s RETURNING name", (name,))
+        if not rows:
+            raise ApiError(404, "not_found", f"unknown video set {name!r}")
+        return {"deleted": name}
+
+    async def store_video_set(doc: dict, create: bool) -> dict:
+        vs = gw.parse_and_check(doc)
+        if vs.name in await asyncio.to_thread(gw.catalog.all):
+            raise ApiError(409, "failed_precondition", f"video set {vs.name!r} is defined by a YAML file")
+        sql = (
+            "INSERT INTO video_sets (name, doc) VALUES (%s, %s) ON CONFLICT DO NOTHING RETURNING name"
+            if create
+            else "UPDATE video_sets SET doc = %s, updated_at = now() WHERE name = %s RETURNING name"
+        )
+        params = (vs.name, json.dumps(doc)) if create else (json.dumps(doc), vs.name)
+        if not await gw.db_query(sql, params):
+            if create:
+                raise ApiError(409, "already_exists", f"video set {vs.name!r} exists; PUT changes it")
+            raise ApiError(404, "not_found", f"unknown video set {vs.name!r}")
+        for cam in vs.cameras:
+            if cam.homography or cam.points:
+                cal = mapping_pb2.Calibration(
+                    video_set=vs.name,
+                    camera_id=cam.id,
+                    points=[
+                        mapping_pb2.PointPair(
+                            image=common_pb2.Point2(x=i[0], y=i[1]), floor=common_pb2.Point2(x=f[0], y=f[1])
+                        )
+                        for i, f in cam.points
+                    ],
+                    foot_offset_px=common_pb2.Point2(x=cam.foot_offset_px[0], y=cam.foot_offset_px[1]),
+                )
+                if cam.homography:
+                    cal.homography.extend(v for row in cam.homography for v in row)
+                await gw.clients.mapping.SetCalibration(
+                    mapping_pb2.SetCalibrationRequest(calibration=cal),
+                    timeout=settings.rpc_timeout_s,
+                    metadata=gw.clients.metadata,
+                )
+        return vs.to_dict()
 
     @app.get("/api/v1/video-sets/{name}")
     async def get_video_set(name: str) -> dict:
-        return gw.catalog.get(name).to_dict()
+        return (await gw.video_set(name)).to_dict()
 
     @app.get("/api/v1/video-sets/{name}/floor")
     async def get_floor(name: str) -> dict:
-        vs = gw.catalog.get(name).to_dict()
+        vs = (await gw.video_set(name)).to_dict()
         return {"floor": vs["floor"], "zones": vs["zones"], "lines": vs["lines"]}
 
     @app.get("/api/v1/video-sets/{name}/floor.png")
     async def get_floor_image(name: str) -> FileResponse:
-        vs = gw.catalog.get(name)
+        vs = await gw.video_set(name)
         if not vs.floor.image:
             raise ApiError(404, "not_found", f"video set {name!r} has no floor image")
         path = (vs.path.parent / vs.floor.image).resolve()
@@ -387,7 +561,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     calib_path = "/api/v1/video-sets/{name}/cameras/{camera_id}/calibration"
 
     async def get_calibration_proto(name: str, camera_id: str) -> mapping_pb2.Calibration:
-        gw.catalog.get(name).camera(camera_id)
+        (await gw.video_set(name)).camera(camera_id)
         reply = await gw.clients.mapping.GetCalibration(
             mapping_pb2.GetCalibrationRequest(video_set=name, camera_id=camera_id),
             timeout=settings.rpc_timeout_s,
@@ -401,7 +575,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @app.put(calib_path)
     async def put_calibration(name: str, camera_id: str, body: CalibrationBody) -> dict:
-        gw.catalog.get(name).camera(camera_id)
+        (await gw.video_set(name)).camera(camera_id)
         cal = mapping_pb2.Calibration(
             video_set=name,
             camera_id=camera_id,
@@ -422,7 +596,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @app.post(calib_path + "/fit")
     async def fit_calibration(name: str, camera_id: str, body: FitBody) -> dict:
-        gw.catalog.get(name).camera(camera_id)
+        (await gw.video_set(name)).camera(camera_id)
         reply = await gw.clients.mapping.FitCalibration(
             mapping_pb2.FitCalibrationRequest(points=_pairs_proto(body.points)),
             timeout=settings.rpc_timeout_s,
@@ -438,7 +612,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def calibration_picture(name: str, camera_id: str, frame: int, draw) -> Response:  # type: ignore[no-untyped-def]
         if frame < 1:
             raise ApiError(400, "invalid_argument", "frame is 1-based")
-        vs = gw.catalog.get(name)
+        vs = await gw.video_set(name)
         cal = await get_calibration_proto(name, camera_id)
         image = await asyncio.to_thread(read_frame, vs.source_uri(vs.camera(camera_id)), frame)
         h = np.array(cal.homography, np.float64).reshape(3, 3)
@@ -457,7 +631,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @app.post("/api/v1/sessions/", status_code=201)
     async def create_session(body: SessionCreate) -> dict:
-        vs = gw.catalog.get(body.video_set)
+        vs = await gw.video_set(body.video_set)
         cameras = body.cameras or [c.id for c in vs.cameras]
         for cam in cameras:
             vs.camera(cam)
@@ -469,14 +643,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         if running >= settings.max_concurrent_sessions:
             raise ApiError(429, "too_many_sessions", f"at most {settings.max_concurrent_sessions} sessions at once")
         options = body.options.model_dump(exclude_defaults=True)
+        check_sources(vs, settings)
         session = Session(vs, cameras, options, settings, gw.clients, gw.history, gw.live)
         await gw.record_session(session)
         if gw.live is not None:
             await gw.live.announce(session.id, session.summary())
-        gw.sessions[session.id] = session
-        session.start()
-        gw.tasks.add(task := asyncio.create_task(gw.finish_session(session)))
-        task.add_done_callback(gw.tasks.discard)
+        gw.start_session(session)
         return {"session_id": session.id, **session.summary()}
 
     @app.get("/api/v1/sessions/")
@@ -499,9 +671,44 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         await session.stop()
         return session.summary()
 
+    @app.post("/api/v1/sessions/{session_id}/pause")
+    async def pause_session(session_id: str) -> dict:
+        """Hold a file session where it is (409 for live sources or an ended session)."""
+        session = gw.session(session_id)
+        try:
+            session.pause()
+        except ValueError as exc:
+            raise ApiError(409, "failed_precondition", str(exc)) from None
+        return session.summary()
+
+    @app.post("/api/v1/sessions/{session_id}/resume")
+    async def resume_session(session_id: str) -> dict:
+        session = gw.session(session_id)
+        session.resume()
+        return session.summary()
+
+    @app.post("/api/v1/sessions/{session_id}/seek")
+    async def seek_session(session_id: str, body: SeekBody) -> dict:
+        """Continue every camera of a file session from this source frame (or second)."""
+        session = gw.session(session_id)
+        frame = body.frame_index or 1 + round(
+            (body.seconds or 0) * (session.video_set.camera(session.camera_ids[0]).fps or 25)
+        )
+        try:
+            session.seek(frame)
+        except ValueError as exc:
+            raise ApiError(409, "failed_precondition", str(exc)) from None
+        return session.summary()
+
     @app.get("/api/v1/sessions/{session_id}/cameras/{camera_id}/stream.mjpeg")
-    async def camera_stream(session_id: str, camera_id: str, max_frames: int = Query(0, ge=0)) -> StreamingResponse:
+    async def camera_stream(
+        session_id: str,
+        camera_id: str,
+        max_frames: int = Query(0, ge=0),
+        privacy: bool = Query(False, description="blur every person (PRIVACY_MODE=true forces it)"),
+    ) -> StreamingResponse:
         """The camera's frames with tracks drawn (box, global id), as multipart JPEG, one part per step."""
+        privacy = privacy or settings.privacy_mode
         session = gw.session(session_id)
         if camera_id not in session.camera_ids:
             raise ApiError(404, "not_found", f"session {session_id} has no camera {camera_id!r}")
@@ -512,7 +719,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 ready = session.frame_ready
                 latest = session.latest_frames.get(camera_id)
                 if latest is not None:
-                    jpeg = await asyncio.to_thread(annotate_jpeg, *latest)
+                    jpeg = await asyncio.to_thread(annotate_jpeg, *latest, privacy)
                     yield b"--frame\r\nContent-Type: image/jpeg\r\n\r\n" + jpeg + b"\r\n"
                     sent += 1
                 if session.done.is_set() or (max_frames and sent >= max_frames):
@@ -741,14 +948,21 @@ def has_key(headers, query_params, keys: frozenset[str]) -> bool:  # type: ignor
     return (headers.get("x-api-key") or query_params.get("api_key")) in keys
 
 
-def annotate_jpeg(jpeg: bytes, tracks: list[dict]) -> bytes:
-    """Draw each track's box and global id (colour by id) on a JPEG frame."""
-    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+def annotate_jpeg(frame: common_pb2.Frame, tracks: list[dict], privacy: bool = False) -> bytes:
+    """The frame as JPEG with each track's box and global id drawn (colour by id); ``privacy`` blurs every
+    person's box first, so the stream shows where people are but not who."""
+    image = decode_frame(frame)
+    h, w = image.shape[:2]
     for t in tracks:
         gid = t["global_id"] or 0
         hue = (gid * 47) % 180
         colour = tuple(int(c) for c in cv2.cvtColor(np.uint8([[[hue, 220, 255]]]), cv2.COLOR_HSV2BGR)[0, 0])
         x1, y1, x2, y2 = (round(v) for v in t["bbox"])
+        if privacy:
+            a, b, c, d = max(0, x1), max(0, y1), min(w, x2), min(h, y2)
+            if c > a and d > b:
+                k = max(3, ((c - a) // 3) | 1)
+                image[b:d, a:c] = cv2.GaussianBlur(image[b:d, a:c], (k, k), 0)
         cv2.rectangle(image, (x1, y1), (x2, y2), colour, 2)
         cv2.putText(image, str(gid), (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 2, cv2.LINE_AA)
     return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()

@@ -22,10 +22,29 @@ class GatewaySettings(CommonSettings):
     redis_url: str = ""
     max_cameras_per_session: int = 16
     max_concurrent_sessions: int = 4
+    # Running sessions are marked alive this often; an always-on session silent for 3x this is resumed elsewhere.
+    session_heartbeat_s: float = 10.0
     history_flush_s: float = 0.5
     history_batch_rows: int = 5000
+    # Track points held while the database is away (about 300 bytes each); older ones are dropped beyond it.
+    history_max_pending_rows: int = 1_000_000
     rpc_timeout_s: float = 30.0
     # How long a stage may be away (restart, rescheduling) before its session fails, seconds.
     stage_reconnect_timeout_s: float = 60.0
+    # Where file sources may live (comma-separated; default VIDEO_SETS_DIR) and which URL schemes live sources may use.
+    source_dirs: str = ""
+    source_schemes: str = "rtsp,rtsps,http,https"
+    # Comma-separated origins allowed by CORS (browser frontends on other hosts); empty = same origin only.
+    cors_origins: str = ""
+    # Blur every person on the annotated camera streams.
+    privacy_mode: bool = False
     # Alerts are POSTed here as JSON when set.
     alert_webhook_url: str = ""
+
+    @property
+    def source_dir_list(self) -> list[str]:
+        return [d.strip() for d in self.source_dirs.split(",") if d.strip()] or [self.video_sets_dir]
+
+    @property
+    def source_scheme_list(self) -> list[str]:
+        return [x.strip().lower() for x in self.source_schemes.split(",") if x.strip()]

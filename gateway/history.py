@@ -9,6 +9,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 
 import psycopg
+from prometheus_client import Counter
 
 from spoton.bootstrap.logs import log_event
 from spoton.rollups import REFRESH_SQL, refresh_params
@@ -37,14 +38,23 @@ def ns_to_dt(ts_ns: int) -> datetime:
     return datetime.fromtimestamp(ts_ns / 1e9, tz=UTC)
 
 
+ROWS_DROPPED = Counter(
+    "spoton_history_rows_dropped_total", "Track points dropped because the database was away too long"
+)
+
+
 class HistoryWriter:
     """Queue of track-point rows flushed every ``flush_s`` (or ``batch_rows``) with COPY.
 
     A failed flush keeps its rows and retries with backoff, so a database restart loses nothing.
     """
 
-    def __init__(self, url: str, flush_s: float = 0.5, batch_rows: int = 5000) -> None:
+    def __init__(
+        self, url: str, flush_s: float = 0.5, batch_rows: int = 5000, max_pending_rows: int = 1_000_000
+    ) -> None:
         self.url = url
+        self.max_pending_rows = max_pending_rows
+        self.rows_dropped = 0
         self.flush_s = flush_s
         self.batch_rows = batch_rows
         self._pending: list[tuple] = []
@@ -62,9 +72,25 @@ class HistoryWriter:
         self._task = asyncio.create_task(self._run())
 
     def add_rows(self, rows: list[tuple]) -> None:
+        """Queue track points; beyond ``max_pending_rows`` (a database away for too long) the oldest are dropped
+        and counted, so memory stays bounded."""
         self._pending.extend(rows)
+        excess = len(self._pending) - self.max_pending_rows
+        if excess > 0:
+            del self._pending[:excess]
+            self.rows_dropped += excess
+            ROWS_DROPPED.inc(excess)
         if len(self._pending) >= self.batch_rows:
             self._wake.set()
+
+    def status(self) -> dict:
+        return {
+            "connected": self.connected,
+            "rows_written": self.rows_written,
+            "rows_pending": len(self._pending),
+            "rows_dropped": self.rows_dropped,
+            "write_failures": self.failures,
+        }
 
     def add_events(self, rows: list[tuple]) -> None:
         """zone_events rows: (time, session_id, zone_id, global_id, kind)."""

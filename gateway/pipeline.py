@@ -27,7 +27,7 @@ from gateway.events import ZoneEventDetector, step_floor_points
 from gateway.history import HistoryWriter, ns_to_dt
 from gateway.live import RedisLive
 from gateway.rules import Alert, RuleEngine
-from gateway.sources import VideoSource
+from gateway.sources import LiveSource, SourceFrame, VideoSource, is_live
 from spoton.bootstrap.logs import log_event
 from spoton.domain import Detections, FloorPoints, Tracks, array_to_tensor, boxes_to_proto, tensor_to_rows
 from spoton.frames import encode_frame
@@ -37,6 +37,9 @@ from spoton.videoset import VideoSet
 log = logging.getLogger("gateway.pipeline")
 
 QUEUE_DEPTH = 3
+# Read frames wait for the detector in a queue of one: the detector always has its next step ready, and a step
+# is never read long before it can be detected (step latency stays near two detector passes, not five).
+READ_QUEUE_DEPTH = 1
 # Track IDs of a camera whose tracker had to start afresh on another replica are offset by this much.
 TRACK_ID_EPOCH = 1_000_000
 FRAME_ENCODINGS = {
@@ -139,6 +142,9 @@ class CameraProgress:
     frames: int = 0
     last_frame_index: int = 0
     frame_count: int = 0
+    state: str = "starting"  # file | ended | connecting | live | reconnecting | stalled
+    dropped: int = 0
+    reconnects: int = 0
     ended: bool = False
 
 
@@ -158,8 +164,9 @@ class Session:
         clients: ServiceClients,
         history: HistoryWriter | None,
         live: RedisLive | None = None,
+        session_id: str | None = None,
     ) -> None:
-        self.id = uuid.uuid4().hex[:12]
+        self.id = session_id or uuid.uuid4().hex[:12]
         self.live = live
         self.video_set = video_set
         self.camera_ids = camera_ids
@@ -180,7 +187,7 @@ class Session:
         self.reconnects: dict[str, int] = defaultdict(int)
         self.subscribers: set[asyncio.Queue] = set()
         # Latest encoded frame and its tracks per camera, for the annotated MJPEG stream.
-        self.latest_frames: dict[str, tuple[bytes, list[dict]]] = {}
+        self.latest_frames: dict[str, tuple[common_pb2.Frame, list[dict]]] = {}
         self.frame_ready = asyncio.Event()
         self.event_subscribers: set[asyncio.Queue] = set()
         self.zone_events = ZoneEventDetector(video_set)
@@ -193,6 +200,10 @@ class Session:
         self._finished_mono: float | None = None
         self._task: asyncio.Task | None = None
         self.done = asyncio.Event()
+        self._resume = asyncio.Event()
+        self._resume.set()
+        self._seek_to: int | None = None
+        self.has_live_sources = False
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -203,6 +214,31 @@ class Session:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+    def pause(self) -> None:
+        """Hold the sources (file sessions only: a live camera does not wait)."""
+        self._require_files("pause")
+        self._resume.clear()
+        if self.status == "running":
+            self.status = "paused"
+
+    def resume(self) -> None:
+        self._resume.set()
+        if self.status == "paused":
+            self.status = "running"
+
+    def seek(self, frame_index: int) -> None:
+        """Continue every camera from this 1-based source frame (applied before the next step)."""
+        self._require_files("seek")
+        if frame_index < 1:
+            raise ValueError("frame_index must be >= 1")
+        self._seek_to = frame_index
+
+    def _require_files(self, what: str) -> None:
+        if self.has_live_sources:
+            raise ValueError(f"cannot {what} a session with live sources")
+        if self.done.is_set():
+            raise ValueError(f"cannot {what} a session that has ended")
 
     def subscribe(self, events: bool = False) -> asyncio.Queue:
         q: asyncio.Queue = asyncio.Queue(maxsize=256)
@@ -271,10 +307,14 @@ class Session:
                     "last_frame_index": p.last_frame_index,
                     "frame_count": p.frame_count,
                     "ended": p.ended,
+                    "state": p.state,
+                    "dropped_frames": p.dropped,
+                    "source_reconnects": p.reconnects,
                 }
                 for c, p in self.progress.items()
             },
-            "dropped_frames": 0,
+            "dropped_frames": sum(p.dropped for p in self.progress.values()),
+            "paused": not self._resume.is_set(),
             "events": dict(self.event_counts),
             "reconnects": dict(self.reconnects),
             "stage_ms": {k: round(float(np.mean(v)), 2) for k, v in self.stage_ms.items() if v},
@@ -317,17 +357,24 @@ class Session:
 
     # ---- pipeline --------------------------------------------------------------------------------------------
     async def _run(self) -> None:
-        sources: dict[str, VideoSource] = {}
+        sources: dict[str, VideoSource | LiveSource] = {}
         try:
             fps: dict[str, float] = {}
             target = float(self.options.get("target_fps") or self.settings.target_fps or 0)
+            loop = bool(self.options.get("loop"))
             for cam_id in self.camera_ids:
                 cam = self.video_set.camera(cam_id)
-                probe = VideoSource(self.video_set.source_uri(cam))
+                uri = self.video_set.source_uri(cam)
+                if is_live(uri):
+                    self.has_live_sources = True
+                    sources[cam_id] = await asyncio.to_thread(LiveSource, uri)
+                    fps[cam_id] = cam.fps or sources[cam_id].fps or 25.0
+                    continue
+                probe = VideoSource(uri)
                 native = cam.fps or probe.fps or 25.0
                 probe.close()
                 stride = max(1, round(native / target)) if target else 1
-                sources[cam_id] = VideoSource(self.video_set.source_uri(cam), stride)
+                sources[cam_id] = VideoSource(uri, stride, loop)
                 fps[cam_id] = native
                 self.progress[cam_id].frame_count = sources[cam_id].frame_count
             await self._check_calibrations()
@@ -341,7 +388,7 @@ class Session:
                 video_set=self.video_set.name,
                 cameras=",".join(self.camera_ids),
             )
-            queues = [asyncio.Queue(QUEUE_DEPTH) for _ in range(6)]
+            queues = [asyncio.Queue(READ_QUEUE_DEPTH)] + [asyncio.Queue(QUEUE_DEPTH) for _ in range(5)]
             stages = [
                 self._read(sources, fps, queues[0]),
                 self._detect(queues[0], queues[1]),
@@ -405,31 +452,65 @@ class Session:
                 if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
                     raise
 
-    async def _read(self, sources: dict[str, VideoSource], fps: dict[str, float], out: asyncio.Queue) -> None:
+    async def _read(
+        self, sources: dict[str, VideoSource | LiveSource], fps: dict[str, float], out: asyncio.Queue
+    ) -> None:
+        """One step per instant. Files advance in lockstep, one sampled frame per camera per step; live cameras give
+        their newest frame (the ones the pipeline was too slow for are dropped and counted), and a camera that
+        has nothing new is left out of the step rather than holding the others up."""
         quality = int(self.options.get("jpeg_quality") or self.settings.frame_jpeg_quality)
         encoding = FRAME_ENCODINGS[str(self.options.get("frame_encoding") or "jpeg")]
+        target = float(self.options.get("target_fps") or self.settings.target_fps or 0)
+        live_period = 1.0 / (target or max(fps.values(), default=25.0))
         step = 0
+        next_tick = time.monotonic()
+
+        def encode(cam_id: str, sf: SourceFrame) -> CameraInput:
+            ts = sf.captured_ns or self.media_start_ns + round((sf.media_index - 1) / fps[cam_id] * 1e9)
+            frame = encode_frame(sf.image, cam_id, sf.frame_index, ts, encoding, jpeg_quality=quality)
+            p = self.progress[cam_id]
+            p.frames += 1
+            p.last_frame_index = sf.frame_index
+            return CameraInput(cam_id, frame)
+
+        def read_all() -> list[CameraInput]:
+            items = []
+            for cam_id, src in sources.items():
+                p = self.progress[cam_id]
+                if isinstance(src, LiveSource):
+                    sf = src.take()
+                    p.dropped, p.reconnects = src.dropped, src.reconnects
+                    p.state = src.state if src.state != "live" or sf is not None else "stalled"
+                    if sf is not None:
+                        items.append(encode(cam_id, sf))
+                    continue
+                if p.ended:
+                    continue
+                sf = src.read()
+                if sf is None:
+                    p.ended, p.state = True, "ended"
+                    continue
+                p.state = "file"
+                items.append(encode(cam_id, sf))
+            return items
+
         while not self.max_steps or step < self.max_steps:
-            t0 = time.perf_counter()
-
-            def read_all() -> list[CameraInput]:
-                items = []
+            await self._resume.wait()
+            if self._seek_to is not None:
+                target_frame, self._seek_to = self._seek_to, None
                 for cam_id, src in sources.items():
-                    if self.progress[cam_id].ended:
-                        continue
-                    sf = src.read()
-                    if sf is None:
-                        self.progress[cam_id].ended = True
-                        continue
-                    ts = self.media_start_ns + round((sf.frame_index - 1) / fps[cam_id] * 1e9)
-                    frame = encode_frame(sf.image, cam_id, sf.frame_index, ts, encoding, jpeg_quality=quality)
-                    self.progress[cam_id].frames += 1
-                    self.progress[cam_id].last_frame_index = sf.frame_index
-                    items.append(CameraInput(cam_id, frame))
-                return items
-
+                    if isinstance(src, VideoSource):
+                        await asyncio.to_thread(src.seek, min(target_frame, src.frame_count or target_frame))
+                        self.progress[cam_id].ended = False
+            if self.has_live_sources:
+                next_tick += live_period
+                await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
+                next_tick = max(next_tick, time.monotonic() - live_period)
+            t0 = time.perf_counter()
             cameras = await asyncio.to_thread(read_all)
             if not cameras:
+                if self.has_live_sources:
+                    continue
                 break
             step += 1
             work = StepWork(step, max(c.frame.timestamp_ns for c in cameras), cameras, started=t0)
@@ -630,7 +711,7 @@ class Session:
             message, rows = self.render(work)
             self.latest = message
             for cam in work.cameras:
-                self.latest_frames[cam.camera_id] = (cam.frame.data, message["cameras"][cam.camera_id]["tracks"])
+                self.latest_frames[cam.camera_id] = (cam.frame, message["cameras"][cam.camera_id]["tracks"])
             self.frame_ready.set()
             self.frame_ready = asyncio.Event()
             self.steps = work.step

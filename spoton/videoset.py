@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -208,3 +209,22 @@ class VideoSetCatalog:
             return self.all()[name]
         except KeyError:
             raise NotFoundError(f"unknown video set {name!r}") from None
+
+
+def check_sources(vs: VideoSet, settings) -> None:  # type: ignore[no-untyped-def]
+    """ValueError unless every camera's source is a file inside one of ``settings.source_dir_list`` or a URL whose
+    scheme is in ``settings.source_scheme_list`` (an operator's video set must not read ``/etc/passwd`` or
+    ``file:///...``)."""
+    dirs = [os.path.normpath(os.path.abspath(d)) for d in settings.source_dir_list]
+    for cam in vs.cameras:
+        if "://" in cam.source:
+            scheme = cam.source.split("://", 1)[0].lower()
+            if scheme not in settings.source_scheme_list:
+                raise ValueError(
+                    f"camera {cam.id}: source scheme {scheme!r} is not allowed "
+                    f"(SOURCE_SCHEMES: {', '.join(settings.source_scheme_list)})"
+                )
+            continue
+        path = os.path.normpath(os.path.abspath(vs.source_uri(cam)))
+        if not any(path == d or path.startswith(d + os.sep) for d in dirs):
+            raise ValueError(f"camera {cam.id}: source {cam.source!r} is outside the allowed directories (SOURCE_DIRS)")

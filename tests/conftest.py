@@ -27,6 +27,12 @@ def database_url() -> str:
     try:
         with psycopg.connect(url, connect_timeout=5) as conn:
             conn.execute("SELECT 1")
+            # Always-on sessions an interrupted earlier run left behind would be resumed by every gateway we start.
+            if conn.execute("SELECT to_regclass('sessions')").fetchone()[0]:
+                conn.execute(
+                    "UPDATE sessions SET status = 'stopped' WHERE status IN ('starting', 'running', 'paused')"
+                    " AND coalesce((options->>'always_on')::boolean, false)"
+                )
     except psycopg.OperationalError as exc:
         pytest.fail(f"test database {url} is not reachable: {exc}")
     return url

@@ -252,3 +252,31 @@ def test_identity_corrections_through_the_gateway(demo_run, stack) -> None:  # t
     assert httpx.post(f"{base}/merge", json={"into": track["global_id"], "from": 99999}, timeout=10).status_code == 404
     assert httpx.post(f"{base}/split", json={"camera_id": "cam9", "track_id": 1}, timeout=10).status_code == 404
     assert httpx.post(f"{base}/merge", json={"into": 0, "from": 1}, timeout=10).status_code == 422
+
+
+def test_privacy_mode_blurs_people_on_the_camera_stream(stack) -> None:  # type: ignore[no-untyped-def]
+    import cv2
+
+    from gateway.app import annotate_jpeg
+    from spoton.frames import encode_frame
+    from spoton.v1 import common_pb2
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    frame = encode_frame(image, "c", 1, 0, common_pb2.FRAME_ENCODING_RAW_BGR8)
+    tracks = [{"track_id": 1, "global_id": 3, "bbox": [100, 50, 180, 200], "confidence": 0.9, "floor": None}]
+
+    def decoded(privacy: bool) -> np.ndarray:
+        return cv2.imdecode(np.frombuffer(annotate_jpeg(frame, tracks, privacy), np.uint8), cv2.IMREAD_COLOR)
+
+    plain, blurred = decoded(False), decoded(True)
+    inside = (slice(60, 190), slice(110, 170))
+    assert blurred[inside].std() < 0.3 * plain[inside].std()  # the person is unrecognisable
+    assert np.abs(blurred[:, :90].astype(int) - plain[:, :90].astype(int)).mean() < 3  # the scene is not
+    # Through the gateway, with frames travelling RAW between the stages.
+    body = {"video_set": "demo", "cameras": ["cam1"], "options": {"max_steps": 4, "frame_encoding": "raw"}}
+    sid = httpx.post(f"{stack.gateway_url}/api/v1/sessions/", json=body, timeout=30).json()["session_id"]
+    url = f"{stack.gateway_url}/api/v1/sessions/{sid}/cameras/cam1/stream.mjpeg"
+    with httpx.stream("GET", url, params={"max_frames": 1, "privacy": True}, timeout=60) as resp:
+        part = resp.read().split(b"\r\n\r\n", 1)[1]
+    assert cv2.imdecode(np.frombuffer(part.rstrip(b"\r\n-frame"), np.uint8), cv2.IMREAD_COLOR) is not None
