@@ -952,6 +952,8 @@ def annotate_jpeg(frame: common_pb2.Frame, tracks: list[dict], privacy: bool = F
     """The frame as JPEG with each track's box and global id drawn (colour by id); ``privacy`` blurs every
     person's box first, so the stream shows where people are but not who."""
     image = decode_frame(frame)
+    if not image.flags.writeable:  # RAW frames decode to a view of the message's bytes
+        image = image.copy()
     h, w = image.shape[:2]
     for t in tracks:
         gid = t["global_id"] or 0

@@ -60,7 +60,8 @@ def event_line(message: dict) -> str:
     return f"{kind:<14} " + " ".join(f"{k}={v}" for k, v in fields.items())
 
 
-async def follow(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+async def follow(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     base = args.url.rstrip("/").replace("http://", "ws://").replace("https://", "wss://")
     query = {}
     if args.api_key:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pgserver
+import psutil
 import psycopg
 import pytest
 import websockets
@@ -56,8 +57,10 @@ def test_no_track_point_is_lost_across_a_database_restart(stack: Stack, throwawa
                     if msg["type"] == "session_ended":
                         return out
                     if msg["step"] == 10:
-                        os.kill(throwaway_db.get_pid(), signal.SIGTERM)  # the database goes away
-                        await asyncio.sleep(3.0)
+                        pid = throwaway_db.get_pid()
+                        os.kill(pid, signal.SIGINT)  # fast shutdown: the database goes away, clients cut off
+                        await asyncio.to_thread(psutil.Process(pid).wait, 30)
+                        await asyncio.sleep(2.0)
                         seen["during"] = httpx.get(url + "/health", timeout=10).json()
                         await asyncio.to_thread(throwaway_db.ensure_postgres_running)
             return out
