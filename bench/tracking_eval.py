@@ -142,12 +142,12 @@ def run_tracker(stub, tracker: str, frames: Frames, fps: float, options: dict) -
     return hyp, (time.perf_counter() - t0) / max(len(frames), 1) * 1000
 
 
-def peer(tracker_yaml: str, n_frames: int, gt) -> dict:  # type: ignore[no-untyped-def]
+def peer(tracker_yaml: str, n_frames: int, gt, weights: str = "best.onnx") -> dict:  # type: ignore[no-untyped-def]
     """Ultralytics' own track mode on vtest.avi, same weights (ONNX, input 640), class 0, conf 0.1."""
     os.environ.setdefault("YOLO_OFFLINE", "1")
     from ultralytics import YOLO
 
-    model = YOLO(str(WEIGHTS / "best.onnx"), task="detect")
+    model = YOLO(str(WEIGHTS / weights), task="detect")
     hyp: dict[int, FrameBoxes] = {}
     t0 = time.perf_counter()
     results = model.track(
@@ -172,6 +172,7 @@ def peer(tracker_yaml: str, n_frames: int, gt) -> dict:  # type: ignore[no-untyp
     return {
         "dataset": "pets-yolo",
         "tracker": f"ultralytics-{tracker_yaml.split('.')[0]}",
+        "weights": weights,
         "frames_per_s": fps,
         **{k: s[k] for k in ("mota", "idf1", "num_switches", "num_fragmentations", "recall", "precision")},
     }

@@ -77,6 +77,6 @@ class DetectionSettings(CommonSettings):
 
 
 def _visible_device() -> str:
-    from detection_svc.detector import pick_device
+    from spoton.bootstrap.device import pick_device
 
     return pick_device("auto")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spoton.bootstrap.device import pick_device
 from spoton.domain import Detections
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
@@ -28,15 +29,6 @@ class DetectorInfo:
     device: str
     input_wh: tuple[int, int]
     classes: list[str]
-
-
-def pick_device(requested: str) -> str:
-    """``auto`` -> ``cuda:0`` when a GPU is visible, else ``cpu``."""
-    if requested not in ("", "auto"):
-        return requested
-    import torch
-
-    return "cuda:0" if torch.cuda.is_available() else "cpu"
 
 
 class Detector:

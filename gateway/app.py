@@ -34,6 +34,7 @@ from gateway.pipeline import Session
 from gateway.sources import read_frame
 from spoton.bootstrap.errors import NotFoundError
 from spoton.bootstrap.logs import configure_logging
+from spoton.bootstrap.settings import key_matches
 from spoton.db import apply_migrations, resolve_database_url
 from spoton.floorplan import birdseye, overlay
 from spoton.frames import decode_frame
@@ -177,6 +178,29 @@ def time_range(session_id: str = "", start: str | None = None, end: str | None =
 Span = Annotated[analytics_pb2.TimeRange, Depends(time_range)]
 
 
+# Every table keyed by session (deleted on purge), and the time column retention applies to.
+PURGE_TABLES = (
+    "track_points",
+    "zone_events",
+    "alerts",
+    "persons",
+    "presence_1m",
+    "steps_1m",
+    "presence_cells_1m",
+    "presence_zone_1m",
+    "sessions",
+)
+RETENTION_TABLES = (
+    ("track_points", "time"),
+    ("zone_events", "time"),
+    ("alerts", "time"),
+    ("presence_1m", "minute"),
+    ("steps_1m", "minute"),
+    ("presence_cells_1m", "minute"),
+    ("presence_zone_1m", "minute"),
+)
+
+
 class Gateway:
     """State the routes share: settings, service clients, the history writer and live sessions."""
 
@@ -211,11 +235,12 @@ class Gateway:
             await self.live.start()
         await self.resume_always_on()
         self.tasks.add(asyncio.create_task(self._heartbeat(), name="session-heartbeat"))
+        self.tasks.add(asyncio.create_task(self._retention(), name="history-retention"))
 
     async def stop(self) -> None:
         self.shutting_down = True
         for task in list(self.tasks):
-            if task.get_name() == "session-heartbeat":
+            if task.get_name() in ("session-heartbeat", "history-retention"):
                 task.cancel()
         for s in self.sessions.values():
             await s.stop()
@@ -299,7 +324,7 @@ class Gateway:
     def start_session(self, session: Session) -> None:
         self.sessions[session.id] = session
         session.start()
-        self.tasks.add(task := asyncio.create_task(self.finish_session(session)))
+        self.tasks.add(task := asyncio.create_task(self.finish_session(session), name=f"finish-{session.id}"))
         task.add_done_callback(self.tasks.discard)
 
     async def resume_always_on(self) -> None:
@@ -329,6 +354,48 @@ class Gateway:
                 continue
             log.info("resuming always-on session %s (%s)", sid, video_set)
             self.start_session(session)
+
+    async def purge(self, session_id: str) -> int:
+        """Delete everything stored about a session (privacy): history, events, alerts, persons, rollups, the
+        session row, and reid's gallery (embeddings never leave reid_svc)."""
+        if self.history is not None:
+            await self.history.drop_session(session_id)
+        deleted = 0
+        async with self.pool.connection(timeout=10.0) as conn, conn.transaction():
+            for table in PURGE_TABLES:
+                cur = await conn.execute(f"DELETE FROM {table} WHERE session_id = %s", (session_id,))
+                deleted += cur.rowcount
+        try:
+            _, reid = await self.clients.reid_for(session_id)
+            await reid.ResetGallery(
+                reid_pb2.ResetGalleryRequest(session_id=session_id), timeout=10, metadata=self.clients.metadata
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+        return deleted
+
+    async def expire_history(self) -> int:
+        """Delete history older than HISTORY_RETENTION_DAYS (0 = keep forever); returns the rows deleted."""
+        days = self.settings.history_retention_days
+        if days <= 0:
+            return 0
+        deleted = 0
+        async with self.pool.connection(timeout=10.0) as conn, conn.transaction():
+            for table, column in RETENTION_TABLES:
+                cur = await conn.execute(
+                    f"DELETE FROM {table} WHERE {column} < now() - make_interval(days => %s)", (days,)
+                )
+                deleted += cur.rowcount
+        if deleted:
+            log.info("retention: deleted %d rows older than %s days", deleted, days)
+        return deleted
+
+    async def _retention(self) -> None:
+        while True:
+            with contextlib.suppress(psycopg.Error, OSError, PoolTimeout):
+                await self.expire_history()
+            await asyncio.sleep(self.settings.history_retention_check_s)
 
     async def _heartbeat(self) -> None:
         while True:
@@ -666,10 +733,27 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         return await gw.summary(session_id)
 
     @app.delete("/api/v1/sessions/{session_id}")
-    async def stop_session(session_id: str) -> dict:
-        session = gw.session(session_id)
-        await session.stop()
-        return session.summary()
+    async def stop_session(
+        session_id: str,
+        purge: bool = Query(False, description="also delete its history, identity gallery and thumbnails"),
+    ) -> dict:
+        """Stop a session; with ``purge=true`` it is forgotten: every stored row about it is deleted."""
+        if session_id in gw.sessions:
+            session = gw.sessions[session_id]
+            await session.stop()
+            await session.done.wait()
+            summary = session.summary()
+        elif purge and await gw.db_query("SELECT 1 FROM sessions WHERE session_id = %s", (session_id,)):
+            summary = {"session_id": session_id, "status": "stopped"}
+        else:
+            summary = await gw.summary(session_id)
+        if purge:
+            for task in list(gw.tasks):  # its end record first, so nothing is written after the purge
+                if task.get_name() == f"finish-{session_id}":
+                    await task
+            summary["purged_rows"] = await gw.purge(session_id)
+            gw.sessions.pop(session_id, None)
+        return summary
 
     @app.post("/api/v1/sessions/{session_id}/pause")
     async def pause_session(session_id: str) -> dict:
@@ -878,6 +962,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             else:
                 await relay_remote(websocket, session_id, events, global_id)
             return
+        if len(session.event_subscribers if events else session.subscribers) >= settings.max_ws_clients_per_session:
+            await websocket.close(code=4429, reason="too many WebSocket clients for this session")
+            return
         queue = session.subscribe(events=events)
         try:
             if session.done.is_set():
@@ -945,7 +1032,7 @@ def is_open_path(path: str) -> bool:
 
 
 def has_key(headers, query_params, keys: frozenset[str]) -> bool:  # type: ignore[no-untyped-def]
-    return (headers.get("x-api-key") or query_params.get("api_key")) in keys
+    return key_matches(headers.get("x-api-key") or query_params.get("api_key"), keys)
 
 
 def annotate_jpeg(frame: common_pb2.Frame, tracks: list[dict], privacy: bool = False) -> bytes:

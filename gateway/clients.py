@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from gateway.config import GatewaySettings
-from spoton.bootstrap.client import aio_channel, health_status, metadata
+from spoton.bootstrap.client import aio_channel, channel_credentials, health_status, metadata
 from spoton.bootstrap.replicas import ReplicaRing, resolve
 from spoton.v1 import (
     analytics_pb2_grpc,
@@ -26,6 +26,7 @@ class StageReplicas:
 
     address: str
     max_message_bytes: int
+    credentials: grpc.ChannelCredentials | None = None
     channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
     ring: ReplicaRing | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -36,7 +37,7 @@ class StageReplicas:
             endpoints = await asyncio.to_thread(resolve, self.address)
             live = []
             for ep in endpoints:
-                ch = self.channels.get(ep) or aio_channel(ep, self.max_message_bytes)
+                ch = self.channels.get(ep) or aio_channel(ep, self.max_message_bytes, self.credentials)
                 self.channels[ep] = ch
                 known = self.ring is not None and ep in self.ring.endpoints and ep != failed
                 if known or await health_status(ch, timeout_s=1.0) == "SERVING":
@@ -82,7 +83,8 @@ class ServiceClients:
             "mapping": s.mapping_svc_addr,
             "analytics": s.analytics_svc_addr,
         }
-        ch = {name: aio_channel(addr, s.max_message_bytes) for name, addr in addrs.items()}
+        tls = channel_credentials(s)
+        ch = {name: aio_channel(addr, s.max_message_bytes, tls) for name, addr in addrs.items()}
         key = next(iter(sorted(s.api_key_set)), None)
         return cls(
             ch,
@@ -92,8 +94,8 @@ class ServiceClients:
             mapping_pb2_grpc.MappingServiceStub(ch["mapping"]),
             analytics_pb2_grpc.AnalyticsServiceStub(ch["analytics"]),
             metadata(key),
-            StageReplicas(s.tracking_svc_addr, s.max_message_bytes),
-            StageReplicas(s.reid_svc_addr, s.max_message_bytes),
+            StageReplicas(s.tracking_svc_addr, s.max_message_bytes, tls),
+            StageReplicas(s.reid_svc_addr, s.max_message_bytes, tls),
         )
 
     async def tracking_for(self, key: str) -> tuple[str, tracking_pb2_grpc.TrackingServiceStub]:

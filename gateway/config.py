@@ -22,8 +22,12 @@ class GatewaySettings(CommonSettings):
     redis_url: str = ""
     max_cameras_per_session: int = 16
     max_concurrent_sessions: int = 4
+    max_ws_clients_per_session: int = 64
     # Running sessions are marked alive this often; an always-on session silent for 3x this is resumed elsewhere.
     session_heartbeat_s: float = 10.0
+    # History older than this many days is deleted (checked every HISTORY_RETENTION_CHECK_S); 0 keeps it forever.
+    history_retention_days: float = 0.0
+    history_retention_check_s: float = 3600.0
     history_flush_s: float = 0.5
     history_batch_rows: int = 5000
     # Track points held while the database is away (about 300 bytes each); older ones are dropped beyond it.

@@ -64,6 +64,7 @@ class HistoryWriter:
         self._conn: psycopg.AsyncConnection | None = None
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
         self.rows_written = 0
         self.failures = 0
         self.connected = False
@@ -82,6 +83,13 @@ class HistoryWriter:
             ROWS_DROPPED.inc(excess)
         if len(self._pending) >= self.batch_rows:
             self._wake.set()
+
+    async def drop_session(self, session_id: str) -> None:
+        """Forget a purged session's pending rows and wait for a flush in progress to finish."""
+        async with self._flush_lock:
+            self._pending = [r for r in self._pending if r[1] != session_id]
+            self._pending_events = [r for r in self._pending_events if r[1] != session_id]
+            self._pending_alerts = [r for r in self._pending_alerts if r[1] != session_id]
 
     def status(self) -> dict:
         return {
@@ -110,6 +118,10 @@ class HistoryWriter:
         return self._conn
 
     async def flush(self) -> None:
+        async with self._flush_lock:
+            await self._flush()
+
+    async def _flush(self) -> None:
         if not self.pending:
             return
         batch, self._pending = self._pending, []

@@ -10,6 +10,7 @@ from google.protobuf import json_format
 from reid_svc.config import ReidSettings
 from reid_svc.embedders import MobileNetV2Embedder, build_embedder
 from reid_svc.identity import AssociationOptions, IdentityGallery, Observation
+from spoton.bootstrap.device import pick_device
 from spoton.bootstrap.errors import NotFoundError, UnavailableError, stream_errors, unary_errors
 from spoton.bootstrap.server import COMPUTE_SECONDS
 from spoton.domain import array_to_tensor, boxes_from_proto, tensor_to_array
@@ -32,11 +33,7 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
 
     async def load(self) -> None:
         s = self.settings
-        device = "cpu" if s.device in ("auto", "") else s.device
-        if s.device == "auto":
-            import torch
-
-            device = "cuda:0" if torch.cuda.is_available() else "cpu"
+        device = pick_device(s.device)
         self.embedder = await asyncio.to_thread(
             build_embedder, s.reid_model_type, s.reid_weights, s.input_wh, device, s.reid_backend, s.reid_threads
         )

@@ -119,3 +119,55 @@ def test_file_source_loops(stack: Stack) -> None:
     started = time.monotonic()
     assert httpx.post(api, json={"video_set": "demo", "options": {"lop": True}}, timeout=30).status_code == 422
     assert time.monotonic() - started < 5
+
+
+def write_cut_videos(demo_dir: Path, name: str) -> None:
+    """``name``.avi: 40 frames of cam3 as MJPEG AVI cut in half (a recording that died; AVI plays up to the cut);
+    ``name``.mp4: cam3 cut in half (its index sits at the end, so nothing can be read)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(demo_dir / "cam3.mp4"))
+    writer = None
+    for _ in range(40):
+        ok, image = cap.read()
+        assert ok
+        if writer is None:
+            h, w = image.shape[:2]
+            writer = cv2.VideoWriter(str(demo_dir / f"{name}.full.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 7, (w, h))
+        writer.write(image)
+    writer.release()
+    cap.release()
+    full = (demo_dir / f"{name}.full.avi").read_bytes()
+    (demo_dir / f"{name}.full.avi").unlink()
+    (demo_dir / f"{name}.avi").write_bytes(full[: len(full) // 2])
+    mp4 = (demo_dir / "cam3.mp4").read_bytes()
+    (demo_dir / f"{name}.mp4").write_bytes(mp4[: len(mp4) // 2])
+
+
+def test_truncated_videos_end_cleanly(stack: Stack, demo_dir: Path) -> None:
+    """A cut AVI plays up to the cut and the session finishes; a cut MP4 cannot be opened and the session fails
+    with a clear error; nothing crashes."""
+    name = f"cut-{uuid.uuid4().hex[:6]}"
+    write_cut_videos(demo_dir, name)
+    demo = yaml.safe_load((demo_dir / "demo.yaml").read_text())
+    cam3 = next(c for c in demo["cameras"] if c["id"] == "cam3")
+    paths = []
+    for ext in ("avi", "mp4"):
+        doc = {"name": f"{name}-{ext}", "floor": demo["floor"], "cameras": [{**cam3, "source": f"{name}.{ext}"}]}
+        paths.append(demo_dir / f"{name}-{ext}.yaml")
+        paths[-1].write_text(yaml.safe_dump(doc))
+    api = stack.gateway_url + "/api/v1/sessions/"
+    try:
+        sid = httpx.post(api, json={"video_set": f"{name}-avi"}, timeout=30).json()["session_id"]
+        messages = asyncio.run(steps_of(f"ws://127.0.0.1:{stack.gateway_port}/ws/tracking/{sid}"))
+        summary = httpx.get(api + sid, timeout=10).json()
+        assert messages[-1]["status"] == "finished", summary
+        assert 5 < summary["steps"] < 40 and summary["progress"]["cam3"]["state"] == "ended"
+        sid = httpx.post(api, json={"video_set": f"{name}-mp4"}, timeout=30).json()["session_id"]
+        messages = asyncio.run(steps_of(f"ws://127.0.0.1:{stack.gateway_port}/ws/tracking/{sid}"))
+        assert messages[-1]["status"] == "failed" and "cannot open video source" in messages[-1]["error"]
+        for service in ("detection", "tracking", "reid", "mapping", "gateway"):
+            stack._check_alive(service)
+    finally:
+        for p in [*paths, demo_dir / f"{name}.avi", demo_dir / f"{name}.mp4"]:
+            p.unlink()

@@ -62,8 +62,29 @@ def grpc_target(address: str) -> str:
     return address
 
 
-def aio_channel(address: str, max_message_bytes: int = 64 * 1024 * 1024) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(grpc_target(address), options=channel_options(max_message_bytes))
+def channel_credentials(settings) -> grpc.ChannelCredentials | None:  # type: ignore[no-untyped-def]
+    """TLS credentials for calls to the services when GRPC_TLS_CA is set (with a client pair for mutual TLS)."""
+    if not getattr(settings, "grpc_tls_ca", ""):
+        return None
+
+    def read(path: str) -> bytes | None:
+        if not path:
+            return None
+        with open(path, "rb") as f:
+            return f.read()
+
+    return grpc.ssl_channel_credentials(
+        read(settings.grpc_tls_ca), read(settings.grpc_tls_client_key), read(settings.grpc_tls_client_cert)
+    )
+
+
+def aio_channel(
+    address: str, max_message_bytes: int = 64 * 1024 * 1024, credentials: grpc.ChannelCredentials | None = None
+) -> grpc.aio.Channel:
+    target, options = grpc_target(address), channel_options(max_message_bytes)
+    if credentials is not None:
+        return grpc.aio.secure_channel(target, credentials, options=options)
+    return grpc.aio.insecure_channel(target, options=options)
 
 
 def sync_channel(address: str, max_message_bytes: int = 64 * 1024 * 1024) -> grpc.Channel:

@@ -19,7 +19,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram, start_http_server
 
 from spoton.bootstrap.logs import log_event
-from spoton.bootstrap.settings import CommonSettings
+from spoton.bootstrap.settings import CommonSettings, key_matches
 
 log = logging.getLogger("spoton.server")
 
@@ -55,7 +55,7 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         service, _, name = method.lstrip("/").partition("/")
         if self._keys and not method.startswith(OPEN_METHOD_PREFIXES):
             metadata = dict(handler_call_details.invocation_metadata or ())
-            if metadata.get("x-api-key") not in self._keys:
+            if not key_matches(metadata.get("x-api-key"), self._keys):
                 RPC_HANDLED.labels(service, name, "UNAUTHENTICATED").inc()
                 return _deny_handler(await continuation(handler_call_details))
         RPC_STARTED.labels(service, name).inc()
@@ -137,6 +137,20 @@ class ServiceSpec:
     extra_options: list[tuple[str, object]] = field(default_factory=list)
 
 
+def server_credentials(settings: CommonSettings) -> grpc.ServerCredentials | None:
+    """TLS from PEM files (Kubernetes Secrets mounted as files) when GRPC_TLS_CERT and GRPC_TLS_KEY are set;
+    with GRPC_TLS_CLIENT_CA too, clients must present a certificate signed by it (mutual TLS)."""
+    if not (settings.grpc_tls_cert and settings.grpc_tls_key):
+        return None
+    with open(settings.grpc_tls_cert, "rb") as cert, open(settings.grpc_tls_key, "rb") as key:
+        pair = (key.read(), cert.read())
+    client_ca = None
+    if settings.grpc_tls_client_ca:
+        with open(settings.grpc_tls_client_ca, "rb") as ca:
+            client_ca = ca.read()
+    return grpc.ssl_server_credentials([pair], root_certificates=client_ca, require_client_auth=client_ca is not None)
+
+
 def server_options(settings: CommonSettings) -> list[tuple[str, object]]:
     return [
         ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -161,11 +175,13 @@ async def serve(spec: ServiceSpec, settings: CommonSettings, port: int, metrics_
     )
     for name in ("", *spec.service_names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    bound = server.add_insecure_port(f"{settings.grpc_host}:{port}")
+    address = f"{settings.grpc_host}:{port}"
+    credentials = server_credentials(settings)
+    bound = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     if metrics_port >= 0:
         start_http_server(metrics_port)
     await server.start()
-    log_event(log, "listening", service=spec.name, port=bound, metrics_port=metrics_port)
+    log_event(log, "listening", service=spec.name, port=bound, metrics_port=metrics_port, tls=bool(credentials))
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+import hmac
+
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def key_matches(candidate: str | None, keys: frozenset[str]) -> bool:
+    """Whether ``candidate`` is one of ``keys``, compared in constant time (no timing oracle on the key)."""
+    if not candidate:
+        return False
+    given = candidate.encode()
+    found = False
+    for key in keys:
+        found |= hmac.compare_digest(given, key.encode())
+    return found
 
 
 def parse_wh(text: str, name: str, multiple: int = 32) -> tuple[int, int]:
@@ -36,6 +49,14 @@ class CommonSettings(BaseSettings):
     mapping_svc_addr: str = "localhost:50054"
     analytics_svc_addr: str = "localhost:50055"
     database_url: str = ""
+    # TLS between services (PEM file paths). Servers: certificate and key, and a CA for client certificates
+    # (mutual TLS). Clients: the CA that signed the servers' certificates, and their own pair for mutual TLS.
+    grpc_tls_cert: str = ""
+    grpc_tls_key: str = ""
+    grpc_tls_client_ca: str = ""
+    grpc_tls_ca: str = ""
+    grpc_tls_client_cert: str = ""
+    grpc_tls_client_key: str = ""
 
     @property
     def api_key_set(self) -> frozenset[str]:

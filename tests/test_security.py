@@ -1,0 +1,181 @@
+"""Security details: TLS (and mutual TLS) between services, API keys compared in constant time, secrets kept out
+of the logs."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import grpc
+import pytest
+import trustme
+
+from gateway.clients import ServiceClients
+from gateway.config import GatewaySettings
+from spoton.bootstrap.settings import key_matches
+from spoton.launcher import Stack, free_port, wait_serving
+from spoton.v1 import mapping_pb2, mapping_pb2_grpc
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("pki")
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    client = ca.issue_cert("spoton-gateway")
+    files = {
+        "ca": d / "ca.pem",
+        "cert": d / "server.pem",
+        "key": d / "server.key",
+        "client_cert": d / "client.pem",
+        "client_key": d / "client.key",
+    }
+    ca.cert_pem.write_to_path(files["ca"])
+    server.cert_chain_pems[0].write_to_path(files["cert"])
+    server.private_key_pem.write_to_path(files["key"])
+    client.cert_chain_pems[0].write_to_path(files["client_cert"])
+    client.private_key_pem.write_to_path(files["client_key"])
+    return files
+
+
+def start_tls_mapping(stack: Stack, key: str, env: dict[str, str]) -> str:
+    port = free_port()
+    stack.start_service(
+        "mapping", key, {"MAPPING_SVC_PORT": str(port), "MAPPING_SVC_METRICS_PORT": str(free_port()), **env}
+    )
+    return f"127.0.0.1:{port}"
+
+
+def list_calibrations(channel: grpc.Channel) -> int:
+    stub = mapping_pb2_grpc.MappingServiceStub(channel)
+    return len(stub.ListCalibrations(mapping_pb2.ListCalibrationsRequest(), timeout=5).calibrations)
+
+
+def test_tls_between_services(stack: Stack, pki: dict[str, Path]) -> None:
+    addr = start_tls_mapping(stack, "mapping-tls", {"GRPC_TLS_CERT": str(pki["cert"]), "GRPC_TLS_KEY": str(pki["key"])})
+    try:
+        creds = grpc.ssl_channel_credentials(pki["ca"].read_bytes())
+        deadline_ok = False
+        for _ in range(300):
+            try:
+                list_calibrations(grpc.secure_channel(addr, creds))
+                deadline_ok = True
+                break
+            except grpc.RpcError:
+                asyncio.run(asyncio.sleep(0.2))
+        assert deadline_ok, "TLS mapping never answered"
+        with pytest.raises(grpc.RpcError) as plain:
+            list_calibrations(grpc.insecure_channel(addr))
+        assert plain.value.code() == grpc.StatusCode.UNAVAILABLE
+        # The gateway's clients speak TLS when GRPC_TLS_CA is set.
+        settings = GatewaySettings(mapping_svc_addr=addr, grpc_tls_ca=str(pki["ca"]))
+
+        async def through_gateway_clients() -> int:
+            clients = ServiceClients.connect(settings)
+            try:
+                reply = await clients.mapping.ListCalibrations(mapping_pb2.ListCalibrationsRequest(), timeout=5)
+                return len(reply.calibrations)
+            finally:
+                await clients.close()
+
+        assert asyncio.run(through_gateway_clients()) >= 0
+    finally:
+        stack.procs.pop("mapping-tls").terminate()
+
+
+def test_mutual_tls_refuses_clients_without_a_certificate(stack: Stack, pki: dict[str, Path]) -> None:
+    env = {"GRPC_TLS_CERT": str(pki["cert"]), "GRPC_TLS_KEY": str(pki["key"]), "GRPC_TLS_CLIENT_CA": str(pki["ca"])}
+    addr = start_tls_mapping(stack, "mapping-mtls", env)
+    try:
+        with_cert = grpc.ssl_channel_credentials(
+            pki["ca"].read_bytes(), pki["client_key"].read_bytes(), pki["client_cert"].read_bytes()
+        )
+        for _ in range(300):
+            try:
+                list_calibrations(grpc.secure_channel(addr, with_cert))
+                break
+            except grpc.RpcError:
+                asyncio.run(asyncio.sleep(0.2))
+        assert list_calibrations(grpc.secure_channel(addr, with_cert)) >= 0
+        with pytest.raises(grpc.RpcError):
+            list_calibrations(grpc.secure_channel(addr, grpc.ssl_channel_credentials(pki["ca"].read_bytes())))
+    finally:
+        stack.procs.pop("mapping-mtls").terminate()
+
+
+def test_key_comparison() -> None:
+    keys = frozenset({"alpha-key", "beta-key"})
+    assert key_matches("beta-key", keys) and not key_matches("beta-ke", keys)
+    assert not key_matches("", keys) and not key_matches(None, keys) and not key_matches("x", frozenset())
+
+
+def test_secrets_never_reach_the_logs(stack: Stack) -> None:
+    """The database URL's password and the API keys of every process never appear in any service log."""
+    wait_serving(stack.addr("mapping"))
+    secrets = [k for k in stack.env.get("API_KEYS", "").split(",") if k]
+    url = stack.env["DATABASE_URL"]
+    if "@" in url and ":" in url.split("@")[0].split("//")[-1]:
+        secrets.append(url.split("@")[0].split(":")[-1])
+    secrets.append("s3cret-canary-key")
+    port = free_port()
+    stack.start_service("gateway", "gateway-secret", {"GATEWAY_PORT": str(port), "API_KEYS": "s3cret-canary-key"})
+    try:
+        import httpx
+
+        for _ in range(200):
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/api/v1/sessions/", headers={"X-API-Key": "wrong"}, timeout=5)
+                break
+            except httpx.HTTPError:
+                asyncio.run(asyncio.sleep(0.2))
+    finally:
+        stack.procs.pop("gateway-secret").terminate()
+    for log in stack.log_dir.glob("*.log"):
+        text = log.read_text(errors="replace")
+        for secret in secrets:
+            assert secret not in text, f"{secret!r} found in {log.name}"
+
+
+def test_limits_on_cameras_sessions_and_websocket_clients(stack: Stack) -> None:
+    import httpx
+    import websockets
+
+    port = free_port()
+    env = {
+        "GATEWAY_PORT": str(port),
+        "MAX_CONCURRENT_SESSIONS": "1",
+        "MAX_CAMERAS_PER_SESSION": "2",
+        "MAX_WS_CLIENTS_PER_SESSION": "1",
+    }
+    stack.start_service("gateway", "gateway-limits", env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(url + "/health", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                asyncio.run(asyncio.sleep(0.2))
+        api = url + "/api/v1/sessions/"
+        three = httpx.post(api, json={"video_set": "demo", "cameras": ["cam1", "cam2", "cam3"]}, timeout=10)
+        assert three.status_code == 400 and "at most 2 cameras" in three.json()["error"]["message"]
+        body = {"video_set": "demo", "cameras": ["cam1"], "options": {"loop": True}}
+        sid = httpx.post(api, json=body, timeout=10).json()["session_id"]
+        second = httpx.post(api, json=body, timeout=10)
+        assert second.status_code == 429 and second.json()["error"]["code"] == "too_many_sessions"
+
+        async def two_clients() -> int:
+            ws_url = f"ws://127.0.0.1:{port}/ws/tracking/{sid}"
+            async with websockets.connect(ws_url) as first:
+                await first.recv()
+                async with websockets.connect(ws_url) as extra:
+                    try:
+                        await extra.recv()
+                    except websockets.exceptions.ConnectionClosed as exc:
+                        return exc.rcvd.code if exc.rcvd else 0
+            return 0
+
+        assert asyncio.run(two_clients()) == 4429
+        assert httpx.delete(api + sid, timeout=30).json()["status"] == "stopped"
+    finally:
+        stack.procs.pop("gateway-limits").terminate()
