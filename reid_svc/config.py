@@ -23,6 +23,8 @@ class ReidSettings(CommonSettings):
     reid_max_floor_distance_m: float = AssociationOptions.max_floor_distance_m
     reid_max_speed_mps: float = AssociationOptions.max_speed_mps
     reid_retire_after_s: float = AssociationOptions.retire_after_s
+    # Seconds of stream time between writes of a session's gallery to the database (with DATABASE_URL).
+    reid_gallery_persist_s: float = 2.0
 
     @property
     def input_wh(self) -> tuple[int, int]:

@@ -87,6 +87,14 @@ class IdentityGallery:
         self.corrections: list[dict] = []
         self._next_id = max(1, int(self.options.first_global_id))
 
+    @property
+    def embedding_dim(self) -> int:
+        """Length of this gallery's embeddings (0 before the first one)."""
+        for p in self.persons.values():
+            if p.bank:
+                return int(p.bank[0].shape[0])
+        return 0
+
     def _new_person(self, ts_ns: int) -> Person:
         person = Person(self._next_id, deque(maxlen=self.options.bank_size), first_seen_ns=ts_ns)
         self.persons[person.global_id] = person
@@ -211,6 +219,55 @@ class IdentityGallery:
             {"kind": "split", "camera_id": camera_id, "track_id": int(track_id), "from": old, "into": person.global_id}
         )
         return person.global_id
+
+    # ---- persistence (reid_svc/galleries.py stores these) ------------------------------------------------------
+    def to_state(self) -> tuple[dict, np.ndarray]:
+        """The gallery as JSON-able metadata and one (N, D) float32 array of every bank embedding."""
+        persons, banks = [], []
+        for p in self.persons.values():
+            persons.append(
+                {
+                    "global_id": p.global_id,
+                    "bank": len(p.bank),
+                    "first_seen_ns": p.first_seen_ns,
+                    "last_seen_ns": p.last_seen_ns,
+                    "last_floor_m": None if p.last_floor_m is None else [float(v) for v in p.last_floor_m],
+                    "last_floor_ns": p.last_floor_ns,
+                    "last_camera": p.last_camera,
+                    "cameras": sorted(p.cameras),
+                }
+            )
+            banks.extend(p.bank)
+        meta = {
+            "next_id": self._next_id,
+            "persons": persons,
+            "assignment": [[cam, track, gid] for (cam, track), gid in self.assignment.items()],
+            "corrections": self.corrections,
+        }
+        dim = banks[0].shape[0] if banks else 0
+        return meta, np.stack(banks).astype(np.float32) if banks else np.zeros((0, dim), np.float32)
+
+    @classmethod
+    def from_state(cls, meta: dict, embeddings: np.ndarray, options: AssociationOptions) -> IdentityGallery:
+        g = cls(options)
+        row = 0
+        for d in meta["persons"]:
+            p = Person(
+                int(d["global_id"]),
+                deque((embeddings[row + i] for i in range(d["bank"])), maxlen=options.bank_size),
+                last_seen_ns=int(d["last_seen_ns"]),
+                first_seen_ns=int(d["first_seen_ns"]),
+                last_floor_m=None if d["last_floor_m"] is None else np.asarray(d["last_floor_m"], np.float64),
+                last_floor_ns=int(d["last_floor_ns"]),
+                last_camera=d["last_camera"],
+                cameras=set(d["cameras"]),
+            )
+            row += d["bank"]
+            g.persons[p.global_id] = p
+        g.assignment = {(cam, int(track)): int(gid) for cam, track, gid in meta["assignment"]}
+        g.corrections = list(meta["corrections"])
+        g._next_id = max(int(meta["next_id"]), g._next_id)
+        return g
 
     def stats(self, now_ns: int | None = None) -> dict[str, int]:
         now = now_ns if now_ns is not None else max((p.last_seen_ns for p in self.persons.values()), default=0)

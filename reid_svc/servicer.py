@@ -9,6 +9,7 @@ from google.protobuf import json_format
 
 from reid_svc.config import ReidSettings
 from reid_svc.embedders import MobileNetV2Embedder, build_embedder
+from reid_svc.galleries import GalleryStore
 from reid_svc.identity import AssociationOptions, IdentityGallery, Observation
 from spoton.bootstrap.device import pick_device
 from spoton.bootstrap.errors import NotFoundError, UnavailableError, stream_errors, unary_errors
@@ -23,6 +24,7 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
         self.settings = settings
         self.embedder: MobileNetV2Embedder | None = None
         self.galleries: dict[str, IdentityGallery] = {}
+        self.store: GalleryStore | None = None
         self.default_options = AssociationOptions(
             match_threshold=settings.reid_match_threshold,
             reentry_threshold=settings.reid_reentry_threshold,
@@ -33,6 +35,9 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
 
     async def load(self) -> None:
         s = self.settings
+        if s.database_url:
+            self.store = GalleryStore(s.database_url)
+            await self.store.start()
         device = pick_device(s.device)
         self.embedder = await asyncio.to_thread(
             build_embedder, s.reid_model_type, s.reid_weights, s.input_wh, device, s.reid_backend, s.reid_threads
@@ -82,13 +87,22 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
             )
         )
 
-    def _gallery(self, session_id: str) -> IdentityGallery:
+    async def _gallery(self, session_id: str) -> IdentityGallery:
+        """The session's gallery: in memory, else as another replica last stored it."""
         if not session_id:
             raise ValueError("session_id is required")
-        try:
-            return self.galleries[session_id]
-        except KeyError:
-            raise NotFoundError(f"no gallery for session {session_id!r}") from None
+        gallery = self.galleries.get(session_id)
+        if gallery is None and self.store is not None:
+            gallery = await self.store.load(session_id)
+            if gallery is not None:
+                self.galleries[session_id] = gallery
+        if gallery is None:
+            raise NotFoundError(f"no gallery for session {session_id!r}")
+        return gallery
+
+    async def _persist(self, session_id: str, gallery: IdentityGallery) -> None:
+        if self.store is not None:
+            await self.store.save(session_id, gallery)
 
     @stream_errors
     async def Associate(self, request_iterator, context):
@@ -100,50 +114,89 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
         start = first.start
         if not start.session_id:
             raise ValueError("AssociateStart.session_id is required")
-        gallery = self.galleries.get(start.session_id)
-        if gallery is None:
-            values = json_format.MessageToDict(start.options) if start.HasField("options") else {}
-            gallery = IdentityGallery(AssociationOptions.from_dict(self.default_options, values))
+        values = json_format.MessageToDict(start.options) if start.HasField("options") else {}
+        options = AssociationOptions.from_dict(self.default_options, values)
+        try:
+            gallery = await self._gallery(start.session_id)
+            gallery._next_id = max(gallery._next_id, options.first_global_id)
+        except NotFoundError:
+            gallery = IdentityGallery(options)
             self.galleries[start.session_id] = gallery
+        persisted_ns = 0
+        last_ns = 0
+        try:
+            async for request in self._steps(request_iterator, start.session_id, gallery):
+                step, observations = request
+                if step.timestamp_ns < last_ns:
+                    raise ValueError(f"step {step.step} is older than the previous one (timestamps must not go back)")
+                last_ns = step.timestamp_ns
+                with COMPUTE_SECONDS.labels("Associate").time():
+                    assignments = gallery.step(observations)
+                if step.timestamp_ns - persisted_ns >= self.settings.reid_gallery_persist_s * 1e9:
+                    await self._persist(start.session_id, gallery)
+                    persisted_ns = step.timestamp_ns
+                yield reid_pb2.AssociateResponse(
+                    step=step.step,
+                    assignments=[reid_pb2.Assignment(camera_id=c, track_id=t, global_id=g) for c, t, g in assignments],
+                )
+        finally:
+            if persisted_ns:
+                await self._persist(start.session_id, gallery)
+
+    async def _steps(self, request_iterator, session_id: str, gallery: IdentityGallery):  # type: ignore[no-untyped-def]
+        """Validated (AssociateStep, observations) pairs of one stream."""
         async for request in request_iterator:
             if request.WhichOneof("payload") != "step":
                 raise ValueError("only AssociateStep messages may follow the AssociateStart")
             step = request.step
+            dim = gallery.embedding_dim
             observations = []
             for ob in step.observations:
                 emb = tensor_to_array(ob.embedding).reshape(-1) if ob.HasField("embedding") else None
                 floor = np.array([ob.floor.x_m, ob.floor.y_m]) if ob.HasField("floor") else None
                 if floor is not None and not np.isfinite(floor).all():
                     raise ValueError("floor points must be finite")
-                if emb is not None and emb.size and not np.isfinite(emb).all():
-                    raise ValueError("embeddings must be finite")
+                if emb is not None and emb.size:
+                    if not np.isfinite(emb).all():
+                        raise ValueError("embeddings must be finite")
+                    if dim and emb.size != dim:
+                        raise ValueError(f"embedding has {emb.size} values; this session's have {dim}")
+                    dim = emb.size
                 observations.append(
                     Observation(ob.camera_id, ob.track_id, ob.timestamp_ns or step.timestamp_ns, emb, floor)
                 )
-            with COMPUTE_SECONDS.labels("Associate").time():
-                assignments = gallery.step(observations)
-            yield reid_pb2.AssociateResponse(
-                step=step.step,
-                assignments=[reid_pb2.Assignment(camera_id=c, track_id=t, global_id=g) for c, t, g in assignments],
-            )
+            yield step, observations
 
     @unary_errors
     async def MergeIdentities(self, request, context):
-        gid = self._gallery(request.session_id).merge(request.into_global_id, request.from_global_id)
+        gallery = await self._gallery(request.session_id)
+        gid = gallery.merge(request.into_global_id, request.from_global_id)
+        await self._corrected(request.session_id, gallery)
         return reid_pb2.MergeIdentitiesResponse(global_id=gid)
 
     @unary_errors
     async def SplitTrack(self, request, context):
-        gid = self._gallery(request.session_id).split(request.camera_id, request.track_id)
+        gallery = await self._gallery(request.session_id)
+        gid = gallery.split(request.camera_id, request.track_id)
+        await self._corrected(request.session_id, gallery)
         return reid_pb2.SplitTrackResponse(new_global_id=gid)
+
+    async def _corrected(self, session_id: str, gallery: IdentityGallery) -> None:
+        """Record the correction just made (identity_corrections) and the gallery it changed."""
+        if self.store is not None:
+            await self.store.add_correction(session_id, gallery.corrections[-1])
+            await self.store.save(session_id, gallery)
 
     @unary_errors
     async def ResetGallery(self, request, context):
-        gallery = self._gallery(request.session_id)
+        """Forget a session's gallery (and its stored copy and corrections): privacy, or a fresh start."""
+        gallery = await self._gallery(request.session_id)
         removed = len(gallery.persons)
         del self.galleries[request.session_id]
+        if self.store is not None:
+            await self.store.delete(request.session_id)
         return reid_pb2.ResetGalleryResponse(persons_removed=removed)
 
     @unary_errors
     async def GetGalleryStats(self, request, context):
-        return reid_pb2.GetGalleryStatsResponse(**self._gallery(request.session_id).stats())
+        return reid_pb2.GetGalleryStatsResponse(**(await self._gallery(request.session_id)).stats())

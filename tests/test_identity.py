@@ -79,3 +79,52 @@ def test_merge_split_and_stats() -> None:
 def test_unknown_options_are_rejected() -> None:
     with pytest.raises(ValueError, match="unknown association options"):
         AssociationOptions.from_dict(AssociationOptions(), {"bogus": 1})
+
+
+def test_gallery_state_round_trips_and_decides_the_same() -> None:
+    """What reid_svc stores for another replica: restored, it gives the same answers as the original."""
+    g = IdentityGallery(AssociationOptions(first_global_id=5))
+    g.step([ob("c1", 1, 0.0, A, (0, 0)), ob("c2", 7, 0.0, A, (0.2, 0)), ob("c1", 2, 0.0, B, (6, 6))])
+    g.step([ob("c1", 1, 0.5, A, (0.3, 0)), ob("c1", 2, 0.5, B, (6.2, 6))])
+    meta, embeddings = g.to_state()
+    copy = IdentityGallery.from_state(meta, embeddings, g.options)
+    assert copy.stats() == g.stats() and copy.assignment == g.assignment and copy._next_id == g._next_id
+    later = [ob("c3", 4, 20.0, B, None), ob("c1", 1, 1.0, A, (0.5, 0))]
+    assert copy.step(list(later)) == g.step(list(later))
+    assert np.array_equal(g.to_state()[1], copy.to_state()[1]) and g.to_state()[0] == copy.to_state()[0]
+
+
+def test_associate_refuses_bad_input(channel_to) -> None:  # type: ignore[no-untyped-def]
+    import uuid
+
+    import grpc
+
+    from spoton.domain import array_to_tensor
+    from spoton.v1 import reid_pb2, reid_pb2_grpc
+
+    stub = reid_pb2_grpc.ReidServiceStub(channel_to("reid"))
+
+    def run(*steps: tuple[int, int]) -> grpc.RpcError | None:
+        """Steps of (timestamp s, embedding length); the error the stream ends with, if any."""
+        start = reid_pb2.AssociateRequest(start=reid_pb2.AssociateStart(session_id=uuid.uuid4().hex))
+        msgs = [start]
+        for i, (t, n) in enumerate(steps, start=1):
+            emb = array_to_tensor(unit(RNG.normal(size=n)).astype(np.float32)[None])
+            obs = reid_pb2.Observation(camera_id="c", track_id=i, timestamp_ns=t * S, embedding=emb)
+            msgs.append(
+                reid_pb2.AssociateRequest(step=reid_pb2.AssociateStep(step=i, timestamp_ns=t * S, observations=[obs]))
+            )
+        try:
+            list(stub.Associate(iter(msgs), timeout=10))
+        except grpc.RpcError as exc:
+            return exc
+        return None
+
+    assert run((1, 8), (2, 8)) is None
+    wrong_size = run((1, 8), (2, 16))
+    assert wrong_size.code() == grpc.StatusCode.INVALID_ARGUMENT and "16 values" in wrong_size.details()
+    backwards = run((5, 8), (3, 8))
+    assert backwards.code() == grpc.StatusCode.INVALID_ARGUMENT and "older" in backwards.details()
+    with pytest.raises(grpc.RpcError) as unknown:
+        stub.GetGalleryStats(reid_pb2.GetGalleryStatsRequest(session_id="no-such-session"), timeout=10)
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND

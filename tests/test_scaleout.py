@@ -47,13 +47,25 @@ def test_resolve_expands_names_and_lists() -> None:
 
 @pytest.fixture(scope="module")
 def scaled(tmp_path_factory: pytest.TempPathFactory, database_url: str, demo_dir: Path) -> Iterator[Stack]:
-    """Every stage, a second tracking and mapping replica, and a gateway that knows both tracking replicas."""
-    stack = start_stack(tmp_path_factory.mktemp("scaled-logs"), database_url, demo_dir, only=SERVICES)
+    """Every stage, second tracking, mapping and reid replicas, and a gateway that knows both tracking and reid
+    replicas. Galleries are persisted every 0.5 s of stream time."""
+    stack = start_stack(
+        tmp_path_factory.mktemp("scaled-logs"),
+        database_url,
+        demo_dir,
+        extra_env={"REID_GALLERY_PERSIST_S": "0.5"},
+        only=SERVICES,
+    )
     try:
         stack.start_replica("tracking", "tracking-2")
         stack.start_replica("mapping", "mapping-2")
-        both = f"{stack.addr('tracking')},127.0.0.1:{stack.ports['tracking-2']}"
-        stack.start_service("gateway", env={"TRACKING_SVC_ADDR": both, "STAGE_RECONNECT_TIMEOUT_S": "90"})
+        stack.start_replica("reid", "reid-2")
+        env = {
+            "TRACKING_SVC_ADDR": f"{stack.addr('tracking')},127.0.0.1:{stack.ports['tracking-2']}",
+            "REID_SVC_ADDR": f"{stack.addr('reid')},127.0.0.1:{stack.ports['reid-2']}",
+            "STAGE_RECONNECT_TIMEOUT_S": "90",
+        }
+        stack.start_service("gateway", env=env)
         stack.wait_healthy()
         yield stack
     finally:
@@ -129,8 +141,8 @@ def test_session_survives_a_lost_tracking_replica_and_a_restarted_detector(scale
     assert time.monotonic() - t0 < 240
 
 
-async def follow_and_kill(stack: Stack, sid: str, plan: dict[int, str]) -> list[dict]:
-    """Record the session; at each planned step SIGKILL that stage and start it again on the same port."""
+async def follow_and_kill(stack: Stack, sid: str, plan: dict[int, str], restart: set[str]) -> list[dict]:
+    """Record the session; at each planned step SIGKILL that process, and start it again if it is in ``restart``."""
     messages: list[dict] = []
     url = f"ws://127.0.0.1:{stack.gateway_port}/ws/tracking/{sid}"
     async with websockets.connect(url, max_size=None) as ws:
@@ -142,28 +154,37 @@ async def follow_and_kill(stack: Stack, sid: str, plan: dict[int, str]) -> list[
             victim = plan.pop(msg["step"], None)
             if victim:
                 stack.kill(victim)
-                stack.start_service(victim)
+                if victim in restart:
+                    stack.start_service(victim)
     return messages
 
 
-def test_session_survives_reid_and_mapping_killed_in_turn(scaled: Stack, database_url: str) -> None:
+def test_gallery_moves_to_another_reid_replica_and_mapping_restarts(scaled: Stack, database_url: str) -> None:
+    """The reid replica holding the session's gallery dies for good: the session's Associate stream moves to the
+    other replica, which resumes the stored gallery (the same people keep their global IDs). Then mapping is
+    SIGKILLed and restarted."""
     body = {"video_set": "demo", "options": {"max_steps": STEPS}}
     sid = httpx.post(f"{scaled.gateway_url}/api/v1/sessions/", json=body, timeout=30).json()["session_id"]
-    messages = asyncio.run(follow_and_kill(scaled, sid, {12: "reid", 40: "mapping"}))
+    replicas = {scaled.addr("reid"): "reid", f"127.0.0.1:{scaled.ports['reid-2']}": "reid-2"}
+    owner = replicas[ReplicaRing(list(replicas)).owner(sid)]
+    messages = asyncio.run(follow_and_kill(scaled, sid, {12: owner, 40: "mapping"}, restart={"mapping"}))
     summary = httpx.get(f"{scaled.gateway_url}/api/v1/sessions/{sid}", timeout=10).json()
     assert messages[-1]["status"] == "finished", (messages[-1], summary)
     steps = [m for m in messages if m["type"] == "step"]
     assert [m["step"] for m in steps] == list(range(1, STEPS + 1))
     reconnects = summary["reconnects"]
-    assert reconnects.get("embed", 0) >= 1 and reconnects.get("associate", 0) >= 1 and reconnects.get("project", 0) >= 1
+    assert reconnects.get("associate", 0) >= 1 and reconnects.get("project", 0) >= 1, reconnects
 
-    # The restarted reid lost its gallery; the new one starts after the last global ID, so none is reused.
-    def gids(ms: list[dict]) -> set[int]:
-        return {t["global_id"] for m in ms for c in m["cameras"].values() for t in c["tracks"] if t["global_id"]}
+    def gid_of(m: dict) -> dict[tuple[str, int], int]:
+        return {(c, t["track_id"]): t["global_id"] for c, body in m["cameras"].items() for t in body["tracks"]}
 
-    before = gids(steps[:12])
-    after_restart = gids(steps[20:]) - before
-    assert after_restart and min(after_restart) > max(before)
+    before, after = gid_of(steps[7]), gid_of(steps[24])
+    kept = [k for k in before if k in after]
+    assert len(kept) >= 3
+    assert sum(before[k] == after[k] for k in kept) >= 0.8 * len(kept), (before, after)  # resumed, not restarted
+    earlier = {g for m in steps[:12] for g in gid_of(m).values()}
+    newer = {g for m in steps[20:] for g in gid_of(m).values()} - earlier
+    assert not newer or min(newer) > max(earlier)  # no global ID is ever reused
     assert any(t["floor"] for m in steps[50:] for c in m["cameras"].values() for t in c["tracks"])  # mapping is back
     emitted = sum(len(c["tracks"]) for m in steps for c in m["cameras"].values())
     deadline = time.monotonic() + 20
