@@ -63,6 +63,38 @@ class HistoryQueries:
         self.max_buckets = max_buckets
         self.use_rollups = use_rollups
 
+    def merges(self, session_id: str) -> dict[int, int]:
+        """Operators' merge corrections of the session (reid_svc's ``identity_corrections``), chains followed:
+        global id -> the id it now belongs to. History rows keep the ids they were written with; reads resolve
+        them through this map, so counts, dwell and trajectories reflect the corrections."""
+        if self.conn.execute("SELECT to_regclass('identity_corrections')").fetchone()[0] is None:
+            return {}
+        rows = self.conn.execute(
+            "SELECT (detail->>'from')::bigint, (detail->>'into')::bigint FROM identity_corrections "
+            "WHERE session_id = %s AND kind = 'merge' ORDER BY id",
+            (session_id,),
+        ).fetchall()
+        direct = {int(a): int(b) for a, b in rows}
+        resolved = {}
+        for src in direct:
+            dst, seen = direct[src], {src}
+            while dst in direct and dst not in seen:
+                seen.add(dst)
+                dst = direct[dst]
+            resolved[src] = dst
+        return resolved
+
+    def _gid(self, session_id: str) -> tuple[str, dict]:
+        """SQL for the resolved global id of a row (``global_id`` itself when nothing was merged) and its params."""
+        merged = self.merges(session_id)
+        if not merged:
+            return "global_id", {}
+        params, whens = {}, []
+        for i, (src, dst) in enumerate(sorted(merged.items())):
+            params[f"merge_from_{i}"], params[f"merge_into_{i}"] = src, dst
+            whens.append(f"WHEN %(merge_from_{i})s THEN %(merge_into_{i})s")
+        return f"(CASE global_id {' '.join(whens)} ELSE global_id END)", params
+
     def _rollup_range(self, r: Range, origin: datetime) -> tuple[str, dict] | None:
         """WHERE clause over the per-minute rollups when they answer this range exactly, else None."""
         if not (self.use_rollups and aligned(r.start_ns, origin) and aligned(r.end_ns, origin)):
@@ -121,12 +153,13 @@ class HistoryQueries:
         self, rollup: tuple[str, dict], bucket_s: float, origin: datetime, zones: bool = False
     ) -> list[dict]:
         where, params = rollup
-        params = params | {"bucket": timedelta(seconds=bucket_s), "origin": origin}
+        gid, gid_params = self._gid(params["session_id"])
+        params = params | gid_params | {"bucket": timedelta(seconds=bucket_s), "origin": origin}
         table, group = ("presence_zone_1m", "zone_id") if zones else ("presence_1m", "''::text")
         rows = self.conn.execute(
             f"""
             WITH p AS (SELECT date_bin(%(bucket)s, minute, %(origin)s) AS b, {group} AS grp,
-                              count(DISTINCT global_id) AS people, sum(samples) AS samples
+                              count(DISTINCT {gid}) AS people, sum(samples) AS samples
                        FROM {table} WHERE {where} GROUP BY 1, 2),
                  s AS (SELECT date_bin(%(bucket)s, minute, %(origin)s) AS b, sum(steps) AS steps
                        FROM steps_1m WHERE {where} GROUP BY 1)
@@ -140,15 +173,16 @@ class HistoryQueries:
         self, r: Range, bucket_s: float, origin: datetime, group: str, extra: str, extra_params: dict
     ) -> list[dict]:
         range_where, params = r.where()
-        params |= {"bucket": timedelta(seconds=bucket_s), "origin": origin, **extra_params}
+        gid, gid_params = self._gid(r.session_id)
+        params |= {"bucket": timedelta(seconds=bucket_s), "origin": origin, **extra_params, **gid_params}
         where = range_where + " AND global_id IS NOT NULL" + extra
         rows = self.conn.execute(
             f"""
             WITH per_step AS (
-                SELECT {bucket_sql(self.timescale)} AS bucket, {group} AS grp, time, count(DISTINCT global_id) AS n
+                SELECT {bucket_sql(self.timescale)} AS bucket, {group} AS grp, time, count(DISTINCT {gid}) AS n
                 FROM track_points WHERE {where} GROUP BY 1, 2, 3
             ), per_bucket AS (
-                SELECT {bucket_sql(self.timescale)} AS bucket, {group} AS grp, count(DISTINCT global_id) AS people
+                SELECT {bucket_sql(self.timescale)} AS bucket, {group} AS grp, count(DISTINCT {gid}) AS people
                 FROM track_points WHERE {where} GROUP BY 1, 2
             ), steps AS (
                 SELECT {bucket_sql(self.timescale)} AS bucket, count(DISTINCT time) AS n
@@ -166,14 +200,16 @@ class HistoryQueries:
         r.validate()
         origin, _ = self._session(r.session_id)
         rollup = self._rollup_range(r, origin)
+        gid, gid_params = self._gid(r.session_id)
         if rollup:
             rows = self.conn.execute(
-                f"SELECT DISTINCT global_id FROM presence_1m WHERE {rollup[0]} ORDER BY 1", rollup[1]
+                f"SELECT DISTINCT {gid} FROM presence_1m WHERE {rollup[0]} ORDER BY 1", rollup[1] | gid_params
             ).fetchall()
             return [int(g) for (g,) in rows]
         where, params = r.where()
         rows = self.conn.execute(
-            f"SELECT DISTINCT global_id FROM track_points WHERE {where} AND global_id IS NOT NULL ORDER BY 1", params
+            f"SELECT DISTINCT {gid} FROM track_points WHERE {where} AND global_id IS NOT NULL ORDER BY 1",
+            params | gid_params,
         ).fetchall()
         return [int(g) for (g,) in rows]
 
@@ -193,7 +229,11 @@ class HistoryQueries:
             "ORDER BY time, zone_id, global_id, kind",
             params,
         ).fetchall()
-        return [{"timestamp_ns": dt_to_ns(t), "zone_id": z, "global_id": int(g), "kind": k} for t, z, g, k in rows]
+        merged = self.merges(r.session_id)
+        return [
+            {"timestamp_ns": dt_to_ns(t), "zone_id": z, "global_id": merged.get(int(g), int(g)), "kind": k}
+            for t, z, g, k in rows
+        ]
 
     def dwell(self, r: Range, zone_id: str = "") -> list[dict]:
         """Seconds each person spent in each zone (enter->exit pairs, clipped to the range)."""
@@ -302,10 +342,11 @@ class HistoryQueries:
                 f"SELECT count(*), min(time), max(time), array_agg(DISTINCT camera_id) FROM track_points WHERE {where}",
                 params,
             ).fetchone()
+            gid, gid_params = self._gid(r.session_id)
             peak = self.conn.execute(
-                f"""SELECT coalesce(max(n), 0) FROM (SELECT count(DISTINCT global_id) AS n FROM track_points
+                f"""SELECT coalesce(max(n), 0) FROM (SELECT count(DISTINCT {gid}) AS n FROM track_points
                     WHERE {where} GROUP BY time) s""",
-                params,
+                params | gid_params,
             ).fetchone()[0]
         dwells = [d["dwell_s"] for d in self.dwell(r)]
         return {
@@ -348,14 +389,16 @@ class HistoryQueries:
         r.validate()
         self._media_start(r.session_id)
         where, params = r.where()
+        gid, gid_params = self._gid(r.session_id)
+        params |= gid_params
         if global_id:
-            where += " AND global_id = %(gid)s"
+            where += f" AND {gid} = %(gid)s"
             params["gid"] = global_id
         rows = self.conn.execute(
             f"""
-            SELECT global_id, time, avg(floor_x_m), avg(floor_y_m) FROM track_points
+            SELECT {gid}, time, avg(floor_x_m), avg(floor_y_m) FROM track_points
             WHERE {where} AND global_id IS NOT NULL AND floor_x_m IS NOT NULL
-            GROUP BY global_id, time ORDER BY global_id, time
+            GROUP BY 1, time ORDER BY 1, time
             """,
             params,
         ).fetchall()

@@ -242,11 +242,11 @@ def main() -> None:
     stack = start_stack(REPO / ".spoton" / "bench-logs", db, DEFAULT_OUT)
     sampler = ResourceSampler(stack).start()
     try:
-        counts = [int(v) for v in a.cameras.split(",")]
+        counts = [int(v) for v in a.cameras.split(",") if v.strip()]
         for n in counts:
             cams = ALL_CAMERAS[:n] if n > 1 else ["cam3"]
             results["runs"][f"{n} camera(s), JPEG"] = run_session(stack, sampler, "demo", cams, a.steps, options, gt)
-        if a.raw:
+        if a.raw and counts:
             n = max(counts)
             raw = {**options, "frame_encoding": "raw"}
             results["runs"][f"{n} camera(s), RAW"] = run_session(

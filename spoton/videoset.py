@@ -225,6 +225,7 @@ def check_sources(vs: VideoSet, settings) -> None:  # type: ignore[no-untyped-de
                     f"(SOURCE_SCHEMES: {', '.join(settings.source_scheme_list)})"
                 )
             continue
-        path = os.path.normpath(os.path.abspath(vs.source_uri(cam)))
+        # Lexically, not through symlinks: an operator may link media into the directory; a request cannot.
+        path = os.path.normpath(os.path.join(os.path.abspath(vs.path.parent), cam.source))
         if not any(path == d or path.startswith(d + os.sep) for d in dirs):
             raise ValueError(f"camera {cam.id}: source {cam.source!r} is outside the allowed directories (SOURCE_DIRS)")

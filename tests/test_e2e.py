@@ -252,6 +252,22 @@ def test_identity_corrections_through_the_gateway(demo_run, stack) -> None:  # t
     assert httpx.post(f"{base}/merge", json={"into": track["global_id"], "from": 99999}, timeout=10).status_code == 404
     assert httpx.post(f"{base}/split", json={"camera_id": "cam9", "track_id": 1}, timeout=10).status_code == 404
     assert httpx.post(f"{base}/merge", json={"into": 0, "from": 1}, timeout=10).status_code == 422
+    # Merging two persons of the history: reads resolve through the correction (rows are not rewritten).
+    count_url = f"{stack.gateway_url}/api/v1/analytics/people-count"
+    deadline = time.monotonic() + 20
+    while not (before := httpx.get(count_url, params={"session_id": sid}, timeout=10).json())["count"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    into, source = before["global_ids"][0], before["global_ids"][-1]
+    assert httpx.post(f"{base}/merge", json={"into": into, "from": source}, timeout=10).status_code == 200
+    after = httpx.get(count_url, params={"session_id": sid}, timeout=10).json()
+    assert after["count"] == before["count"] - 1 and source not in after["global_ids"] and into in after["global_ids"]
+    traj = httpx.get(
+        f"{stack.gateway_url}/api/v1/analytics/trajectory",
+        params={"session_id": sid, "global_id": source},
+        timeout=10,
+    )
+    assert traj.status_code == 404  # its points now belong to `into`
 
 
 def test_privacy_mode_blurs_people_on_the_camera_stream(stack) -> None:  # type: ignore[no-untyped-def]
