@@ -384,7 +384,7 @@ class Gateway:
         async with self.pool.connection(timeout=10.0) as conn, conn.transaction():
             for table, column in RETENTION_TABLES:
                 cur = await conn.execute(
-                    f"DELETE FROM {table} WHERE {column} < now() - make_interval(days => %s)", (days,)
+                    f"DELETE FROM {table} WHERE {column} < now() - make_interval(secs => %s)", (days * 86400.0,)
                 )
                 deleted += cur.rowcount
         if deleted:
@@ -393,8 +393,10 @@ class Gateway:
 
     async def _retention(self) -> None:
         while True:
-            with contextlib.suppress(psycopg.Error, OSError, PoolTimeout):
+            try:
                 await self.expire_history()
+            except (psycopg.Error, OSError, PoolTimeout) as exc:
+                log.warning("retention pass failed (will retry): %s", exc)
             await asyncio.sleep(self.settings.history_retention_check_s)
 
     async def _heartbeat(self) -> None:

@@ -8,6 +8,12 @@ from collections.abc import AsyncIterator, Callable
 
 import grpc
 
+try:  # only the services that keep data have the PostgreSQL driver
+    import psycopg
+    from psycopg_pool import PoolTimeout
+except ImportError:  # pragma: no cover - detection and tracking images
+    psycopg = None
+
 log = logging.getLogger("spoton.errors")
 
 
@@ -35,6 +41,11 @@ def status_for(exc: BaseException) -> grpc.StatusCode:
         return grpc.StatusCode.UNAVAILABLE
     if isinstance(exc, (ValueError, TypeError)):
         return grpc.StatusCode.INVALID_ARGUMENT
+    if psycopg is not None:
+        if isinstance(exc, psycopg.DataError):  # what the client sent cannot be stored (NUL bytes, out of range)
+            return grpc.StatusCode.INVALID_ARGUMENT
+        if isinstance(exc, (psycopg.OperationalError, PoolTimeout)):  # the database is away
+            return grpc.StatusCode.UNAVAILABLE
     return grpc.StatusCode.INTERNAL
 
 
