@@ -976,6 +976,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                         "session_id": session_id,
                         "status": session.status,
                         "steps": session.steps,
+                        "error": session.last_error,
                     }
                 )
                 return
