@@ -85,6 +85,7 @@ class IdentityGallery:
         self.persons: dict[int, Person] = {}
         self.assignment: dict[TrackKey, int] = {}
         self.corrections: list[dict] = []
+        self.retired = 0
         self._next_id = max(1, int(self.options.first_global_id))
 
     @property
@@ -157,9 +158,22 @@ class IdentityGallery:
             by_camera.setdefault(ob.camera_id, []).append(ob)
         for cam in sorted(by_camera):
             self._match_new(by_camera[cam], held)
+        self._retire(max(ob.timestamp_ns for ob in observations))
         return [
             (ob.camera_id, int(ob.track_id), self.assignment[(ob.camera_id, int(ob.track_id))]) for ob in observations
         ]
+
+    def _retire(self, now_ns: int) -> None:
+        """Forget persons unseen for ``retire_after_s`` (they can no longer be matched) and their local tracks, so
+        a session that runs for months keeps a bounded gallery."""
+        cutoff = now_ns - int(self.options.retire_after_s * 1e9)
+        gone = {gid for gid, p in self.persons.items() if p.last_seen_ns < cutoff}
+        if not gone:
+            return
+        for gid in gone:
+            del self.persons[gid]
+        self.assignment = {k: g for k, g in self.assignment.items() if g not in gone}
+        self.retired += len(gone)
 
     def _match_new(self, new: list[Observation], held: dict[str, set[int]]) -> None:
         candidates = list(self.persons.values())
@@ -243,6 +257,7 @@ class IdentityGallery:
             "persons": persons,
             "assignment": [[cam, track, gid] for (cam, track), gid in self.assignment.items()],
             "corrections": self.corrections,
+            "retired": self.retired,
         }
         dim = banks[0].shape[0] if banks else 0
         return meta, np.stack(banks).astype(np.float32) if banks else np.zeros((0, dim), np.float32)
@@ -266,6 +281,7 @@ class IdentityGallery:
             g.persons[p.global_id] = p
         g.assignment = {(cam, int(track)): int(gid) for cam, track, gid in meta["assignment"]}
         g.corrections = list(meta["corrections"])
+        g.retired = int(meta.get("retired", 0))
         g._next_id = max(int(meta["next_id"]), g._next_id)
         return g
 

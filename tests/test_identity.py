@@ -128,3 +128,12 @@ def test_associate_refuses_bad_input(channel_to) -> None:  # type: ignore[no-unt
     with pytest.raises(grpc.RpcError) as unknown:
         stub.GetGalleryStats(reid_pb2.GetGalleryStatsRequest(session_id="no-such-session"), timeout=10)
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_gallery_stays_bounded_over_a_long_session() -> None:
+    """Persons unseen for retire_after_s are forgotten with their tracks (a months-long session stays small)."""
+    g = IdentityGallery(AssociationOptions(retire_after_s=10.0))
+    for i in range(600):  # a new passer-by every second, each seen for one instant
+        g.step([ob("c1", i + 1, float(i), unit(RNG.normal(size=64)), (float(i % 7), 0.0))])
+    assert len(g.persons) <= 12 and len(g.assignment) <= 12
+    assert g.retired + len(g.persons) == g._next_id - 1 and g.retired > 500  # every id ever given, none reused
