@@ -832,12 +832,33 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             "SELECT global_id, first_seen, last_seen, cameras FROM persons WHERE session_id = %s ORDER BY global_id",
             (session_id,),
         )
+        base = f"/api/v1/tracking/{session_id}/persons"
         return {
             "persons": [
-                {"global_id": g, "first_seen": f.isoformat(), "last_seen": last.isoformat(), "cameras": c}
+                {
+                    "global_id": g,
+                    "first_seen": f.isoformat(),
+                    "last_seen": last.isoformat(),
+                    "cameras": c,
+                    "thumbnail": f"{base}/{g}/thumbnail.jpg",
+                }
                 for g, f, last, c in rows
             ]
         }
+
+    @app.get("/api/v1/tracking/{session_id}/persons/{global_id}/thumbnail.jpg")
+    async def person_thumbnail(session_id: str, global_id: int) -> Response:
+        """The person's best crop (largest, sharpest, least occluded), to review a merge before making it; 404
+        when reid has none (unknown, or retired after ``retire_after_s`` unseen)."""
+        await gw.summary(session_id)
+        _, reid = await gw.clients.reid_for(session_id)
+        reply = await reid.GetPersonThumbnail(
+            reid_pb2.GetPersonThumbnailRequest(session_id=session_id, global_id=global_id),
+            timeout=settings.rpc_timeout_s,
+            metadata=gw.clients.metadata,
+        )
+        headers = {"X-Camera-Id": reply.camera_id, "X-Timestamp-Ns": str(reply.timestamp_ns)}
+        return Response(reply.jpeg, media_type="image/jpeg", headers=headers)
 
     async def analytics_call(method: str, request):  # type: ignore[no-untyped-def]
         reply = await getattr(gw.clients.analytics, method)(

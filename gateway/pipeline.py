@@ -30,7 +30,7 @@ from gateway.rules import Alert, RuleEngine
 from gateway.sources import LiveSource, SourceFrame, VideoSource, is_live
 from spoton.bootstrap.logs import log_event
 from spoton.domain import Detections, FloorPoints, Tracks, array_to_tensor, boxes_to_proto, tensor_to_rows
-from spoton.frames import encode_frame
+from spoton.frames import decode_frame, encode_frame, person_crop
 from spoton.v1 import common_pb2, detection_pb2, mapping_pb2, reid_pb2, tracking_pb2
 from spoton.videoset import VideoSet
 
@@ -47,6 +47,8 @@ FRAME_ENCODINGS = {
     "png": common_pb2.FRAME_ENCODING_PNG,
     "raw": common_pb2.FRAME_ENCODING_RAW_BGR8,
 }
+# Each track offers reid a crop for the person's thumbnail when it appears and then every 2 s of media time.
+THUMBNAIL_EVERY_NS = 2_000_000_000
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED})
 STAGE_SECONDS = Histogram(
     "spoton_gateway_stage_seconds",
@@ -664,11 +666,16 @@ class Session:
         values = dict(self.options.get("association") or {})
         max_gid = 0
         endpoint = ""
+        crop_sent: dict[tuple[str, int], int] = {}  # (camera, track) -> media ns of its last crop
 
         def request(work: StepWork) -> reid_pb2.AssociateRequest:
             obs = []
+            if len(crop_sent) > 10_000:  # forget tracks gone for a minute
+                for key in [k for k, t in crop_sent.items() if work.timestamp_ns - t > 60_000_000_000]:
+                    del crop_sent[key]
             for cam in work.cameras:
                 tr = cam.tracks
+                image = None
                 for i in range(len(tr)):
                     di = int(tr.det_index[i])
                     ob = reid_pb2.Observation(
@@ -678,6 +685,13 @@ class Session:
                         ob.embedding.CopyFrom(array_to_tensor(cam.embeddings[di : di + 1]))
                     if cam.floor is not None and cam.floor.valid[i]:
                         ob.floor.x_m, ob.floor.y_m = (float(v) for v in cam.floor.xy_m[i])
+                    key, ts = (cam.camera_id, int(tr.track_id[i])), cam.frame.timestamp_ns
+                    if ts - crop_sent.get(key, ts - THUMBNAIL_EVERY_NS) >= THUMBNAIL_EVERY_NS:
+                        image = decode_frame(cam.frame) if image is None else image
+                        crop = person_crop(image, tr.xyxy, i)
+                        if crop is not None:
+                            ob.crop_jpeg, ob.visibility = crop
+                            crop_sent[key] = ts
                     obs.append(ob)
             return reid_pb2.AssociateRequest(
                 step=reid_pb2.AssociateStep(step=work.step, timestamp_ns=work.timestamp_ns, observations=obs)

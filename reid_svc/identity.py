@@ -14,9 +14,11 @@ Persons unseen for ``retire_after_s`` retire from matching.
 
 from __future__ import annotations
 
+import base64
 from collections import deque
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
@@ -61,6 +63,28 @@ class Observation:
 
 
 @dataclass
+class Thumbnail:
+    """A person's best crop so far: JPEG bytes, its score, when and by which camera it was seen."""
+
+    jpeg: bytes
+    score: float
+    timestamp_ns: int
+    camera_id: str
+
+
+def thumbnail_score(jpeg: bytes, visibility: float) -> float:
+    """Larger, sharper and less occluded crops score higher: pixel area x sharpness (variance of the Laplacian at
+    a fixed 128 px height, so size does not count twice) x visible share. ValueError for an undecodable crop."""
+    crop = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if crop is None or crop.size == 0:
+        raise ValueError("crop_jpeg is not a JPEG image")
+    h, w = crop.shape
+    norm = cv2.resize(crop, (max(1, round(w * 128 / h)), 128))
+    sharpness = float(cv2.Laplacian(norm, cv2.CV_64F).var())
+    return float(h * w) * sharpness * float(np.clip(visibility, 0.0, 1.0))
+
+
+@dataclass
 class Person:
     global_id: int
     bank: deque = field(default_factory=lambda: deque(maxlen=16))
@@ -70,6 +94,7 @@ class Person:
     last_floor_ns: int = 0
     last_camera: str = ""
     cameras: set[str] = field(default_factory=set)
+    thumbnail: Thumbnail | None = None
 
     def similarity(self, emb: np.ndarray) -> float:
         if not self.bank:
@@ -234,6 +259,16 @@ class IdentityGallery:
         )
         return person.global_id
 
+    def offer_thumbnail(self, global_id: int, jpeg: bytes, score: float, ts_ns: int, camera_id: str) -> bool:
+        """Keep this crop (scored by ``thumbnail_score``) as the person's thumbnail when it beats the current one."""
+        person = self.persons.get(global_id)
+        if person is None:
+            return False
+        if person.thumbnail is not None and person.thumbnail.score >= score:
+            return False
+        person.thumbnail = Thumbnail(jpeg, score, ts_ns, camera_id)
+        return True
+
     # ---- persistence (reid_svc/galleries.py stores these) ------------------------------------------------------
     def to_state(self) -> tuple[dict, np.ndarray]:
         """The gallery as JSON-able metadata and one (N, D) float32 array of every bank embedding."""
@@ -249,6 +284,14 @@ class IdentityGallery:
                     "last_floor_ns": p.last_floor_ns,
                     "last_camera": p.last_camera,
                     "cameras": sorted(p.cameras),
+                    "thumbnail": None
+                    if p.thumbnail is None
+                    else {
+                        "jpeg": base64.b64encode(p.thumbnail.jpeg).decode(),
+                        "score": p.thumbnail.score,
+                        "timestamp_ns": p.thumbnail.timestamp_ns,
+                        "camera_id": p.thumbnail.camera_id,
+                    },
                 }
             )
             banks.extend(p.bank)
@@ -277,6 +320,9 @@ class IdentityGallery:
                 last_camera=d["last_camera"],
                 cameras=set(d["cameras"]),
             )
+            if d.get("thumbnail"):
+                t = d["thumbnail"]
+                p.thumbnail = Thumbnail(base64.b64decode(t["jpeg"]), t["score"], t["timestamp_ns"], t["camera_id"])
             row += d["bank"]
             g.persons[p.global_id] = p
         g.assignment = {(cam, int(track)): int(gid) for cam, track, gid in meta["assignment"]}

@@ -10,13 +10,15 @@ from google.protobuf import json_format
 from reid_svc.config import ReidSettings
 from reid_svc.embedders import MobileNetV2Embedder, build_embedder
 from reid_svc.galleries import GalleryStore
-from reid_svc.identity import AssociationOptions, IdentityGallery, Observation
+from reid_svc.identity import AssociationOptions, IdentityGallery, Observation, thumbnail_score
 from spoton.bootstrap.device import pick_device
 from spoton.bootstrap.errors import NotFoundError, UnavailableError, stream_errors, unary_errors
 from spoton.bootstrap.server import COMPUTE_SECONDS
 from spoton.domain import array_to_tensor, boxes_from_proto, tensor_to_array
 from spoton.frames import decode_frame
 from spoton.v1 import common_pb2, reid_pb2, reid_pb2_grpc
+
+MAX_CROP_BYTES = 512 * 1024
 
 
 class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
@@ -126,12 +128,17 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
         last_ns = 0
         try:
             async for request in self._steps(request_iterator, start.session_id, gallery):
-                step, observations = request
+                step, observations, crops = request
                 if step.timestamp_ns < last_ns:
                     raise ValueError(f"step {step.step} is older than the previous one (timestamps must not go back)")
                 last_ns = step.timestamp_ns
                 with COMPUTE_SECONDS.labels("Associate").time():
                     assignments = gallery.step(observations)
+                gids = {(c, t): g for c, t, g in assignments}
+                for ob, crop, score in crops:
+                    gallery.offer_thumbnail(
+                        gids[(ob.camera_id, int(ob.track_id))], crop, score, ob.timestamp_ns, ob.camera_id
+                    )
                 if step.timestamp_ns - persisted_ns >= self.settings.reid_gallery_persist_s * 1e9:
                     await self._persist(start.session_id, gallery)
                     persisted_ns = step.timestamp_ns
@@ -150,7 +157,7 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
                 raise ValueError("only AssociateStep messages may follow the AssociateStart")
             step = request.step
             dim = gallery.embedding_dim
-            observations = []
+            observations, crops = [], []
             for ob in step.observations:
                 emb = tensor_to_array(ob.embedding).reshape(-1) if ob.HasField("embedding") else None
                 floor = np.array([ob.floor.x_m, ob.floor.y_m]) if ob.HasField("floor") else None
@@ -165,7 +172,13 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
                 observations.append(
                     Observation(ob.camera_id, ob.track_id, ob.timestamp_ns or step.timestamp_ns, emb, floor)
                 )
-            yield step, observations
+                if ob.crop_jpeg:
+                    if len(ob.crop_jpeg) > MAX_CROP_BYTES:
+                        raise ValueError(f"crop_jpeg is larger than {MAX_CROP_BYTES} bytes")
+                    if not 0.0 <= ob.visibility <= 1.0:
+                        raise ValueError("visibility must be in [0, 1]")
+                    crops.append((observations[-1], ob.crop_jpeg, thumbnail_score(ob.crop_jpeg, ob.visibility)))
+            yield step, observations, crops
 
     @unary_errors
     async def MergeIdentities(self, request, context):
@@ -196,6 +209,18 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
         if self.store is not None:
             await self.store.delete(request.session_id)
         return reid_pb2.ResetGalleryResponse(persons_removed=removed)
+
+    @unary_errors
+    async def GetPersonThumbnail(self, request, context):
+        """The person's best crop so far (largest, sharpest, least occluded), for operators reviewing a merge."""
+        gallery = await self._gallery(request.session_id)
+        person = gallery.persons.get(request.global_id)
+        if person is None:
+            raise NotFoundError(f"no person {request.global_id} in session {request.session_id!r}")
+        if person.thumbnail is None:
+            raise NotFoundError(f"person {request.global_id} has no thumbnail yet")
+        t = person.thumbnail
+        return reid_pb2.GetPersonThumbnailResponse(jpeg=t.jpeg, timestamp_ns=t.timestamp_ns, camera_id=t.camera_id)
 
     @unary_errors
     async def GetGalleryStats(self, request, context):

@@ -72,3 +72,24 @@ def _header_size(data: bytes) -> tuple[int, int]:
         raise ValueError(f"frame is larger than the decoder accepts: {exc}") from exc
     except (OSError, ValueError, ImportError) as exc:
         raise ValueError(f"corrupt image: {exc}") from exc
+
+
+def person_crop(image: np.ndarray, xyxy: np.ndarray, index: int, quality: int = 85) -> tuple[bytes, float] | None:
+    """JPEG of box ``index`` of (N, 4) pixel boxes in a BGR image, and the share of it no other box covers
+    (0..1); None when the clipped box is too small to show anyone (< 8 x 16 px)."""
+    h, w = image.shape[:2]
+    boxes = np.asarray(xyxy, np.float64).reshape(-1, 4)
+    x1, y1, x2, y2 = boxes[index]
+    a, b = int(np.clip(np.floor(x1), 0, w)), int(np.clip(np.floor(y1), 0, h))
+    c, d = int(np.clip(np.ceil(x2), 0, w)), int(np.clip(np.ceil(y2), 0, h))
+    if c - a < 8 or d - b < 16:
+        return None
+    area = max((x2 - x1) * (y2 - y1), 1e-9)
+    others = np.delete(boxes, index, axis=0)
+    covered = 0.0
+    if len(others):
+        iw = np.clip(np.minimum(others[:, 2], x2) - np.maximum(others[:, 0], x1), 0, None)
+        ih = np.clip(np.minimum(others[:, 3], y2) - np.maximum(others[:, 1], y1), 0, None)
+        covered = float(np.max(iw * ih) / area)
+    ok, jpeg = cv2.imencode(".jpg", image[b:d, a:c], [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return (jpeg.tobytes(), float(np.clip(1.0 - covered, 0.0, 1.0))) if ok else None

@@ -137,3 +137,28 @@ def test_gallery_stays_bounded_over_a_long_session() -> None:
         g.step([ob("c1", i + 1, float(i), unit(RNG.normal(size=64)), (float(i % 7), 0.0))])
     assert len(g.persons) <= 12 and len(g.assignment) <= 12
     assert g.retired + len(g.persons) == g._next_id - 1 and g.retired > 500  # every id ever given, none reused
+
+
+def test_thumbnail_keeps_the_largest_sharpest_least_occluded_crop() -> None:
+    import cv2
+
+    from reid_svc.identity import thumbnail_score
+
+    rng = np.random.default_rng(3)
+    sharp = rng.integers(0, 255, (160, 64, 3), dtype=np.uint8)
+    jpeg = lambda im: cv2.imencode(".jpg", im)[1].tobytes()  # noqa: E731
+    big_sharp, blurred = jpeg(sharp), jpeg(cv2.GaussianBlur(sharp, (15, 15), 0))
+    small = jpeg(cv2.resize(sharp, (32, 80)))
+    assert thumbnail_score(big_sharp, 1.0) > thumbnail_score(blurred, 1.0)
+    assert thumbnail_score(big_sharp, 1.0) > thumbnail_score(small, 1.0)
+    assert thumbnail_score(big_sharp, 1.0) > thumbnail_score(big_sharp, 0.3)
+    g = IdentityGallery()
+    g.step([ob("c1", 1, 0.0, A, (0, 0))])
+    assert g.offer_thumbnail(1, blurred, thumbnail_score(blurred, 1.0), 1, "c1")
+    assert g.offer_thumbnail(1, big_sharp, thumbnail_score(big_sharp, 0.9), 2, "c1")
+    assert not g.offer_thumbnail(1, small, thumbnail_score(small, 1.0), 3, "c2")
+    assert g.persons[1].thumbnail.jpeg == big_sharp
+    restored = IdentityGallery.from_state(*g.to_state(), g.options)
+    assert restored.persons[1].thumbnail.jpeg == big_sharp  # stored with the gallery
+    with pytest.raises(ValueError):
+        thumbnail_score(b"not a jpeg", 1.0)

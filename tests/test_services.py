@@ -1,4 +1,4 @@
-"""Every service as a real process: health, reflection, grpcurl, metrics, UNIMPLEMENTED and bad input."""
+"""Every service as a real process: health, reflection, grpcurl, metrics and bad input."""
 
 from __future__ import annotations
 
@@ -74,11 +74,11 @@ def test_grpcurl_list_and_call(stack) -> None:  # type: ignore[no-untyped-def]
     assert "botsort" in {t["name"] for t in reply["trackers"]}
 
 
-def test_unimplemented_rpc_answers(channel_to) -> None:  # type: ignore[no-untyped-def]
+def test_thumbnail_of_an_unknown_session_is_not_found(channel_to) -> None:  # type: ignore[no-untyped-def]
     stub = reid_pb2_grpc.ReidServiceStub(channel_to("reid"))
     with pytest.raises(grpc.RpcError) as err:
         stub.GetPersonThumbnail(reid_pb2.GetPersonThumbnailRequest(session_id="x", global_id=1), timeout=5)
-    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 def test_detect_finds_people_in_a_real_frame(channel_to, demo_dir) -> None:  # type: ignore[no-untyped-def]

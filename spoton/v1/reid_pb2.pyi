@@ -67,18 +67,22 @@ class AssociateStart(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., options: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class Observation(_message.Message):
-    __slots__ = ("camera_id", "track_id", "timestamp_ns", "embedding", "floor")
+    __slots__ = ("camera_id", "track_id", "timestamp_ns", "embedding", "floor", "crop_jpeg", "visibility")
     CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
     TRACK_ID_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_NS_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     FLOOR_FIELD_NUMBER: _ClassVar[int]
+    CROP_JPEG_FIELD_NUMBER: _ClassVar[int]
+    VISIBILITY_FIELD_NUMBER: _ClassVar[int]
     camera_id: str
     track_id: int
     timestamp_ns: int
     embedding: _common_pb2.Tensor
     floor: _common_pb2.FloorPoint
-    def __init__(self, camera_id: _Optional[str] = ..., track_id: _Optional[int] = ..., timestamp_ns: _Optional[int] = ..., embedding: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., floor: _Optional[_Union[_common_pb2.FloorPoint, _Mapping]] = ...) -> None: ...
+    crop_jpeg: bytes
+    visibility: float
+    def __init__(self, camera_id: _Optional[str] = ..., track_id: _Optional[int] = ..., timestamp_ns: _Optional[int] = ..., embedding: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., floor: _Optional[_Union[_common_pb2.FloorPoint, _Mapping]] = ..., crop_jpeg: _Optional[bytes] = ..., visibility: _Optional[float] = ...) -> None: ...
 
 class AssociateStep(_message.Message):
     __slots__ = ("step", "timestamp_ns", "observations")
