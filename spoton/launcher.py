@@ -90,6 +90,25 @@ class Stack:
         wait_serving(addr, lambda: self._check_alive(key))
         return addr
 
+    def start_gateway(self, key: str, env: dict[str, str] | None = None, timeout_s: float = 60.0) -> str:
+        """Another gateway process (its own port, ``env`` on top of the stack's), up on return; its base URL."""
+        import httpx
+
+        port = free_port()
+        self.start_service("gateway", key, {"GATEWAY_PORT": str(port), **(env or {})})
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self._check_alive(key)
+            try:
+                if httpx.get(url + "/health", timeout=5).status_code == 200:
+                    return url
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{key} not up after {timeout_s:.0f} s; see {self.log_dir}")
+            time.sleep(0.3)
+
     def kill(self, key: str) -> None:
         """SIGKILL one process (fault tests)."""
         proc = self.procs[key]

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 import websockets
 
-from spoton.launcher import Stack, free_port
+from spoton.launcher import Stack
 
 
 @pytest.fixture
@@ -30,20 +30,9 @@ def throwaway_db(tmp_path: Path) -> Iterator[pgserver.PostgresServer]:
 
 def test_no_track_point_is_lost_across_a_database_restart(stack: Stack, throwaway_db) -> None:  # type: ignore[no-untyped-def]
     uri = throwaway_db.get_uri()
-    port = free_port()
-    stack.start_service("gateway", "gateway-db", {"GATEWAY_PORT": str(port), "DATABASE_URL": uri})
-    url = f"http://127.0.0.1:{port}"
+    url = stack.start_gateway("gateway-db", {"DATABASE_URL": uri})
+    port = int(url.rsplit(":", 1)[1])
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            stack._check_alive("gateway-db")
-            try:
-                if httpx.get(url + "/health", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline
-            time.sleep(0.3)
         body = {"video_set": "demo", "options": {"max_steps": 50}}
         sid = httpx.post(url + "/api/v1/sessions/", json=body, timeout=30).json()["session_id"]
         seen: dict[str, object] = {}

@@ -19,26 +19,10 @@ from spoton.launcher import Stack, free_port
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-def start_gateway(stack: Stack, key: str, redis_url: str) -> str:
-    port = free_port()
-    stack.start_service("gateway", key, {"GATEWAY_PORT": str(port), "REDIS_URL": redis_url})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        stack._check_alive(key)
-        try:
-            if httpx.get(url + "/health", timeout=5).status_code == 200:
-                return url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"{key} did not come up")
-
-
 @pytest.fixture(scope="module")
 def two_gateways(stack: Stack) -> Iterator[tuple[str, str]]:
-    a = start_gateway(stack, "gateway-a", REDIS_URL)
-    b = start_gateway(stack, "gateway-b", REDIS_URL)
+    a = stack.start_gateway("gateway-a", {"REDIS_URL": REDIS_URL})
+    b = stack.start_gateway("gateway-b", {"REDIS_URL": REDIS_URL})
     yield a, b
     for key in ("gateway-a", "gateway-b"):
         stack.procs.pop(key).terminate()
@@ -105,7 +89,7 @@ def throwaway_redis() -> Iterator[tuple[int, list[subprocess.Popen]]]:
 
 def test_redis_outage_degrades_health_and_spares_the_pipeline(stack: Stack, throwaway_redis) -> None:  # type: ignore[no-untyped-def]
     port, procs, start_redis = throwaway_redis
-    gw = start_gateway(stack, "gateway-r", f"redis://127.0.0.1:{port}/0")
+    gw = stack.start_gateway("gateway-r", {"REDIS_URL": f"redis://127.0.0.1:{port}/0"})
     try:
         assert httpx.get(f"{gw}/health", timeout=10).json()["redis_connected"] is True
         procs[-1].kill()

@@ -10,7 +10,7 @@ import httpx
 import psycopg
 
 from gateway.app import PURGE_TABLES
-from spoton.launcher import Stack, free_port
+from spoton.launcher import Stack
 from spoton.v1 import reid_pb2, reid_pb2_grpc
 
 
@@ -52,9 +52,7 @@ def test_history_older_than_the_retention_expires(stack: Stack, database_url: st
                 " VALUES (now() - make_interval(days => %s), %s, 1, 'c', 1, 1, ARRAY[0,0,1,1]::real[], 0.9)",
                 (age_days, sid),
             )
-    port = free_port()
-    env = {"GATEWAY_PORT": str(port), "HISTORY_RETENTION_DAYS": "30", "HISTORY_RETENTION_CHECK_S": "0.5"}
-    stack.start_service("gateway", "gateway-retention", env)
+    stack.start_gateway("gateway-retention", {"HISTORY_RETENTION_DAYS": "30", "HISTORY_RETENTION_CHECK_S": "0.5"})
     try:
         deadline = time.monotonic() + 60
         while True:

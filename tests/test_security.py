@@ -117,17 +117,11 @@ def test_secrets_never_reach_the_logs(stack: Stack) -> None:
     if "@" in url and ":" in url.split("@")[0].split("//")[-1]:
         secrets.append(url.split("@")[0].split(":")[-1])
     secrets.append("s3cret-canary-key")
-    port = free_port()
-    stack.start_service("gateway", "gateway-secret", {"GATEWAY_PORT": str(port), "API_KEYS": "s3cret-canary-key"})
+    url = stack.start_gateway("gateway-secret", {"API_KEYS": "s3cret-canary-key"})
     try:
         import httpx
 
-        for _ in range(200):
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/api/v1/sessions/", headers={"X-API-Key": "wrong"}, timeout=5)
-                break
-            except httpx.HTTPError:
-                asyncio.run(asyncio.sleep(0.2))
+        assert httpx.get(f"{url}/api/v1/sessions/", headers={"X-API-Key": "wrong"}, timeout=5).status_code == 401
     finally:
         stack.procs.pop("gateway-secret").terminate()
     for log in stack.log_dir.glob("*.log"):
@@ -140,22 +134,10 @@ def test_limits_on_cameras_sessions_and_websocket_clients(stack: Stack) -> None:
     import httpx
     import websockets
 
-    port = free_port()
-    env = {
-        "GATEWAY_PORT": str(port),
-        "MAX_CONCURRENT_SESSIONS": "1",
-        "MAX_CAMERAS_PER_SESSION": "2",
-        "MAX_WS_CLIENTS_PER_SESSION": "1",
-    }
-    stack.start_service("gateway", "gateway-limits", env)
-    url = f"http://127.0.0.1:{port}"
+    env = {"MAX_CONCURRENT_SESSIONS": "1", "MAX_CAMERAS_PER_SESSION": "2", "MAX_WS_CLIENTS_PER_SESSION": "1"}
+    url = stack.start_gateway("gateway-limits", env)
+    port = int(url.rsplit(":", 1)[1])
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(url + "/health", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                asyncio.run(asyncio.sleep(0.2))
         api = url + "/api/v1/sessions/"
         three = httpx.post(api, json={"video_set": "demo", "cameras": ["cam1", "cam2", "cam3"]}, timeout=10)
         assert three.status_code == 400 and "at most 2 cameras" in three.json()["error"]["message"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from spoton.launcher import Stack, free_port
+from spoton.launcher import Stack
 
 
 def site_doc(demo_dir: Path, name: str) -> dict:
@@ -62,24 +62,8 @@ def test_video_sets_over_rest(stack: Stack, demo_dir: Path) -> None:
     assert httpx.delete(api + name, timeout=10).status_code == 404
 
 
-def start_gateway(stack: Stack, key: str) -> str:
-    port = free_port()
-    stack.start_service("gateway", key, {"GATEWAY_PORT": str(port), "SESSION_HEARTBEAT_S": "1"})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        stack._check_alive(key)
-        try:
-            if httpx.get(url + "/health", timeout=5).status_code == 200:
-                return url
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline
-        time.sleep(0.3)
-
-
 def test_always_on_session_survives_a_gateway_restart(stack: Stack) -> None:
-    first = start_gateway(stack, "gateway-ao1")
+    first = stack.start_gateway("gateway-ao1", {"SESSION_HEARTBEAT_S": "1"})
     body = {"video_set": "demo", "cameras": ["cam1"], "options": {"loop": True, "always_on": True}}
     sid = httpx.post(first + "/api/v1/sessions/", json=body, timeout=30).json()["session_id"]
     second = ""
@@ -91,7 +75,7 @@ def test_always_on_session_survives_a_gateway_restart(stack: Stack) -> None:
         proc = stack.procs.pop("gateway-ao1")
         proc.terminate()
         proc.wait(30)
-        second = start_gateway(stack, "gateway-ao2")
+        second = stack.start_gateway("gateway-ao2", {"SESSION_HEARTBEAT_S": "1"})
         deadline = time.monotonic() + 60
         while True:
             r = httpx.get(f"{second}/api/v1/sessions/{sid}", timeout=10)
