@@ -135,11 +135,16 @@ def main() -> None:
     parser.add_argument(
         "--calibration-video", type=Path, default=None, help="frames for the INT8 calibration (default: vtest.avi)"
     )
+    parser.add_argument(
+        "--only", choices=("detector", "reid"), default=None, help="one model's files (an image has one service)"
+    )
     args = parser.parse_args()
-    fetch_checkpoint(args.weights)
-    export_onnx(args.weights)
-    quantize_int8(args.weights, args.calibration_video)
-    export_reid()
+    if args.only in (None, "detector"):
+        fetch_checkpoint(args.weights)
+        export_onnx(args.weights)
+        quantize_int8(args.weights, args.calibration_video)
+    if args.only in (None, "reid"):
+        export_reid()
 
 
 def export_reid() -> None:
