@@ -168,7 +168,9 @@ class ReidNetwork:
 
 
 NETWORKS = {
-    "mobilenetv2": ReidNetwork("mobilenetv2", _mobilenetv2, (64, 128), IMAGENET_MEAN, IMAGENET_STD, mobilenetv2_weights),
+    "mobilenetv2": ReidNetwork(
+        "mobilenetv2", _mobilenetv2, (64, 128), IMAGENET_MEAN, IMAGENET_STD, mobilenetv2_weights
+    ),
     "clip": ReidNetwork("clip", _clip_reid, (128, 256), CLIP_REID_MEAN, CLIP_REID_STD),
     "osnet": ReidNetwork("osnet", _osnet, (128, 256), IMAGENET_MEAN, IMAGENET_STD),
 }

@@ -79,9 +79,7 @@ def reference_clip_feature(sd: dict, x: torch.Tensor, heads: int = 1) -> torch.T
         b = {k.split(".", 3)[3]: v for k, v in e.items() if k.startswith(f"transformer.resblocks.{i}.")}
         h = ln(t, (width,), b["ln_1.weight"], b["ln_1.bias"])
         attn = torch.nn.MultiheadAttention(width, heads, batch_first=True)
-        attn.load_state_dict(
-            {k.removeprefix("attn."): v for k, v in b.items() if k.startswith("attn.")}, strict=True
-        )
+        attn.load_state_dict({k.removeprefix("attn."): v for k, v in b.items() if k.startswith("attn.")}, strict=True)
         t = t + attn(h, h, h, need_weights=False)[0]
         h = ln(t, (width,), b["ln_2.weight"], b["ln_2.bias"]) @ b["mlp.c_fc.weight"].T + b["mlp.c_fc.bias"]
         t = t + (h * torch.sigmoid(1.702 * h)) @ b["mlp.c_proj.weight"].T + b["mlp.c_proj.bias"]
