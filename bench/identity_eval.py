@@ -1,9 +1,11 @@
-"""Cross-camera identity on the demo set, in process: ``python bench/identity_eval.py``.
+"""Cross-camera identity on the demo sets, in process: ``python bench/identity_eval.py [--layout demo|low_overlap]``.
 
-Replays cached detections and embeddings of the four demo cameras (computed once with the default detector and
+Replays cached detections and embeddings of every camera of a layout (computed once with the default detector and
 embedder, exactly what the services compute) through the default tracker, the cameras' calibrations and the
-identity rule of reid_svc, and scores global ids with the kit: multi-camera IDF1, same-person precision/recall,
-global ids vs people. Variants: with/without appearance, with/without floor gating.
+identity rule of reid_svc, and scores global ids with the kit: multi-camera IDF1, same-person precision/recall
+for simultaneous sightings, global ids vs people, share of camera-to-camera handovers that keep the id.
+Variants: with/without appearance, with/without floor gating. Layouts: ``demo`` (four overlapping cameras) and
+``low_overlap`` (three cameras over disjoint parts of the floor: handovers across unseen ground).
 Writes ``bench/results/identity_eval.json``.
 """
 
@@ -20,19 +22,33 @@ import numpy as np
 
 from mapping_svc.geometry import CameraGeometry, floor_sign
 from reid_svc.identity import AssociationOptions, IdentityGallery, Observation
-from spoton.demo.generate import DEFAULT_OUT
+from spoton.demo.generate import DEFAULT_OUT, LOW_OVERLAP_OUT, generate
 from spoton.evaluation import ground_truth_from_mot, score_run
 from spoton.launcher import REPO
 from spoton.videoset import load_video_set
 from tracking_svc.trackers import CameraTracker
 
-CACHE = REPO / "build" / "cache" / "demo_detections.pkl"
+CACHE_DIR = REPO / "build" / "cache"
 CAMERAS = ["cam1", "cam2", "cam3", "cam4"]
+LAYOUT_DIRS = {"demo": DEFAULT_OUT, "low_overlap": LOW_OVERLAP_OUT}
+SCORES = (
+    "idf1",
+    "mota",
+    "num_switches",
+    "global_ids",
+    "gt_people",
+    "same_person_precision",
+    "same_person_recall",
+    "handover_kept",
+    "handovers",
+)
 
 
-def detections_cache(demo_dir: Path) -> dict:
-    if CACHE.exists():
-        return pickle.loads(CACHE.read_bytes())
+def detections_cache(demo_dir: Path, frames: int = 0) -> dict:
+    """Per camera, per frame: (detections, embeddings, width, height), computed once and kept in build/cache."""
+    cache = CACHE_DIR / f"{demo_dir.name}{f'-{frames}' if frames else ''}_detections.pkl"
+    if cache.exists():
+        return pickle.loads(cache.read_bytes())
     from detection_svc.detector import Detector
     from reid_svc.embedders import Embedder
 
@@ -41,23 +57,30 @@ def detections_cache(demo_dir: Path) -> dict:
     vs = load_video_set(demo_dir / "demo.yaml")
     data = {}
     for cam in vs.cameras:
-        cap, frames = cv2.VideoCapture(vs.source_uri(cam)), []
-        while True:
+        cap, rows = cv2.VideoCapture(vs.source_uri(cam)), []
+        while not frames or len(rows) < frames:
             ok, image = cap.read()
             if not ok:
                 break
             (d,), _ = det.detect([image], 0.25, 0.5, 100)
-            frames.append((d, emb.embed_boxes(image, d.xyxy)[0], image.shape[1], image.shape[0]))
-        data[cam.id] = frames
-    CACHE.parent.mkdir(parents=True, exist_ok=True)
-    CACHE.write_bytes(pickle.dumps(data))
+            rows.append((d, emb.embed_boxes(image, d.xyxy)[0], image.shape[1], image.shape[0]))
+        data[cam.id] = rows
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_bytes(pickle.dumps(data))
     return data
 
 
-def track_all(data: dict, demo_dir: Path, cameras: list[str], steps: int = 0) -> list[dict]:
+def track_all(
+    data: dict,
+    demo_dir: Path,
+    cameras: list[str],
+    steps: int = 0,
+    tracker: str = "bytetrack",
+    options: dict | None = None,
+) -> list[dict]:
     """Per step and camera: tracks (matched this frame), their floor points and embeddings."""
     vs = load_video_set(demo_dir / "demo.yaml")
-    trackers = {c: CameraTracker.create("bytetrack", {}, 7) for c in cameras}
+    trackers = {c: CameraTracker.create(tracker, options or {}, 7) for c in cameras}
     geos = {}
     for c in cameras:
         h = np.array(vs.camera(c).homography)
@@ -113,51 +136,55 @@ def associate(tracked: list[dict], options: AssociationOptions, appearance: bool
     return messages
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=0)
-    p.add_argument("--demo-dir", type=Path, default=DEFAULT_OUT)
-    p.add_argument("--grid", nargs="*", default=[], help="extra variants: name='{\"match_threshold\": 0.7}'")
-    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "identity_eval.json")
-    a = p.parse_args()
-    data = detections_cache(a.demo_dir)
-    gt = ground_truth_from_mot({c: a.demo_dir / "gt" / f"{c}.txt" for c in CAMERAS})
-    base = AssociationOptions()
-    variants = {
+def variants(base: AssociationOptions) -> dict[str, tuple[AssociationOptions, bool, bool]]:
+    """name -> (options, use appearance, use floor)."""
+    return {
         "appearance + floor (default)": (base, True, True),
         "floor only": (replace(base, floor_weight=1.0), False, True),
         "appearance only": (replace(base, reentry_threshold=base.match_threshold), True, False),
     }
-    for spec in a.grid:
-        name, values = spec.split("=", 1)
-        variants[name] = (AssociationOptions.from_dict(base, json.loads(values)), True, True)
-    tracked = track_all(data, a.demo_dir, CAMERAS, a.steps)
+
+
+def evaluate(demo_dir: Path, steps: int = 0, extra: dict | None = None, names: list[str] | None = None) -> list[dict]:
+    """Score every variant (or those in ``names``) on one layout's first ``steps`` steps (0 = all)."""
+    vs = load_video_set(demo_dir / "demo.yaml")
+    cameras = [c.id for c in vs.cameras]
+    data = detections_cache(demo_dir, steps)
+    gt = ground_truth_from_mot({c: demo_dir / "gt" / f"{c}.txt" for c in cameras}, steps)
+    base = AssociationOptions()
+    todo = variants(base) | {k: (AssociationOptions.from_dict(base, v), True, True) for k, v in (extra or {}).items()}
+    tracked = track_all(data, demo_dir, cameras, steps)
     results = []
-    for name, (opts, app, flr) in variants.items():
-        msgs = associate(tracked, opts, app, flr)
-        m = score_run(gt, msgs)["multi_camera"]
-        row = {
-            "variant": name,
-            **{
-                k: m[k]
-                for k in (
-                    "idf1",
-                    "mota",
-                    "num_switches",
-                    "global_ids",
-                    "gt_people",
-                    "same_person_precision",
-                    "same_person_recall",
-                )
-            },
-        }
-        results.append(row)
-        print(
-            f"{name:30s} IDF1 {row['idf1']:.3f} sw {int(row['num_switches']):3d} ids {row['global_ids']:3d}/"
-            f"{row['gt_people']}  same-person P {row['same_person_precision'] or 0:.3f} "
-            f"R {row['same_person_recall'] or 0:.3f}",
-            flush=True,
-        )
+    for name, (opts, app, flr) in todo.items():
+        if names and name not in names:
+            continue
+        m = score_run(gt, associate(tracked, opts, app, flr))["multi_camera"]
+        results.append({"layout": vs.name, "variant": name, "steps": len(tracked)} | {k: m[k] for k in SCORES})
+    return results
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=0)
+    p.add_argument("--layout", choices=[*LAYOUT_DIRS, "both"], default="both")
+    p.add_argument("--grid", nargs="*", default=[], help="extra variants: name='{\"match_threshold\": 0.7}'")
+    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "identity_eval.json")
+    a = p.parse_args()
+    extra = {name: json.loads(values) for name, values in (spec.split("=", 1) for spec in a.grid)}
+    results = []
+    for layout in LAYOUT_DIRS if a.layout == "both" else [a.layout]:
+        demo_dir = LAYOUT_DIRS[layout]
+        if not (demo_dir / "demo.yaml").exists():
+            generate(demo_dir, layout=layout)
+        for row in evaluate(demo_dir, a.steps, extra):
+            results.append(row)
+            print(
+                f"{row['layout']:17s} {row['variant']:30s} IDF1 {row['idf1']:.3f} sw {int(row['num_switches']):3d} "
+                f"ids {row['global_ids']:3d}/{row['gt_people']}  same-person P {row['same_person_precision'] or 0:.3f} "
+                f"R {row['same_person_recall'] or 0:.3f}  handovers kept {row['handover_kept'] or 0:.3f} of "
+                f"{row['handovers']}",
+                flush=True,
+            )
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(results, indent=2))
 

@@ -1,15 +1,19 @@
 """Global identity per session: local tracks (camera, track id) -> global person ids. Pure numpy/scipy.
 
-Decisions are made per local track, not per detection: once a track has a global id it keeps it (hysteresis)
-unless an operator splits it. A new track is matched (Hungarian, one step at a time) against the session's
-persons by appearance (best cosine similarity against each person's small embedding bank), gated by:
+Decisions are made per local track, not per detection: a track keeps its global id from step to step
+(hysteresis) unless an operator splits it or its own camera's floor points keep contradicting the person's other
+sightings. Each person has one floor position per step (the median of its tracks' floor points) and a walking
+velocity. A new track is matched (Hungarian, one step at a time) against the session's persons by appearance (best
+cosine similarity against each person's small embedding bank), gated by:
   * one camera at one instant shows two people as two tracks, so a person already held by another live track of
     the same camera is not a candidate;
-  * floor consistency: a person seen in the last ``recent_s`` by another camera must be within
-    ``max_floor_distance_m`` of the new sighting, and the floor agreement adds to the score;
+  * floor consistency: a person seen in the last ``recent_s`` must be within ``max_floor_distance_m`` of where
+    its velocity puts it now, and the floor agreement adds to the score;
   * space-time plausibility: nobody moves faster than ``max_speed_mps``;
   * appearance alone (no recent floor sighting) must clear the stricter ``reentry_threshold``.
-Persons unseen for ``retire_after_s`` retire from matching.
+A track whose floor point stays more than ``detach_distance_m`` from the rest of its person's sightings for
+``detach_after_steps`` steps in a row (a wrong join, or a tracker that swapped people) is taken off that person
+and decided again as a new track. Persons unseen for ``retire_after_s`` retire from matching.
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ class AssociationOptions:
     recent_s: float = 1.0
     bank_size: int = 16
     floor_weight: float = 0.5
+    detach_distance_m: float = 2.5
+    detach_after_steps: int = 3
+    # How far ahead (s) a person's velocity extrapolates its position; beyond that it stays put.
+    predict_horizon_s: float = 2.0
     # Global IDs of a new gallery start here: a gateway resuming a session on a replica that lost its gallery
     # passes the next unused ID so old and new persons never share one.
     first_global_id: int = 1
@@ -92,6 +100,7 @@ class Person:
     first_seen_ns: int = 0
     last_floor_m: np.ndarray | None = None
     last_floor_ns: int = 0
+    velocity_mps: np.ndarray = field(default_factory=lambda: np.zeros(2))
     last_camera: str = ""
     cameras: set[str] = field(default_factory=set)
     thumbnail: Thumbnail | None = None
@@ -100,6 +109,27 @@ class Person:
         if not self.bank:
             return 0.0
         return float(np.max(np.stack(self.bank) @ emb))
+
+    def predicted_floor(self, ts_ns: int, horizon_s: float) -> np.ndarray | None:
+        """Where the person should be at ``ts_ns`` (m): last fused position moved by its velocity."""
+        if self.last_floor_m is None:
+            return None
+        dt = float(np.clip((ts_ns - self.last_floor_ns) / 1e9, 0.0, horizon_s))
+        return self.last_floor_m + self.velocity_mps * dt
+
+    def move_to(self, floor_m: np.ndarray, ts_ns: int, max_speed_mps: float) -> None:
+        """New fused position; the velocity follows (smoothed, capped) when the last one is recent."""
+        dt = (ts_ns - self.last_floor_ns) / 1e9
+        if self.last_floor_m is not None and 0 < dt <= 2.0:
+            v = (floor_m - self.last_floor_m) / dt
+            speed = float(np.linalg.norm(v))
+            if speed > max_speed_mps:
+                v *= max_speed_mps / speed
+            self.velocity_mps = 0.5 * self.velocity_mps + 0.5 * v
+        elif self.last_floor_m is None or dt > 2.0:
+            self.velocity_mps = np.zeros(2)
+        self.last_floor_m = np.asarray(floor_m, np.float64)
+        self.last_floor_ns = ts_ns
 
 
 class IdentityGallery:
@@ -111,6 +141,10 @@ class IdentityGallery:
         self.assignment: dict[TrackKey, int] = {}
         self.corrections: list[dict] = []
         self.retired = 0
+        self.detached = 0
+        # Per local track: steps it has been seen, and consecutive steps its floor contradicted its person.
+        self.track_steps: dict[TrackKey, int] = {}
+        self.strikes: dict[TrackKey, int] = {}
         self._next_id = max(1, int(self.options.first_global_id))
 
     @property
@@ -128,14 +162,14 @@ class IdentityGallery:
         return person
 
     def _observe(self, person: Person, obs: Observation) -> None:
+        """Appearance and time of one sighting (the floor position is fused per step in ``step``)."""
         if obs.embedding is not None and obs.embedding.size:
             person.bank.append(np.asarray(obs.embedding, np.float32))
         person.last_seen_ns = max(person.last_seen_ns, obs.timestamp_ns)
         person.last_camera = obs.camera_id
         person.cameras.add(obs.camera_id)
-        if obs.floor_m is not None:
-            person.last_floor_m = np.asarray(obs.floor_m, np.float64)
-            person.last_floor_ns = obs.timestamp_ns
+        key = (obs.camera_id, int(obs.track_id))
+        self.track_steps[key] = self.track_steps.get(key, 0) + 1
 
     def _margin(self, person: Person, obs: Observation, busy: set[int]) -> float:
         """How far the pair clears its acceptance threshold (>= 0 accepts), or -inf when a gate rules it out.
@@ -150,9 +184,10 @@ class IdentityGallery:
         if dt_s > o.retire_after_s:
             return -np.inf
         app = person.similarity(obs.embedding) if obs.embedding is not None and obs.embedding.size else 0.0
-        if obs.floor_m is None or person.last_floor_m is None:
+        predicted = person.predicted_floor(obs.timestamp_ns, o.predict_horizon_s)
+        if obs.floor_m is None or predicted is None:
             return app - o.reentry_threshold
-        dist = float(np.linalg.norm(obs.floor_m - person.last_floor_m))
+        dist = float(np.linalg.norm(obs.floor_m - predicted))
         floor_dt = max((obs.timestamp_ns - person.last_floor_ns) / 1e9, 0.0)
         reach = o.max_floor_distance_m + o.max_speed_mps * floor_dt
         if dist > reach:
@@ -170,6 +205,9 @@ class IdentityGallery:
         for ob in observations:
             key = (ob.camera_id, int(ob.track_id))
             (known if key in self.assignment else new).append(ob)
+        for ob in self._detach(known):
+            known.remove(ob)
+            new.append(ob)
         # Persons held by another track of the same camera at this instant (two tracks in one camera at one
         # instant are two people); a track absent from this step no longer holds anyone.
         held: dict[str, set[int]] = {}
@@ -177,6 +215,7 @@ class IdentityGallery:
             gid = self.assignment[(ob.camera_id, int(ob.track_id))]
             held.setdefault(ob.camera_id, set()).add(gid)
             self._observe(self.persons[gid], ob)
+        self._fuse_floor(known)
         # Camera by camera, so new tracks of one camera can join persons another camera created this step.
         by_camera: dict[str, list[Observation]] = {}
         for ob in new:
@@ -188,6 +227,56 @@ class IdentityGallery:
             (ob.camera_id, int(ob.track_id), self.assignment[(ob.camera_id, int(ob.track_id))]) for ob in observations
         ]
 
+    def _fuse_floor(self, observations: list[Observation]) -> None:
+        """One floor position per person and step: the median of its tracks' floor points."""
+        points: dict[int, list[np.ndarray]] = {}
+        ts: dict[int, int] = {}
+        for ob in observations:
+            if ob.floor_m is None:
+                continue
+            gid = self.assignment[(ob.camera_id, int(ob.track_id))]
+            points.setdefault(gid, []).append(np.asarray(ob.floor_m, np.float64))
+            ts[gid] = max(ts.get(gid, 0), ob.timestamp_ns)
+        for gid, pts in points.items():
+            self.persons[gid].move_to(np.median(np.stack(pts), axis=0), ts[gid], self.options.max_speed_mps)
+
+    def _detach(self, known: list[Observation]) -> list[Observation]:
+        """Known tracks whose floor points have contradicted their person's other sightings for
+        ``detach_after_steps`` steps: they lose the person and are decided again. Of two disagreeing sightings
+        the younger track is the suspect; of three or more, the ones far from the median of the rest."""
+        o = self.options
+        by_person: dict[int, list[Observation]] = {}
+        for ob in known:
+            if ob.floor_m is not None:
+                by_person.setdefault(self.assignment[(ob.camera_id, int(ob.track_id))], []).append(ob)
+        suspects: set[TrackKey] = set()
+        for sightings in by_person.values():
+            if len(sightings) < 2:
+                continue
+            pts = np.stack([np.asarray(ob.floor_m, np.float64) for ob in sightings])
+            far = []
+            for i, ob in enumerate(sightings):
+                rest = np.median(np.delete(pts, i, axis=0), axis=0)
+                if np.linalg.norm(pts[i] - rest) > o.detach_distance_m:
+                    far.append(ob)
+            if len(sightings) == 2 and len(far) == 2:
+                far = [min(far, key=lambda ob: self.track_steps.get((ob.camera_id, int(ob.track_id)), 0))]
+            suspects |= {(ob.camera_id, int(ob.track_id)) for ob in far}
+        out = []
+        for ob in known:
+            key = (ob.camera_id, int(ob.track_id))
+            if key not in suspects:
+                self.strikes.pop(key, None)
+                continue
+            self.strikes[key] = self.strikes.get(key, 0) + 1
+            if self.strikes[key] >= o.detach_after_steps:
+                del self.assignment[key]
+                self.strikes.pop(key)
+                self.track_steps.pop(key, None)
+                self.detached += 1
+                out.append(ob)
+        return out
+
     def _retire(self, now_ns: int) -> None:
         """Forget persons unseen for ``retire_after_s`` (they can no longer be matched) and their local tracks, so
         a session that runs for months keeps a bounded gallery."""
@@ -198,6 +287,8 @@ class IdentityGallery:
         for gid in gone:
             del self.persons[gid]
         self.assignment = {k: g for k, g in self.assignment.items() if g not in gone}
+        self.track_steps = {k: n for k, n in self.track_steps.items() if k in self.assignment}
+        self.strikes = {k: n for k, n in self.strikes.items() if k in self.assignment}
         self.retired += len(gone)
 
     def _match_new(self, new: list[Observation], held: dict[str, set[int]]) -> None:
@@ -222,6 +313,9 @@ class IdentityGallery:
             self.assignment[(ob.camera_id, int(ob.track_id))] = person.global_id
             held.setdefault(ob.camera_id, set()).add(person.global_id)
             self._observe(person, ob)
+            # A person already placed this step by its established tracks keeps that position.
+            if ob.floor_m is not None and (person.last_floor_m is None or person.last_floor_ns < ob.timestamp_ns):
+                person.move_to(np.asarray(ob.floor_m, np.float64), ob.timestamp_ns, self.options.max_speed_mps)
 
     def merge(self, into: int, source: int) -> int:
         """Operator correction: every track of ``source`` now belongs to ``into``."""
@@ -282,6 +376,7 @@ class IdentityGallery:
                     "last_seen_ns": p.last_seen_ns,
                     "last_floor_m": None if p.last_floor_m is None else [float(v) for v in p.last_floor_m],
                     "last_floor_ns": p.last_floor_ns,
+                    "velocity_mps": [float(v) for v in p.velocity_mps],
                     "last_camera": p.last_camera,
                     "cameras": sorted(p.cameras),
                     "thumbnail": None
@@ -301,6 +396,7 @@ class IdentityGallery:
             "assignment": [[cam, track, gid] for (cam, track), gid in self.assignment.items()],
             "corrections": self.corrections,
             "retired": self.retired,
+            "track_steps": [[cam, track, n] for (cam, track), n in self.track_steps.items()],
         }
         dim = banks[0].shape[0] if banks else 0
         return meta, np.stack(banks).astype(np.float32) if banks else np.zeros((0, dim), np.float32)
@@ -317,6 +413,7 @@ class IdentityGallery:
                 first_seen_ns=int(d["first_seen_ns"]),
                 last_floor_m=None if d["last_floor_m"] is None else np.asarray(d["last_floor_m"], np.float64),
                 last_floor_ns=int(d["last_floor_ns"]),
+                velocity_mps=np.asarray(d.get("velocity_mps", [0.0, 0.0]), np.float64),
                 last_camera=d["last_camera"],
                 cameras=set(d["cameras"]),
             )
@@ -328,6 +425,7 @@ class IdentityGallery:
         g.assignment = {(cam, int(track)): int(gid) for cam, track, gid in meta["assignment"]}
         g.corrections = list(meta["corrections"])
         g.retired = int(meta.get("retired", 0))
+        g.track_steps = {(cam, int(track)): int(n) for cam, track, n in meta.get("track_steps", [])}
         g._next_id = max(int(meta["next_id"]), g._next_id)
         return g
 

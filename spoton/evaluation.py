@@ -177,16 +177,12 @@ def score_multicamera(gt: CameraFrames, hyp: CameraFrames, frames: dict[str, Ite
     return result
 
 
-def same_person_decisions(gt: CameraFrames, hyp: CameraFrames) -> dict:
-    """Precision/recall of 'same person' for simultaneous sightings in different cameras.
-
-    Hypotheses are matched to ground truth per camera frame by IoU >= 0.5 (Hungarian); for every pair of matched
-    sightings in two cameras at the same frame index, truth says same/different person, the system says
-    same/different global id.
-    """
+def matched_sightings(gt: CameraFrames, hyp: CameraFrames) -> list[tuple[str, int, int, int]]:
+    """(camera, frame, truth id, system id) for every hypothesis matched to ground truth by IoU >= 0.5
+    (Hungarian per camera frame)."""
     from scipy.optimize import linear_sum_assignment
 
-    by_frame: dict[int, list[tuple[str, int, int]]] = defaultdict(list)
+    out = []
     for cam in gt:
         for f, g in gt[cam].items():
             h = hyp.get(cam, {}).get(f)
@@ -196,7 +192,19 @@ def same_person_decisions(gt: CameraFrames, hyp: CameraFrames) -> dict:
             cost = np.where(np.isnan(d), 1e6, d)
             for r, c in zip(*linear_sum_assignment(cost), strict=True):
                 if cost[r, c] < 1e6:
-                    by_frame[f].append((cam, int(g.ids[r]), int(h.ids[c])))
+                    out.append((cam, f, int(g.ids[r]), int(h.ids[c])))
+    return out
+
+
+def same_person_decisions(gt: CameraFrames, hyp: CameraFrames) -> dict:
+    """Precision/recall of 'same person' for simultaneous sightings in different cameras.
+
+    For every pair of matched sightings (``matched_sightings``) in two cameras at the same frame index, truth says
+    same/different person, the system says same/different global id.
+    """
+    by_frame: dict[int, list[tuple[str, int, int]]] = defaultdict(list)
+    for cam, f, g, h in matched_sightings(gt, hyp):
+        by_frame[f].append((cam, g, h))
     tp = fp = fn = 0
     for sightings in by_frame.values():
         for i in range(len(sightings)):
@@ -215,6 +223,62 @@ def same_person_decisions(gt: CameraFrames, hyp: CameraFrames) -> dict:
     }
 
 
+def handovers(gt: CameraFrames, hyp: CameraFrames, window_frames: int = 70, settle_frames: int = 7) -> dict:
+    """Share of camera-to-camera handovers that keep the person's global id.
+
+    A handover is a person's entry into camera B (first ground-truth frame after at least ``window_frames``
+    absent from B) while that person was seen by another camera A at most ``window_frames`` before (or at the
+    same instant: overlapping views). It keeps the id when the system's id for the person in B (first matched
+    sighting within ``settle_frames`` of the entry) equals the id it last had in A. Entries the detector missed
+    on either side are counted apart (``handovers_unobserved``), not as failures.
+    """
+    seen = matched_sightings(gt, hyp)
+    sys_ids: dict[tuple[int, str], dict[int, int]] = defaultdict(dict)
+    for cam, f, g, h in seen:
+        sys_ids[(g, cam)][f] = h
+    present: dict[tuple[int, str], list[int]] = defaultdict(list)
+    for cam, frames in gt.items():
+        for f, fb in frames.items():
+            for g in fb.ids:
+                present[(int(g), cam)].append(f)
+    kept = total = unobserved = 0
+    people = {g for g, _ in present}
+    for g in people:
+        cams = [c for (gg, c) in present if gg == g]
+        for b in cams:
+            frames_b = sorted(present[(g, b)])
+            entries = [f for i, f in enumerate(frames_b) if i == 0 or f - frames_b[i - 1] > window_frames]
+            for f0 in entries:
+                # The person's most recent system id in any other camera, within the window before the entry.
+                last_a = None
+                for a in cams:
+                    if a == b:
+                        continue
+                    prior = [f for f in present[(g, a)] if f0 - window_frames <= f <= f0]
+                    if not prior:
+                        continue
+                    ids_a = sys_ids.get((g, a), {})
+                    matched = [f for f in prior if f in ids_a]
+                    if matched and (last_a is None or max(matched) > last_a[0]):
+                        last_a = (max(matched), ids_a[max(matched)])
+                    elif not matched and last_a is None:
+                        last_a = (-1, None)
+                if last_a is None:
+                    continue
+                ids_b = sys_ids.get((g, b), {})
+                first_b = next((ids_b[f] for f in range(f0, f0 + settle_frames + 1) if f in ids_b), None)
+                if last_a[1] is None or first_b is None:
+                    unobserved += 1
+                    continue
+                total += 1
+                kept += first_b == last_a[1]
+    return {
+        "handover_kept": kept / total if total else None,
+        "handovers": total,
+        "handovers_unobserved": unobserved,
+    }
+
+
 def score_run(gt: CameraFrames, messages: list[dict]) -> dict:
     """Everything the kit reports for one recorded run, restricted to the frames the run covered."""
     local = hypotheses_from_steps(messages, "track_id")
@@ -228,4 +292,5 @@ def score_run(gt: CameraFrames, messages: list[dict]) -> dict:
     gt_cov = {c: {f: fb for f, fb in gt[c].items() if f in covered[c]} for c in cams}
     multi = score_multicamera(gt_cov, global_, {c: covered[c] for c in cams})
     multi |= same_person_decisions(gt_cov, global_)
+    multi |= handovers(gt_cov, global_)
     return {"cameras": cams, "multi_camera": multi}

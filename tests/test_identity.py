@@ -61,6 +61,39 @@ def test_reappearing_person_is_recognised_by_appearance_within_speed_limit() -> 
     assert gid(g.step([ob("cam3", 4, 4.5, A, (23, 0))]), "cam3", 4) != first
 
 
+def test_a_track_that_keeps_contradicting_its_person_is_taken_off_it() -> None:
+    """A tracker that swapped people: cam2's track walks away from where cam1 and cam3 still see the person."""
+    g = IdentityGallery(AssociationOptions(detach_distance_m=2.5, detach_after_steps=3))
+    r = g.step([ob("cam1", 1, 0, A, (0, 0)), ob("cam3", 1, 0, A, (0.1, 0)), ob("cam2", 1, 0, A, (0.2, 0))])
+    person = gid(r, "cam2", 1)
+    assert person == gid(r, "cam1", 1) == gid(r, "cam3", 1)
+    for k in range(1, 3):  # two steps of disagreement: hysteresis keeps the decision
+        r = g.step([ob("cam1", 1, k / 7, A, (0, 0)), ob("cam3", 1, k / 7, A, (0, 0)), ob("cam2", 1, k / 7, A, (4, 0))])
+        assert gid(r, "cam2", 1) == person
+    r = g.step([ob("cam1", 1, 3 / 7, A, (0, 0)), ob("cam3", 1, 3 / 7, A, (0, 0)), ob("cam2", 1, 3 / 7, A, (4, 0))])
+    assert gid(r, "cam2", 1) != person and gid(r, "cam1", 1) == person and g.detached == 1
+    # One step of disagreement then agreement again: nothing happens.
+    g2 = IdentityGallery(AssociationOptions(detach_after_steps=2))
+    g2.step([ob("cam1", 1, 0, A, (0, 0)), ob("cam2", 1, 0, A, (0, 0)), ob("cam3", 1, 0, A, (0, 0))])
+    g2.step([ob("cam1", 1, 0.1, A, (0, 0)), ob("cam2", 1, 0.1, A, (5, 0)), ob("cam3", 1, 0.1, A, (0, 0))])
+    r = g2.step([ob("cam1", 1, 0.2, A, (0, 0)), ob("cam2", 1, 0.2, A, (0, 0)), ob("cam3", 1, 0.2, A, (0, 0))])
+    assert len(set(g for _, _, g in r)) == 1 and g2.detached == 0
+
+
+def test_a_person_lost_for_a_moment_is_expected_where_its_walk_leads() -> None:
+    """Floor only (no appearance): after a 1.5 s gap a new track joins the person where its velocity puts it, not
+    at the same distance behind it."""
+    opts = AssociationOptions(floor_weight=1.0, recent_s=2.0)
+    for ahead, same in ((True, True), (False, False)):
+        g = IdentityGallery(opts)
+        for k in range(8):  # walking +x at 1.4 m/s
+            r = g.step([ob("cam1", 1, k / 7, None, (1.4 * k / 7, 0))])
+        person, last_t = gid(r, "cam1", 1), 7 / 7
+        t = last_t + 1.5
+        x = 1.4 * t if ahead else 1.4 * last_t - 1.4 * 1.5
+        assert (gid(g.step([ob("cam2", 5, t, None, (x, 0))]), "cam2", 5) == person) is same
+
+
 def test_merge_split_and_stats() -> None:
     g = IdentityGallery()
     r = g.step([ob("cam1", 1, 0, A, (0, 0)), ob("cam1", 2, 0, B, (9, 9))])
