@@ -39,6 +39,7 @@ SCORES = (
     "gt_people",
     "same_person_precision",
     "same_person_recall",
+    "same_person_pairs",
     "handover_kept",
     "handovers",
 )
@@ -136,12 +137,24 @@ def associate(tracked: list[dict], options: AssociationOptions, appearance: bool
     return messages
 
 
-def variants(base: AssociationOptions) -> dict[str, tuple[AssociationOptions, bool, bool]]:
-    """name -> (options, use appearance, use floor)."""
+def service_defaults() -> tuple[AssociationOptions, str]:
+    """The association options and tracker a session gets by default (reid_svc and tracking_svc settings)."""
+    from reid_svc.embedders import network
+    from tracking_svc.config import TrackingSettings
+
+    return AssociationOptions(
+        reentry_threshold=network("mobilenetv2").reentry_threshold
+    ), TrackingSettings().tracker_type
+
+
+def variants(base: AssociationOptions, tracker: str) -> dict[str, tuple[AssociationOptions, bool, bool, str]]:
+    """name -> (options, use appearance, use floor, tracker)."""
     return {
-        "appearance + floor (default)": (base, True, True),
-        "floor only": (replace(base, floor_weight=1.0), False, True),
-        "appearance only": (replace(base, reentry_threshold=base.match_threshold), True, False),
+        "appearance + floor (default)": (base, True, True, tracker),
+        "floor only": (replace(base, floor_weight=1.0), False, True, tracker),
+        "appearance only": (replace(base, reentry_threshold=base.match_threshold), True, False, tracker),
+        "default + appearance re-entry at 0.75": (replace(base, reentry_threshold=0.75), True, True, tracker),
+        "default on ByteTrack tracks": (base, True, True, "bytetrack"),
     }
 
 
@@ -151,15 +164,24 @@ def evaluate(demo_dir: Path, steps: int = 0, extra: dict | None = None, names: l
     cameras = [c.id for c in vs.cameras]
     data = detections_cache(demo_dir, steps)
     gt = ground_truth_from_mot({c: demo_dir / "gt" / f"{c}.txt" for c in cameras}, steps)
-    base = AssociationOptions()
-    todo = variants(base) | {k: (AssociationOptions.from_dict(base, v), True, True) for k, v in (extra or {}).items()}
-    tracked = track_all(data, demo_dir, cameras, steps)
+    base, tracker = service_defaults()
+    todo = variants(base, tracker)
+    todo |= {k: (AssociationOptions.from_dict(base, v), True, True, tracker) for k, v in (extra or {}).items()}
+    tracked: dict[str, list[dict]] = {}
     results = []
-    for name, (opts, app, flr) in todo.items():
+    for name, (opts, app, flr, trk) in todo.items():
         if names and name not in names:
             continue
-        m = score_run(gt, associate(tracked, opts, app, flr))["multi_camera"]
-        results.append({"layout": vs.name, "variant": name, "steps": len(tracked)} | {k: m[k] for k in SCORES})
+        if trk not in tracked:
+            tracked[trk] = track_all(data, demo_dir, cameras, steps, trk)
+        res = score_run(gt, associate(tracked[trk], opts, app, flr))
+        m = res["multi_camera"]
+        per_camera_local = float(np.mean([c["idf1"] for c in res["cameras"].values()]))
+        results.append(
+            {"layout": vs.name, "variant": name, "tracker": trk, "steps": len(tracked[trk])}
+            | {k: m[k] for k in SCORES}
+            | {"per_camera_local_idf1": per_camera_local}
+        )
     return results
 
 

@@ -22,7 +22,8 @@ class ReidSettings(CommonSettings):
     reid_threads: int = 0
     # Associate defaults (per-session options override them).
     reid_match_threshold: float = AssociationOptions.match_threshold
-    reid_reentry_threshold: float = AssociationOptions.reentry_threshold
+    # Empty: the embedder's own (reid_svc/embedders.py NETWORKS: off for mobilenetv2, 0.7 for clip and osnet).
+    reid_reentry_threshold: float | None = None
     reid_max_floor_distance_m: float = AssociationOptions.max_floor_distance_m
     reid_max_speed_mps: float = AssociationOptions.max_speed_mps
     reid_retire_after_s: float = AssociationOptions.retire_after_s

@@ -165,11 +165,15 @@ class ReidNetwork:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     default_weights: Callable[[], Path] | None = None
+    # Cosine similarity at which appearance alone re-identifies a person (no recent floor sighting); above 1 turns
+    # that off. MobileNetV2's ImageNet features: off, measured (bench/identity_eval.py: appearance-only re-entry
+    # merged more people than it reunited on both demo layouts). ReID-trained networks: 0.7, not measured here.
+    reentry_threshold: float = 0.7
 
 
 NETWORKS = {
     "mobilenetv2": ReidNetwork(
-        "mobilenetv2", _mobilenetv2, (64, 128), IMAGENET_MEAN, IMAGENET_STD, mobilenetv2_weights
+        "mobilenetv2", _mobilenetv2, (64, 128), IMAGENET_MEAN, IMAGENET_STD, mobilenetv2_weights, 1.01
     ),
     "clip": ReidNetwork("clip", _clip_reid, (128, 256), CLIP_REID_MEAN, CLIP_REID_STD),
     "osnet": ReidNetwork("osnet", _osnet, (128, 256), IMAGENET_MEAN, IMAGENET_STD),

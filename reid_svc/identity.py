@@ -38,7 +38,7 @@ class AssociationOptions:
     max_floor_distance_m: float = 1.5
     max_speed_mps: float = 3.0
     retire_after_s: float = 60.0
-    recent_s: float = 1.0
+    recent_s: float = 2.0
     bank_size: int = 16
     floor_weight: float = 0.5
     detach_distance_m: float = 2.5

@@ -8,7 +8,7 @@ import numpy as np
 from google.protobuf import json_format
 
 from reid_svc.config import ReidSettings
-from reid_svc.embedders import Embedder, build_embedder
+from reid_svc.embedders import Embedder, build_embedder, network
 from reid_svc.galleries import GalleryStore
 from reid_svc.identity import AssociationOptions, IdentityGallery, Observation, thumbnail_score
 from spoton.bootstrap.device import pick_device
@@ -29,7 +29,9 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
         self.store: GalleryStore | None = None
         self.default_options = AssociationOptions(
             match_threshold=settings.reid_match_threshold,
-            reentry_threshold=settings.reid_reentry_threshold,
+            reentry_threshold=settings.reid_reentry_threshold
+            if settings.reid_reentry_threshold is not None
+            else network(settings.reid_model_type).reentry_threshold,
             max_floor_distance_m=settings.reid_max_floor_distance_m,
             max_speed_mps=settings.reid_max_speed_mps,
             retire_after_s=settings.reid_retire_after_s,

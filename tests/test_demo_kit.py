@@ -100,3 +100,44 @@ def test_per_camera_ids_as_global_ids_score_lower(demo_dir: Path) -> None:
     assert all(s["idf1"] == pytest.approx(1.0) for s in result["cameras"].values())
     m = result["multi_camera"]
     assert m["idf1"] < 0.6 and m["same_person_recall"] == 0.0
+
+
+def test_handover_share_counts_entries_into_another_camera() -> None:
+    """Person 7 walks from camera a (frames 1-20) into camera b (from frame 18); person 8 appears in b only."""
+    from spoton.evaluation import FrameBoxes, handovers
+
+    box = np.array([[10.0, 10.0, 50.0, 130.0]])
+    gt = {
+        "a": {f: FrameBoxes(np.array([7]), box) for f in range(1, 21)},
+        "b": {f: FrameBoxes(np.array([7]), box) for f in range(18, 40)} | {60: FrameBoxes(np.array([8]), box)},
+    }
+
+    def hyp(id_in_b: int, missed_in_b: bool = False) -> dict:
+        b = {} if missed_in_b else {f: FrameBoxes(np.array([id_in_b]), box) for f in range(18, 40)}
+        return {"a": {f: FrameBoxes(np.array([100]), box) for f in range(1, 21)}, "b": b}
+
+    assert handovers(gt, hyp(100)) == {"handover_kept": 1.0, "handovers": 1, "handovers_unobserved": 0}
+    assert handovers(gt, hyp(101))["handover_kept"] == 0.0
+    assert handovers(gt, hyp(100, missed_in_b=True)) == {
+        "handover_kept": None,
+        "handovers": 0,
+        "handovers_unobserved": 1,
+    }
+
+
+def test_low_overlap_layout_sees_disjoint_parts_of_the_floor(tmp_path: Path) -> None:
+    from spoton.demo.generate import LOW_OVERLAP_CAMERAS
+
+    report = generate(tmp_path, 40, layout="low_overlap", write_videos=False)
+    assert list(report["cameras"]) == [c.id for c in LOW_OVERLAP_CAMERAS]
+    vs = load_video_set(tmp_path / "demo.yaml")
+    assert vs.name == "demo-low-overlap"
+    if report["ground_truth"]:
+        gt = ground_truth_from_mot({c.id: tmp_path / "gt" / f"{c.id}.txt" for c in LOW_OVERLAP_CAMERAS})
+        # Nobody is seen by two cameras at one instant more than rarely: views do not overlap.
+        seen: dict[tuple[int, int], int] = {}
+        for frames in gt.values():
+            for f, fb in frames.items():
+                for g in fb.ids:
+                    seen[(f, int(g))] = seen.get((f, int(g)), 0) + 1
+        assert sum(n > 1 for n in seen.values()) < 0.05 * len(seen)
