@@ -154,7 +154,7 @@ def variants(base: AssociationOptions, tracker: str) -> dict[str, tuple[Associat
         "floor only": (replace(base, floor_weight=1.0), False, True, tracker),
         "appearance only": (replace(base, reentry_threshold=base.match_threshold), True, False, tracker),
         "default + appearance re-entry at 0.75": (replace(base, reentry_threshold=0.75), True, True, tracker),
-        "default on ByteTrack tracks": (base, True, True, "bytetrack"),
+        "default on BoT-SORT tracks": (base, True, True, "botsort"),
     }
 
 

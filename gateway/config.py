@@ -18,7 +18,7 @@ class GatewaySettings(CommonSettings):
     # Steps per second sampled from each source; 0 = the source's own rate.
     target_fps: float = 0.0
     frame_jpeg_quality: int = 85
-    tracker_type: str = "botsort"
+    tracker_type: str = "bytetrack"
     redis_url: str = ""
     max_cameras_per_session: int = 16
     max_concurrent_sessions: int = 4

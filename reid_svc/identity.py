@@ -43,6 +43,10 @@ class AssociationOptions:
     floor_weight: float = 0.5
     detach_distance_m: float = 2.5
     detach_after_steps: int = 3
+    # Two persons seen by different cameras (never together in one) standing within ``attach_distance_m`` of each
+    # other for ``attach_after_steps`` steps in a row are one person: the younger joins the older. 0 turns it off.
+    attach_distance_m: float = 1.0
+    attach_after_steps: int = 5
     # How far ahead (s) a person's velocity extrapolates its position; beyond that it stays put.
     predict_horizon_s: float = 2.0
     # Global IDs of a new gallery start here: a gateway resuming a session on a replica that lost its gallery
@@ -145,6 +149,8 @@ class IdentityGallery:
         # Per local track: steps it has been seen, and consecutive steps its floor contradicted its person.
         self.track_steps: dict[TrackKey, int] = {}
         self.strikes: dict[TrackKey, int] = {}
+        self.attached = 0
+        self._together: dict[tuple[int, int], int] = {}
         self._next_id = max(1, int(self.options.first_global_id))
 
     @property
@@ -222,6 +228,7 @@ class IdentityGallery:
             by_camera.setdefault(ob.camera_id, []).append(ob)
         for cam in sorted(by_camera):
             self._match_new(by_camera[cam], held)
+        self._attach(max(ob.timestamp_ns for ob in observations), held)
         self._retire(max(ob.timestamp_ns for ob in observations))
         return [
             (ob.camera_id, int(ob.track_id), self.assignment[(ob.camera_id, int(ob.track_id))]) for ob in observations
@@ -239,6 +246,29 @@ class IdentityGallery:
             ts[gid] = max(ts.get(gid, 0), ob.timestamp_ns)
         for gid, pts in points.items():
             self.persons[gid].move_to(np.median(np.stack(pts), axis=0), ts[gid], self.options.max_speed_mps)
+
+    def _attach(self, now_ns: int, held: dict[str, set[int]]) -> None:
+        """Join two persons that keep standing at one floor point while seen by different cameras (a sighting that
+        started a person of its own, e.g. from a box cut by the image edge, found its person later)."""
+        o = self.options
+        if o.attach_distance_m <= 0:
+            return
+        here = [p for p in self.persons.values() if p.last_floor_ns == now_ns and p.last_floor_m is not None]
+        together: dict[tuple[int, int], int] = {}
+        for i, a in enumerate(here):
+            for b in here[i + 1 :]:
+                if np.linalg.norm(a.last_floor_m - b.last_floor_m) > o.attach_distance_m:
+                    continue
+                if any(a.global_id in ids and b.global_id in ids for ids in held.values()):
+                    continue
+                pair = (min(a.global_id, b.global_id), max(a.global_id, b.global_id))
+                together[pair] = self._together.get(pair, 0) + 1
+        self._together = together
+        for (older, younger), n in sorted(together.items()):
+            if n >= o.attach_after_steps and older in self.persons and younger in self.persons:
+                self._absorb(older, younger)
+                self.attached += 1
+                self._together = {k: v for k, v in self._together.items() if younger not in k}
 
     def _detach(self, known: list[Observation]) -> list[Observation]:
         """Known tracks whose floor points have contradicted their person's other sightings for
@@ -325,6 +355,12 @@ class IdentityGallery:
             raise NotFoundError(f"unknown global id {into if into not in self.persons else source}")
         if into == source:
             raise ValueError("cannot merge a person into itself")
+        self._absorb(into, source)
+        self.corrections.append({"kind": "merge", "into": into, "from": source})
+        return into
+
+    def _absorb(self, into: int, source: int) -> None:
+        """Person ``source`` becomes part of ``into``: embeddings, cameras, latest position, local tracks."""
         a, b = self.persons[into], self.persons.pop(source)
         for emb in b.bank:
             a.bank.append(emb)
@@ -335,8 +371,6 @@ class IdentityGallery:
         for key, gid in self.assignment.items():
             if gid == source:
                 self.assignment[key] = into
-        self.corrections.append({"kind": "merge", "into": into, "from": source})
-        return into
 
     def split(self, camera_id: str, track_id: int) -> int:
         """Operator correction: this local track becomes a new person."""

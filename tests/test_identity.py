@@ -80,6 +80,27 @@ def test_a_track_that_keeps_contradicting_its_person_is_taken_off_it() -> None:
     assert len(set(g for _, _, g in r)) == 1 and g2.detached == 0
 
 
+def test_a_sighting_that_started_a_person_of_its_own_joins_its_person_later() -> None:
+    """cam2's track starts 3 m off (a box cut by the image edge), then stands where cam1 sees the person: after
+    ``attach_after_steps`` steps together the two persons are one (the older id stays)."""
+    g = IdentityGallery(AssociationOptions(attach_distance_m=1.0, attach_after_steps=5))
+    r = g.step([ob("cam1", 1, 0, A, (0, 0)), ob("cam2", 4, 0, B, (3, 0))])
+    older, younger = gid(r, "cam1", 1), gid(r, "cam2", 4)
+    assert older != younger
+    for k in range(1, 5):
+        r = g.step([ob("cam1", 1, k / 7, A, (0, 0)), ob("cam2", 4, k / 7, B, (0.3, 0))])
+        assert gid(r, "cam2", 4) == younger
+    r = g.step([ob("cam1", 1, 5 / 7, A, (0, 0)), ob("cam2", 4, 5 / 7, B, (0.3, 0))])
+    assert gid(r, "cam2", 4) == older and younger not in g.persons and g.attached == 1
+    # Two people one camera sees side by side are never joined, however long they stand together.
+    g2 = IdentityGallery(AssociationOptions(attach_distance_m=1.0, attach_after_steps=2))
+    for k in range(10):
+        r = g2.step(
+            [ob("cam1", 1, k / 7, A, (0, 0)), ob("cam1", 2, k / 7, B, (0.5, 0)), ob("cam2", 3, k / 7, B, (0.5, 0))]
+        )
+    assert gid(r, "cam1", 1) != gid(r, "cam1", 2) and g2.attached == 0
+
+
 def test_a_person_lost_for_a_moment_is_expected_where_its_walk_leads() -> None:
     """Floor only (no appearance): after a 1.5 s gap a new track joins the person where its velocity puts it, not
     at the same distance behind it."""

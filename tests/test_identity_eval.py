@@ -15,9 +15,11 @@ from spoton.launcher import REPO
 
 FRAMES = 300
 DIR = REPO / "build" / "demo-identity-test"
-# Measured on this window (10 people): IDF1 0.757, same-person P 0.993 / R 0.935, handovers kept 0.906 of 32,
-# 12 global IDs; floor only 0.737; the same rule on ByteTrack tracks 0.626 / P 0.840.
-FLOORS = {"idf1": 0.72, "precision": 0.97, "recall": 0.90, "handover": 0.85, "max_ids": 14}
+# Measured on this window (10 people). Default (ByteTrack tracks): IDF1 0.658, same-person P 0.848 / R 0.850,
+# handovers kept 0.824 of 34, 16 global ids; without the rule that joins persons standing together (attach) R was
+# 0.71. On BoT-SORT tracks: IDF1 0.753, P 0.992 / R 0.982, 13 global ids.
+DEFAULT_FLOORS = {"idf1": 0.63, "precision": 0.82, "recall": 0.80, "handover": 0.78, "max_ids": 18}
+BOTSORT_FLOORS = {"idf1": 0.72, "precision": 0.97, "recall": 0.95, "handover": 0.85, "max_ids": 15}
 
 
 @pytest.fixture(scope="module")
@@ -27,20 +29,18 @@ def scores(has_ground_truth: bool) -> dict[str, dict]:
     report = DIR / "report.json"
     if not (report.exists() and f'"frames": {FRAMES},' in report.read_text()):
         generate(DIR, FRAMES)
-    names = ["appearance + floor (default)", "floor only", "default on ByteTrack tracks"]
+    names = ["appearance + floor (default)", "default on BoT-SORT tracks"]
     return {row["variant"]: row for row in evaluate(DIR, FRAMES, names=names)}
 
 
-def test_one_person_one_global_id_across_the_demo_cameras(scores) -> None:  # type: ignore[no-untyped-def]
-    d = scores["appearance + floor (default)"]
-    assert d["idf1"] >= FLOORS["idf1"], d
-    assert d["same_person_precision"] >= FLOORS["precision"], d
-    assert d["same_person_recall"] >= FLOORS["recall"], d
-    assert d["handover_kept"] >= FLOORS["handover"], d
-    assert d["global_ids"] <= FLOORS["max_ids"], d
-
-
-def test_the_default_tracker_and_rule_beat_the_alternatives(scores) -> None:  # type: ignore[no-untyped-def]
-    d = scores["appearance + floor (default)"]
-    assert d["idf1"] > scores["default on ByteTrack tracks"]["idf1"]
-    assert d["same_person_precision"] > scores["default on ByteTrack tracks"]["same_person_precision"]
+@pytest.mark.parametrize(
+    ("variant", "floors"),
+    [("appearance + floor (default)", DEFAULT_FLOORS), ("default on BoT-SORT tracks", BOTSORT_FLOORS)],
+)
+def test_one_person_one_global_id_across_the_demo_cameras(scores, variant, floors) -> None:  # type: ignore[no-untyped-def]
+    d = scores[variant]
+    assert d["idf1"] >= floors["idf1"], d
+    assert d["same_person_precision"] >= floors["precision"], d
+    assert d["same_person_recall"] >= floors["recall"], d
+    assert d["handover_kept"] >= floors["handover"], d
+    assert d["global_ids"] <= floors["max_ids"], d

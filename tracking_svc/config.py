@@ -10,6 +10,6 @@ from spoton.bootstrap.settings import CommonSettings
 class TrackingSettings(CommonSettings):
     port: int = Field(50052, validation_alias="TRACKING_SVC_PORT")
     metrics_port: int = Field(9102, validation_alias="TRACKING_SVC_METRICS_PORT")
-    tracker_type: str = "botsort"
+    tracker_type: str = "bytetrack"
     # Seconds a (session, camera) tracker outlives its stream so a reconnecting client resumes it.
     tracker_resume_grace_s: float = 30.0
