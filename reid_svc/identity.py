@@ -43,10 +43,12 @@ class AssociationOptions:
     floor_weight: float = 0.5
     detach_distance_m: float = 2.5
     detach_after_steps: int = 3
-    # Two persons seen by different cameras (never together in one) standing within ``attach_distance_m`` of each
-    # other for ``attach_after_steps`` steps in a row are one person: the younger joins the older. 0 turns it off.
+    # Two persons seen by different cameras standing within ``attach_distance_m`` of each other for
+    # ``attach_after_steps`` steps in a row are one person (the younger joins the older), unless one camera has seen
+    # both at one instant for ``apart_after_steps`` steps: then they are two people for good. 0 turns it off.
     attach_distance_m: float = 1.0
     attach_after_steps: int = 5
+    apart_after_steps: int = 3
     # How far ahead (s) a person's velocity extrapolates its position; beyond that it stays put.
     predict_horizon_s: float = 2.0
     # Global IDs of a new gallery start here: a gateway resuming a session on a replica that lost its gallery
@@ -151,6 +153,9 @@ class IdentityGallery:
         self.strikes: dict[TrackKey, int] = {}
         self.attached = 0
         self._together: dict[tuple[int, int], int] = {}
+        # Steps each pair of persons was seen by one camera at one instant; from ``apart_after_steps`` on they are
+        # two people for good and never attached (fewer: a tracker's brief duplicate of one person).
+        self.apart: dict[tuple[int, int], int] = {}
         self._next_id = max(1, int(self.options.first_global_id))
 
     @property
@@ -253,15 +258,22 @@ class IdentityGallery:
         o = self.options
         if o.attach_distance_m <= 0:
             return
+        for ids in held.values():
+            ordered = sorted(ids)
+            for i, a in enumerate(ordered):
+                for b in ordered[i + 1 :]:
+                    self.apart[(a, b)] = self.apart.get((a, b), 0) + 1
         here = [p for p in self.persons.values() if p.last_floor_ns == now_ns and p.last_floor_m is not None]
         together: dict[tuple[int, int], int] = {}
         for i, a in enumerate(here):
             for b in here[i + 1 :]:
                 if np.linalg.norm(a.last_floor_m - b.last_floor_m) > o.attach_distance_m:
                     continue
+                pair = (min(a.global_id, b.global_id), max(a.global_id, b.global_id))
+                if self.apart.get(pair, 0) >= o.apart_after_steps:
+                    continue
                 if any(a.global_id in ids and b.global_id in ids for ids in held.values()):
                     continue
-                pair = (min(a.global_id, b.global_id), max(a.global_id, b.global_id))
                 together[pair] = self._together.get(pair, 0) + 1
         self._together = together
         for (older, younger), n in sorted(together.items()):
@@ -316,6 +328,7 @@ class IdentityGallery:
             return
         for gid in gone:
             del self.persons[gid]
+        self.apart = {pair: n for pair, n in self.apart.items() if not (pair[0] in gone or pair[1] in gone)}
         self.assignment = {k: g for k, g in self.assignment.items() if g not in gone}
         self.track_steps = {k: n for k, n in self.track_steps.items() if k in self.assignment}
         self.strikes = {k: n for k, n in self.strikes.items() if k in self.assignment}
@@ -371,6 +384,12 @@ class IdentityGallery:
         for key, gid in self.assignment.items():
             if gid == source:
                 self.assignment[key] = into
+        apart: dict[tuple[int, int], int] = {}
+        for (a, b), n in self.apart.items():
+            a, b = sorted((into if a == source else a, into if b == source else b))
+            if a != b:
+                apart[(a, b)] = max(apart.get((a, b), 0), n)
+        self.apart = apart
 
     def split(self, camera_id: str, track_id: int) -> int:
         """Operator correction: this local track becomes a new person."""
