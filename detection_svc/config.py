@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from spoton.bootstrap.device import cpu_has_int8_dot_product
 from spoton.bootstrap.settings import CommonSettings, parse_wh
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -15,8 +16,9 @@ class DetectionSettings(CommonSettings):
     port: int = Field(50051, validation_alias="DETECTION_SVC_PORT")
     metrics_port: int = Field(9101, validation_alias="DETECTION_SVC_METRICS_PORT")
     detector_backend: str = "auto"  # auto | torch | onnx
-    # auto = the INT8 model (weights/best_int8.onnx, made at setup) on CPU when present: 2.4x faster than FP32 at
-    # the same recall/precision on PETS (0.711/0.721 vs 0.704/0.724, bench/detection_eval.py); fp32 | int8 force.
+    # auto = the INT8 model (weights/best_int8.onnx, made at setup) on a CPU with VNNI/AMX when present: 2.4x
+    # faster than FP32 at the same recall/precision on PETS (0.711/0.721 vs 0.704/0.724, bench/detection_eval.py);
+    # FP32 on other CPUs, where INT8 loses accuracy (spoton/bootstrap/device.py); fp32 | int8 force.
     detector_precision: str = "auto"
     # Empty = weights/best.onnx exported at setup if present (ONNX Runtime is 2x faster on CPU), else best.pt.
     detector_weights: str = ""
@@ -65,7 +67,8 @@ class DetectionSettings(CommonSettings):
             raise ValueError(f"DETECTOR_PRECISION must be auto, fp32 or int8, got {self.detector_precision!r}")
         cpu = self.device == "cpu" or (self.device in ("", "auto") and _visible_device() == "cpu")
         if self.detector_backend in ("auto", "onnx"):
-            if int8.exists() and (self.detector_precision == "int8" or (self.detector_precision == "auto" and cpu)):
+            auto_int8 = self.detector_precision == "auto" and cpu and cpu_has_int8_dot_product()
+            if int8.exists() and (self.detector_precision == "int8" or auto_int8):
                 return int8
             if self.detector_precision == "int8":
                 raise FileNotFoundError(f"DETECTOR_PRECISION=int8 but {int8} is missing: run `make weights`")

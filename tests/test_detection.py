@@ -138,7 +138,11 @@ def test_int8_detector_keeps_recall_and_is_faster() -> None:
 
     int8 = WEIGHTS_DIR / "best_int8.onnx"
     assert int8.exists(), "make weights makes it"
-    assert DetectionSettings(device="cpu").resolve_weights() == int8
+    from spoton.bootstrap.device import cpu_has_int8_dot_product
+
+    auto = DetectionSettings(device="cpu").resolve_weights()
+    assert auto == (int8 if cpu_has_int8_dot_product() else WEIGHTS_DIR / "best.onnx")
+    assert DetectionSettings(device="cpu", detector_precision="int8").resolve_weights() == int8
     assert DetectionSettings(device="cpu", detector_precision="fp32").resolve_weights().name == "best.onnx"
     if gt_path() is None:
         pytest.skip("PETS ground truth not found under SPOTON_DATA_DIR")
