@@ -29,7 +29,6 @@ from spoton.videoset import load_video_set
 from tracking_svc.trackers import CameraTracker
 
 CACHE_DIR = REPO / "build" / "cache"
-CAMERAS = ["cam1", "cam2", "cam3", "cam4"]
 LAYOUT_DIRS = {"demo": DEFAULT_OUT, "low_overlap": LOW_OVERLAP_OUT}
 SCORES = (
     "idf1",
