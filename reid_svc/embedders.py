@@ -186,6 +186,20 @@ def network(model_type: str) -> ReidNetwork:
     return NETWORKS[model_type]
 
 
+def resolve(
+    model_type: str, weights: Path | None, input_wh: tuple[int, int] | None
+) -> tuple[ReidNetwork, Path, tuple[int, int]]:
+    """The network, its checkpoint (the configured one, else the network's default) and its crop size."""
+    net = network(model_type)
+    if weights is None:
+        if net.default_weights is None:
+            raise ValueError(f"REID_MODEL_TYPE {model_type!r} needs REID_WEIGHTS (a checkpoint path)")
+        weights = net.default_weights()
+    if not Path(weights).is_file():
+        raise FileNotFoundError(f"ReID weights {weights} not found")
+    return net, Path(weights), input_wh or net.input_wh
+
+
 def onnx_cache_path(weights: Path, input_wh: tuple[int, int], model_type: str = "mobilenetv2") -> Path:
     """Where the ONNX export of these weights at this input size is kept (``weights/``, keyed by content)."""
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
@@ -230,15 +244,7 @@ class Embedder:
         backend: str = "auto",
         threads: int = 0,
     ) -> None:
-        net = network(model_type)
-        if weights is None:
-            if net.default_weights is None:
-                raise ValueError(f"REID_MODEL_TYPE {model_type!r} needs REID_WEIGHTS (a checkpoint path)")
-            weights = net.default_weights()
-        self.weights = Path(weights)
-        if not self.weights.is_file():
-            raise FileNotFoundError(f"ReID weights {self.weights} not found")
-        self.input_wh = input_wh or net.input_wh
+        net, self.weights, self.input_wh = resolve(model_type, weights, input_wh)
         self.mean = np.array(net.mean, np.float32)
         self.std = np.array(net.std, np.float32)
         self.device = device

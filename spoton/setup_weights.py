@@ -150,12 +150,10 @@ def main() -> None:
 def export_reid() -> None:
     """The default ReID network's ONNX export at the default input size, so reid_svc starts without PyTorch."""
     from reid_svc.config import ReidSettings
-    from reid_svc.embedders import export_onnx, network, onnx_cache_path
+    from reid_svc.embedders import export_onnx, onnx_cache_path, resolve
 
-    settings = ReidSettings()
-    net = network(settings.reid_model_type)
-    weights = Path(settings.reid_weights) if settings.reid_weights else net.default_weights()
-    wh = settings.input_wh or net.input_wh
+    s = ReidSettings()
+    net, weights, wh = resolve(s.reid_model_type, Path(s.reid_weights) if s.reid_weights else None, s.input_wh)
     path = onnx_cache_path(weights, wh, net.name)
     if not path.exists():
         export_onnx(weights, wh, net.name)

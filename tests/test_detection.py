@@ -167,3 +167,20 @@ def test_int8_detector_keeps_recall_and_is_faster() -> None:
     assert scores["int8"]["recall"] >= scores["fp32"]["recall"] - 0.03
     assert scores["int8"]["precision"] >= scores["fp32"]["precision"] - 0.03
     assert times["int8"] < 0.8 * times["fp32"], times
+
+
+def test_int8_is_chosen_only_where_the_cpu_has_vnni_or_amx(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from detection_svc.config import DetectionSettings
+    from spoton.bootstrap import device
+
+    int8, fp32 = WEIGHTS_DIR / "best_int8.onnx", WEIGHTS_DIR / "best.onnx"
+    for flags, expected in (
+        ("fpu sse2 avx avx2 fma", fp32),
+        ("fpu avx2 avx512f avx512_vnni", int8),
+        ("avx_vnni", int8),
+    ):
+        (tmp_path / "cpuinfo").write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        monkeypatch.setattr(device, "CPU_INFO", tmp_path / "cpuinfo")
+        assert DetectionSettings(device="cpu").resolve_weights() == expected, flags
+    monkeypatch.setattr(device, "CPU_INFO", tmp_path / "absent")
+    assert DetectionSettings(device="cpu").resolve_weights() == fp32
