@@ -10,7 +10,7 @@ from analytics_svc.config import AnalyticsSettings
 from analytics_svc.servicer import AnalyticsServicer
 from spoton.bootstrap import server
 from spoton.bootstrap.logs import configure_logging
-from spoton.db import has_timescaledb, resolve_database_url
+from spoton.db import resolve_database_url, timescaledb_installed
 from spoton.v1 import analytics_pb2, analytics_pb2_grpc
 
 
@@ -23,9 +23,7 @@ def main() -> None:
         def connect() -> None:
             servicer.database_url = resolve_database_url(settings.database_url)
             with psycopg.connect(servicer.database_url) as conn:
-                servicer.timescale = has_timescaledb(conn) and bool(
-                    conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
-                )
+                servicer.timescale = timescaledb_installed(conn)
 
         await asyncio.to_thread(connect)
 

@@ -31,11 +31,12 @@ from gateway.config import GatewaySettings
 from gateway.history import HistoryWriter
 from gateway.live import RedisLive
 from gateway.pipeline import Session
+from gateway.schema import migrate
 from gateway.sources import read_frame
 from spoton.bootstrap.errors import NotFoundError
 from spoton.bootstrap.logs import configure_logging
 from spoton.bootstrap.settings import key_matches
-from spoton.db import apply_migrations, resolve_database_url
+from spoton.db import resolve_database_url
 from spoton.floorplan import birdseye, overlay
 from spoton.frames import decode_frame
 from spoton.v1 import analytics_pb2, common_pb2, detection_pb2, mapping_pb2, reid_pb2
@@ -43,7 +44,6 @@ from spoton.videoset import VideoSet, VideoSetCatalog, check_sources, parse_vide
 
 log = logging.getLogger("gateway")
 STATIC = Path(__file__).resolve().parent / "static"
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 class SessionOptions(BaseModel):
@@ -218,7 +218,7 @@ class Gateway:
 
     async def start(self) -> None:
         self.database_url = await asyncio.to_thread(resolve_database_url, self.settings.database_url)
-        await asyncio.to_thread(apply_migrations, self.database_url, MIGRATIONS, "gateway")
+        await asyncio.to_thread(migrate, self.database_url, self.settings)
         # One small pool for the routes' reads and session rows (the history writer keeps its own connection).
         self.pool = AsyncConnectionPool(self.database_url, min_size=1, max_size=4, open=False)
         await self.pool.open()

@@ -28,6 +28,9 @@ class GatewaySettings(CommonSettings):
     # History older than this many days is deleted (checked every HISTORY_RETENTION_CHECK_S); 0 keeps it forever.
     history_retention_days: float = 0.0
     history_retention_check_s: float = 3600.0
+    # On TimescaleDB: history chunks older than this many days are compressed (0 = never), and chunk width in days.
+    history_compress_after_days: float = 7.0
+    history_chunk_days: float = 1.0
     history_flush_s: float = 0.5
     history_batch_rows: int = 5000
     # Track points held while the database is away (about 300 bytes each); older ones are dropped beyond it.

@@ -1,4 +1,4 @@
--- History owned by the gateway (DESIGN §6). Times are media time (UTC).
+-- History owned by the gateway (DESIGN section 6). Times are media time (UTC).
 CREATE TABLE IF NOT EXISTS sessions (
     session_id   text PRIMARY KEY,
     video_set    text NOT NULL,

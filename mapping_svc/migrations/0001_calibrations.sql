@@ -1,4 +1,4 @@
--- Calibrations owned by mapping_svc (DESIGN §6): every version kept, the latest per (video set, camera) wins.
+-- Calibrations owned by mapping_svc (DESIGN section 6): every version kept, the latest per (video set, camera) wins.
 CREATE TABLE IF NOT EXISTS calibrations (
     video_set     text NOT NULL,
     camera_id     text NOT NULL,

@@ -1,4 +1,4 @@
--- reid_svc's own tables (DESIGN §6): a session's identity gallery, so another replica can resume it, and the
+-- reid_svc's own tables (DESIGN section 6): a session's identity gallery, so another replica can resume it, and the
 -- operators' corrections. Embeddings are biometric data: they live here only and go with their session.
 CREATE TABLE IF NOT EXISTS galleries (
     session_id   text PRIMARY KEY,

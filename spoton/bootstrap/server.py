@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,10 @@ COMPUTE_SECONDS = Histogram(
 )
 
 OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+
+class WarmupFailed(RuntimeError):
+    """The service could not get ready (its cause is chained); the process exits with status 1."""
 
 
 class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
@@ -161,7 +166,10 @@ def server_options(settings: CommonSettings) -> list[tuple[str, object]]:
 
 
 async def serve(spec: ServiceSpec, settings: CommonSettings, port: int, metrics_port: int) -> None:
-    """Run until SIGTERM/SIGINT: start, warm up, report SERVING, then drain gracefully."""
+    """Run until SIGTERM/SIGINT: start, warm up, report SERVING, then drain gracefully.
+
+    A warm-up that fails is logged with its traceback, the server drains and ``WarmupFailed`` is raised.
+    """
     server = grpc.aio.server(
         options=server_options(settings) + spec.extra_options,
         interceptors=[ObservabilityInterceptor(settings.api_key_set)],
@@ -188,9 +196,17 @@ async def serve(spec: ServiceSpec, settings: CommonSettings, port: int, metrics_
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    warm_failed: list[BaseException] = []
+
     async def warm() -> None:
-        if spec.warmup:
-            await spec.warmup()
+        try:
+            if spec.warmup:
+                await spec.warmup()
+        except Exception as exc:  # any failure ends the process, logged with its traceback
+            log.error("warm-up failed; exiting", exc_info=True, extra={"fields": {"service": spec.name}})
+            warm_failed.append(exc)
+            stop.set()
+            return
         for name in ("", *spec.service_names):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         log_event(log, "serving", service=spec.name)
@@ -204,6 +220,8 @@ async def serve(spec: ServiceSpec, settings: CommonSettings, port: int, metrics_
     if spec.shutdown:
         await spec.shutdown()
     log_event(log, "stopped", service=spec.name)
+    if warm_failed:
+        raise WarmupFailed(spec.name) from warm_failed[0]
 
 
 def run(spec: ServiceSpec, settings: CommonSettings, port: int, metrics_port: int) -> None:
@@ -214,4 +232,7 @@ def run(spec: ServiceSpec, settings: CommonSettings, port: int, metrics_port: in
         uvloop.install()
     except ImportError:  # pragma: no cover
         pass
-    asyncio.run(serve(spec, settings, port, metrics_port))
+    try:
+        asyncio.run(serve(spec, settings, port, metrics_port))
+    except WarmupFailed:
+        sys.exit(1)  # the traceback was logged when the warm-up failed
