@@ -12,15 +12,17 @@ import httpx
 import psycopg
 import pytest
 
-from spoton.launcher import REPO, free_port, start_stack
+from spoton.launcher import REPO, SERVICES, free_port, start_stack
 from tests.conftest import fresh_database
 
+# Services started one after another hold their ports a while before binding; no metrics ports to race for.
+NO_METRICS = {f"{n.upper()}_SVC_METRICS_PORT": "-1" for n in SERVICES}
 REVERSED = ("gateway", "analytics", "mapping", "reid", "tracking", "detection")  # the launcher's order, reversed
 
 
 def test_services_start_in_reverse_order_on_a_fresh_database(tmp_path: Path, database_url: str, demo_dir: Path) -> None:
     with fresh_database(database_url, "spoton_fresh") as url:
-        stack = start_stack(tmp_path, url, demo_dir, only=())
+        stack = start_stack(tmp_path, url, demo_dir, extra_env=NO_METRICS, only=())
         try:
             for name in REVERSED:
                 stack.start_service(name)

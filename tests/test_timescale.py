@@ -25,16 +25,22 @@ from analytics_svc.queries import HistoryQueries, Range, dt_to_ns, ns_to_dt
 from gateway.config import GatewaySettings
 from gateway.events import ZoneEventDetector
 from gateway.schema import migrate
-from spoton.launcher import Stack, start_stack
+from spoton.launcher import SERVICES, Stack, start_stack
 from spoton.rollups import REFRESH_SQL, minute_floor, refresh_params
 from spoton.videoset import parse_video_set
 from tests.conftest import fresh_database
 
-pytestmark = pytest.mark.timescale
-
 TS_URL_ENV = "SPOTON_TEST_TIMESCALE_URL"
+pytestmark = [
+    pytest.mark.timescale,
+    pytest.mark.skipif(
+        not os.environ.get(TS_URL_ENV),
+        reason=f"{TS_URL_ENV} is not set (a PostgreSQL server with timescaledb preloaded)",
+    ),
+]
 ORDER = ("detection", "tracking", "reid", "mapping", "analytics", "gateway")  # the launcher's
 SETTINGS = {"HISTORY_COMPRESS_AFTER_DAYS": "2", "HISTORY_RETENTION_DAYS": "30", "HISTORY_CHUNK_DAYS": "1"}
+NO_METRICS = {f"{n.upper()}_SVC_METRICS_PORT": "-1" for n in SERVICES}  # started one by one: no ports to race for
 HYPERTABLES = {"track_points", "zone_events", "alerts"}
 
 # Synthetic history: 5 people random-walking for 3 days at one sample per 20 s (3 one-day chunks and a part),
@@ -51,16 +57,8 @@ DOC = {
 
 
 @pytest.fixture(scope="module")
-def ts_server() -> str:
-    url = os.environ.get(TS_URL_ENV, "")
-    if not url:
-        pytest.skip(f"{TS_URL_ENV} is not set (a PostgreSQL server with timescaledb preloaded)")
-    return url
-
-
-@pytest.fixture(scope="module")
-def ts_database(ts_server: str) -> Iterator[str]:
-    with fresh_database(ts_server, "spoton_ts") as url:
+def ts_database() -> Iterator[str]:
+    with fresh_database(os.environ[TS_URL_ENV], "spoton_ts") as url:
         yield url
 
 
@@ -74,7 +72,9 @@ def pg_database(database_url: str) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def ts_stack(tmp_path_factory: pytest.TempPathFactory, ts_database: str, demo_dir: Path) -> Iterator[Stack]:
     """Every service on the fresh TimescaleDB database, started one at a time in the launcher's order."""
-    stack = start_stack(tmp_path_factory.mktemp("ts-logs"), ts_database, demo_dir, extra_env=SETTINGS, only=())
+    stack = start_stack(
+        tmp_path_factory.mktemp("ts-logs"), ts_database, demo_dir, extra_env=SETTINGS | NO_METRICS, only=()
+    )
     try:
         for name in ORDER:
             stack.start_service(name)
