@@ -116,8 +116,8 @@ def _policy(conn: psycopg.Connection, proc: str, table: str, key: str, days: flo
 
 def convert_to_timescale(conn: psycopg.Connection, plan: TimescalePlan) -> None:
     """Hypertables, compression and retention as ``plan`` says; idempotent (run at every start, so a changed
-    setting takes effect). No continuous aggregate: the per-minute rollups are aligned to each session's media
-    start and count distinct samples, which continuous aggregates cannot express (see README)."""
+    setting takes effect). No continuous aggregate: the writer's per-minute rollups are aligned to each session's
+    media start, and a continuous aggregate's bucket origin must be one constant (see README)."""
     for h in plan.hypertables:
         conn.execute(
             "SELECT create_hypertable(%s::regclass, by_range('time', %s * INTERVAL '1 day'), "
