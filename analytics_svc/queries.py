@@ -479,24 +479,29 @@ class HistoryQueries:
                 raise ValueError(
                     f"the range holds more than {max_points} floor points: ask for one global_id or a shorter range"
                 )
-        rows = self.conn.execute(
-            f"""
-            SELECT {gid}, (extract(epoch FROM time) * 1000000)::bigint, avg(floor_x_m), avg(floor_y_m)
-            FROM track_points WHERE {where} GROUP BY 1, time ORDER BY 1, time
-            """,
-            params,
-        ).fetchall()
-        if global_id and not rows:
+        # Raw rows (one per camera that placed the person), averaged per person and instant in numpy: cheaper than
+        # GROUP BY + ORDER BY in SQL. Epoch seconds as float8 keep whole microseconds exactly (2^53 > 1e15 µs).
+        rows = np.array(
+            self.conn.execute(
+                f"SELECT {gid}, extract(epoch FROM time)::float8, floor_x_m, floor_y_m FROM track_points WHERE {where}",
+                params,
+            ).fetchall(),
+            dtype=np.float64,
+        ).reshape(-1, 4)
+        if global_id and not len(rows):
             raise NotFoundError(f"no floor positions for global id {global_id} in session {r.session_id!r}")
-        if not rows:
+        if not len(rows):
             return []
-        people = np.array([row[0] for row in rows], dtype=np.int64)
-        t_ns = np.array([row[1] for row in rows], dtype=np.int64) * 1000
-        xy = np.array([(row[2], row[3]) for row in rows], dtype=np.float64)
-        cuts = np.flatnonzero(np.diff(people)) + 1
+        person, t_us = rows[:, 0].astype(np.int64), np.round(rows[:, 1] * 1e6).astype(np.int64)
+        order = np.lexsort((t_us, person))
+        person, t_us, xy = person[order], t_us[order], rows[order, 2:]
+        first = np.flatnonzero(np.r_[True, (np.diff(person) != 0) | (np.diff(t_us) != 0)])
+        counts = np.diff(np.r_[first, len(person)])[:, None]
+        person, t_ns, xy = person[first], t_us[first] * 1000, np.add.reduceat(xy, first) / counts
+        cuts = np.flatnonzero(np.diff(person)) + 1
         return [
-            simplify_trajectory(int(people[a]), t_ns[a:b], xy[a:b], simplify_m or 0.2)
-            for a, b in itertools.pairwise([0, *cuts.tolist(), len(rows)])
+            simplify_trajectory(int(person[a]), t_ns[a:b], xy[a:b], simplify_m or 0.2)
+            for a, b in itertools.pairwise([0, *cuts.tolist(), len(person)])
         ]
 
 

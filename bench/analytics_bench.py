@@ -290,6 +290,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--baseline", default="", help="also time analytics_svc/queries.py at this git revision")
+    p.add_argument("--load-only", action="store_true", help="load the sessions and build their rollups, time nothing")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "analytics_bench.json")
     a = p.parse_args()
     url = ensure_database(a.database_url)
@@ -303,6 +304,8 @@ def main() -> None:
         "1d": load_session(url, f"{base}-1d", a, 0),
         long: load_session(url, f"{base}-{a.history_days + 1}d-{a.history_hz:g}hz", a, a.history_days),
     }
+    if a.load_only:
+        return
     with psycopg.connect(url, autocommit=True) as conn:
         # What autovacuum does on a live system: fresh visibility maps let the rollups be read by index.
         for table in (
