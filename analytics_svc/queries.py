@@ -325,14 +325,8 @@ class HistoryQueries:
         k = cell_m / ROLLUP_CELL_M
         rollup = self._rollup_range(r, origin)
         if rollup and abs(k - round(k)) < 1e-9:
-            # Sum the rollup's 0.5 m cells in SQL (few thousand rows back), merge them into this grid in numpy.
-            cells = np.array(
-                self.conn.execute(
-                    f"SELECT cx, cy, sum(samples) FROM presence_cells_1m WHERE {rollup[0]} GROUP BY 1, 2", rollup[1]
-                ).fetchall(),
-                dtype=np.int64,
-            ).reshape(-1, 3)
-            cells[:, :2] //= round(k)
+            cells = self._rollup_cells(r, origin)
+            cells[:, :2] //= round(k)  # 0.5 m cells -> this grid's (floor division, as the raw query's floor)
         else:
             where, params = r.where()
             cells = np.array(
@@ -357,6 +351,27 @@ class HistoryQueries:
             "origin_y_m": oy,
             "seconds": grid.reshape(-1).tolist(),
         }
+
+    def _rollup_cells(self, r: Range, origin: datetime) -> np.ndarray:
+        """(n, 3) int64 rows [cx, cy, samples] of the 0.5 m rollup cells over a minute-aligned range: whole hours
+        from ``presence_cells_1h``, the minutes before the first and after the last whole hour from
+        ``presence_cells_1m``."""
+        hour_ns, origin_ns = 3600 * 10**9, dt_to_ns(origin)
+        first_hour = origin_ns - (origin_ns - r.start_ns) // hour_ns * hour_ns if r.start_ns else 0  # ceil
+        last_hour = origin_ns + (r.end_ns - origin_ns) // hour_ns * hour_ns if r.end_ns else 0  # floor
+        parts = [("presence_cells_1h", "hour", Range(r.session_id, first_hour, last_hour))]
+        if first_hour and last_hour and first_hour >= last_hour:
+            parts = [("presence_cells_1m", "minute", r)]
+        else:
+            if r.start_ns and r.start_ns < first_hour:
+                parts.append(("presence_cells_1m", "minute", Range(r.session_id, r.start_ns, first_hour)))
+            if r.end_ns and last_hour < r.end_ns:
+                parts.append(("presence_cells_1m", "minute", Range(r.session_id, last_hour, r.end_ns)))
+        out = []
+        for table, column, part in parts:
+            where, params = part.where(column)
+            out += self.conn.execute(f"SELECT cx, cy, sum(samples) FROM {table} WHERE {where} GROUP BY 1, 2", params)
+        return np.array(out, dtype=np.int64).reshape(-1, 3)
 
     def _step_seconds(self, r: Range) -> float:
         """Typical time between steps: the median gap between the first 1000 distinct step times of the range (of

@@ -29,6 +29,7 @@ from analytics_svc.servicer import AnalyticsServicer
 from gateway.events import ZoneEventDetector
 from spoton.db import apply_migrations
 from spoton.launcher import REPO
+from spoton.rollups import REFRESH_SQL, refresh_params
 from spoton.v1 import analytics_pb2, analytics_pb2_grpc
 from spoton.videoset import parse_video_set
 
@@ -318,3 +319,72 @@ def test_export_and_trajectory_over_grpc(database_url, long_history) -> None:  #
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "5000 floor points" in details
     assert out["merged_away"][0] == grpc.StatusCode.NOT_FOUND
     assert out["unknown"] == grpc.StatusCode.NOT_FOUND
+
+
+ORIGIN = datetime(2026, 2, 3, 8, 0, 30, tzinfo=UTC)  # not on a clock hour: rollups align to the media start
+
+
+@pytest.fixture(scope="module")
+def hours_history(database_url: str) -> str:
+    """3 people for 3.5 h at 0.1 Hz, written and rolled up batch by batch the way the history writer does it,
+    overlapping batches and a late batch into minutes already rolled up included."""
+    apply_migrations(database_url, REPO / "gateway" / "migrations", "gateway")
+    sid = f"hours-{uuid.uuid4().hex[:8]}"
+    rng = np.random.default_rng(5)
+    pos = rng.uniform(1, 9, (3, 2))
+    rows = []
+    for step in range(1260):
+        pos = np.clip(pos + rng.normal(0, 0.5, pos.shape), 0.1, 9.9)
+        for g in range(3):
+            for cam in ("camA", "camB") if g == 0 else ("camA",):
+                x, y = pos[g] + (rng.normal(0, 0.2, 2) if cam == "camB" else 0)
+                rows.append(
+                    (ORIGIN + timedelta(seconds=10 * step), sid, step, cam, step, g + 1, g + 1, [0, 0, 1, 1], 0.9, x, y)
+                )
+    late = [r for r in rows if 600 <= r[2] < 606]
+    rows = [r for r in rows if not 600 <= r[2] < 606]
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO sessions (session_id, video_set, cameras, video_set_doc, status, media_start) "
+            "VALUES (%s, 'long', %s, %s, 'finished', %s)",
+            (sid, ["camA", "camB"], json.dumps(DOC), ORIGIN),
+        )
+        for batch in [rows[i : i + 700] for i in range(0, len(rows), 700)] + [late]:
+            with conn.cursor().copy(
+                "COPY track_points (time, session_id, step, camera_id, frame_index, track_id, global_id, bbox, "
+                "confidence, floor_x_m, floor_y_m) FROM STDIN"
+            ) as copy:
+                for row in batch:
+                    copy.write_row(row)
+            params = refresh_params(sid, ORIGIN, (0.0, 0.0), batch[0][0] - timedelta(minutes=3), batch[-1][0])
+            for sql in REFRESH_SQL:
+                conn.execute(sql, params)
+    return sid
+
+
+@pytest.mark.parametrize(
+    ("start_min", "end_min"),
+    [(None, None), (0, 180), (10, 150), (5, 50), (67, None), (None, 121), (60, 120), (59, 181), (-30, 300)],
+)
+def test_heatmap_from_hourly_and_minute_cells_equals_raw(database_url, hours_history, start_min, end_min) -> None:  # type: ignore[no-untyped-def]
+    def at_min(m: float | None) -> int:
+        return int((ORIGIN + timedelta(minutes=m)).timestamp() * 1e9) if m is not None else 0
+
+    r = Range(hours_history, at_min(start_min), at_min(end_min))
+    with psycopg.connect(database_url) as conn:
+        drift = conn.execute(
+            """SELECT count(*) FROM presence_cells_1h h
+               FULL JOIN (SELECT date_bin('1 hour', minute, %(o)s) AS hour, cx, cy, sum(samples) AS samples
+                          FROM presence_cells_1m WHERE session_id = %(s)s GROUP BY 1, 2, 3) m
+                 ON h.session_id = %(s)s AND (h.hour, h.cx, h.cy) = (m.hour, m.cx, m.cy)
+               WHERE (h.session_id = %(s)s OR h.session_id IS NULL) AND h.samples IS DISTINCT FROM m.samples""",
+            {"s": hours_history, "o": ORIGIN},
+        ).fetchone()[0]
+        hours = conn.execute(
+            "SELECT count(DISTINCT hour) FROM presence_cells_1h WHERE session_id = %s", (hours_history,)
+        )
+        assert drift == 0 and hours.fetchone()[0] == 4
+        fast, raw = HistoryQueries(conn), HistoryQueries(conn, use_rollups=False)
+        for cell in (0.5, 1.0, 1.5):
+            got, want = fast.heatmap(r, cell)["seconds"], raw.heatmap(r, cell)["seconds"]
+            assert np.allclose(got, want) and sum(want) > 0
