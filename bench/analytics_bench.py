@@ -10,9 +10,11 @@ a ``spoton_bench`` database on the local server):
   track points thinned to ``--history-hz``: an always-on site's month).
 
 Then times every analytics query over one hour (12:00-13:00 of that day) and over the day, on both sessions (best of
-``--repeat`` after one warm-up), with the working tree's queries and, with ``--baseline REF``, also with
-``analytics_svc/queries.py`` as it was at git revision REF, in the same process so machine load hits both alike. The
-two sessions' answers must be equal (same day, same range). Writes ``bench/results/analytics_bench.json``.
+``--repeat`` after one warm-up), and counts the shared-buffer blocks one call touches (PostgreSQL's own statistics:
+the work done, unaffected by how loaded the machine is), with the working tree's queries and, with ``--baseline
+REF``, also with ``analytics_svc/queries.py`` as it was at git revision REF, in the same process so machine load hits
+both alike. The two sessions' answers must be equal (same day, same range). Writes
+``bench/results/analytics_bench.json``.
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ def walk(people: int, hz: float, steps: int, seed: int, chunk: int = 3600) -> It
 
 class Events:
     """The gateway's zone and line events for people seen at every step (what ZoneEventDetector writes for them),
-    vectorised over a chunk of steps. ``check`` compares it with the detector itself."""
+    vectorised over a chunk of steps. ``check_events`` compares it with the detector itself."""
 
     def __init__(self, people: int) -> None:
         self.zones = [(z["id"], shapely.Polygon(z["polygon"])) for z in DOC["zones"]]
@@ -269,15 +271,34 @@ def baseline_queries(ref: str) -> type:
     return module.HistoryQueries
 
 
-def timed(fn: Callable, repeat: int) -> tuple[float, object]:
-    """Best of ``repeat`` runs after one warm-up, in ms, and the answer."""
+def buffers(conn: psycopg.Connection) -> int:
+    """Shared-buffer block accesses (hits + reads) of this database so far: the work a query did, whatever the
+    machine's load (the benchmark database has no other clients)."""
+    conn.execute("SELECT pg_stat_force_next_flush()")
+    conn.commit()  # our pending statistics are flushed once the session is idle
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    n = conn.execute("SELECT blks_hit + blks_read FROM pg_stat_database WHERE datname = current_database()")
+    out = n.fetchone()[0]
+    conn.commit()
+    return out
+
+
+def timed(conn: psycopg.Connection, fn: Callable, repeat: int) -> tuple[float, int, object]:
+    """Best of ``repeat`` runs after one warm-up in ms, the blocks one run touches, and the answer."""
     answer = fn()
+    blocks = []
+    for _ in range(2):  # the fewer: a background worker (autovacuum) in the database only ever adds
+        before = buffers(conn)
+        fn()
+        conn.rollback()
+        blocks.append(buffers(conn) - before)
     runs = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
         runs.append((time.perf_counter() - t0) * 1000)
-    return min(runs), answer
+        conn.rollback()
+    return min(runs), min(blocks), answer
 
 
 def main() -> None:
@@ -314,6 +335,7 @@ def main() -> None:
             "presence_1m",
             "steps_1m",
             "presence_cells_1m",
+            "presence_cells_1h",
             "presence_zone_1m",
         ):
             conn.execute(f"VACUUM ANALYZE {table}")
@@ -332,13 +354,18 @@ def main() -> None:
                 answers = {}
                 for label, info in sessions.items():
                     for span, (lo, hi) in spans.items():
-                        ms, answers[(label, span)] = timed(lambda: fn(q, Range(info["session"], lo, hi)), a.repeat)  # noqa: B023
+                        ms, blocks, answers[(label, span)] = timed(
+                            conn,
+                            lambda: fn(q, Range(info["session"], lo, hi)),  # noqa: B023
+                            a.repeat,
+                        )
                         row[f"{label} {span} ms"] = round(ms, 1)
-                        conn.rollback()
+                        row[f"{label} {span} blocks"] = blocks
                 for span in spans:
                     if answers[("1d", span)] != answers[(long, span)]:
                         mismatches.append(f"{name} ({impl}, {span})")
                 row[f"{long}/1d hour"] = round(row[f"{long} hour ms"] / row["1d hour ms"], 2)
+                row[f"{long}/1d hour blocks"] = round(row[f"{long} hour blocks"] / max(row["1d hour blocks"], 1), 3)
                 results.append(row)
                 print(
                     f"{name:27s} {impl:14s} "
