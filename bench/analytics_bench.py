@@ -310,6 +310,7 @@ def main() -> None:
     p.add_argument("--history-hz", type=float, default=0.1, help="track points per second kept in those days")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--raw", action="store_true", help="also time the raw-table queries (no rollups)")
     p.add_argument("--baseline", default="", help="also time analytics_svc/queries.py at this git revision")
     p.add_argument("--load-only", action="store_true", help="load the sessions and build their rollups, time nothing")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "analytics_bench.json")
@@ -344,7 +345,11 @@ def main() -> None:
         "hour": (ns(DAY0 + timedelta(hours=12)), ns(DAY0 + timedelta(hours=13))),
         "day": (ns(DAY0), ns(DAY0 + timedelta(days=1))),
     }
-    impls = {"new": HistoryQueries} | ({f"at {a.baseline}": baseline_queries(a.baseline)} if a.baseline else {})
+    impls: dict[str, Callable] = {"new": HistoryQueries}
+    if a.raw:
+        impls["new, no rollups"] = lambda conn: HistoryQueries(conn, use_rollups=False)
+    if a.baseline:
+        impls[f"at {a.baseline}"] = baseline_queries(a.baseline)
     results, mismatches = [], []
     with psycopg.connect(url) as conn:
         for name, fn in queries(a.people).items():
