@@ -269,6 +269,9 @@ class HistoryQueries:
         where, params = r.where()
         gid, gid_params = self._gid(r.session_id)
         params |= gid_params | {"zones": zones}
+        # Edges are looked up per id as written. After merging, the latest one before the range (the earliest after
+        # it) among a person's ids is that person's true neighbour of the range's events; pairs formed among the
+        # other edge events lie wholly outside the range, so the clipping drops them.
         edges = []
         if r.start_ns:
             edges.append(_DWELL_EDGE.format(cmp="<", bound="start", order="DESC"))
