@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -15,6 +17,21 @@ from spoton.db import bucket_sql
 from spoton.rollups import ROLLUP_CELL_M, aligned
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Export's columns, in order (bbox as x1, y1, x2, y2 pixels; floor in metres).
+EXPORT_COLUMNS = (
+    "time",
+    "camera_id",
+    "frame_index",
+    "track_id",
+    "global_id",
+    "confidence",
+    "floor_x_m",
+    "floor_y_m",
+    "x1",
+    "y1",
+    "x2",
+    "y2",
+)
 
 
 def ns_to_dt(ns: int) -> datetime:
@@ -236,25 +253,52 @@ class HistoryQueries:
         ]
 
     def dwell(self, r: Range, zone_id: str = "") -> list[dict]:
-        """Seconds each person spent in each zone (enter->exit pairs, clipped to the range)."""
-        events = self.zone_events(Range(r.session_id), zone_id)
+        """Seconds each person (merges resolved) spent in each zone: consecutive enter -> exit events of the
+        person in the zone, clipped to the range. Reads the events inside the range plus, per (zone, person), the
+        last event before it and the first after it (index probes), so the cost follows the range, not the
+        session's age."""
+        r.validate()
         _, doc = self._session(r.session_id)
-        zones = {z["id"] for z in doc.get("zones", [])}
-        lo = r.start_ns or -(2**62)
-        hi = r.end_ns or 2**62
-        open_at: dict[tuple[int, str], int] = {}
-        total: dict[tuple[int, str], float] = {}
-        for e in events:
-            if e["zone_id"] not in zones:
-                continue
-            key = (e["global_id"], e["zone_id"])
-            if e["kind"] == "enter":
-                open_at[key] = e["timestamp_ns"]
-            elif key in open_at:
-                a, b = max(open_at.pop(key), lo), min(e["timestamp_ns"], hi)
-                if b > a:
-                    total[key] = total.get(key, 0.0) + (b - a) / 1e9
-        return [{"global_id": g, "zone_id": z, "dwell_s": s} for (g, z), s in sorted(total.items())]
+        zones = [z["id"] for z in doc.get("zones", [])]
+        if zone_id:
+            if zone_id not in set(zones) | {ln["id"] for ln in doc.get("lines", [])}:
+                raise NotFoundError(f"unknown zone or line {zone_id!r}")
+            zones = [zone_id] if zone_id in zones else []
+        if not zones:
+            return []
+        where, params = r.where()
+        gid, gid_params = self._gid(r.session_id)
+        params |= gid_params | {"zones": zones}
+        # Edges are looked up per id as written. After merging, the latest one before the range (the earliest after
+        # it) among a person's ids is that person's true neighbour of the range's events; pairs formed among the
+        # other edge events lie wholly outside the range, so the clipping drops them.
+        edges = []
+        if r.start_ns:
+            edges.append(_DWELL_EDGE.format(cmp="<", bound="start", order="DESC"))
+        if r.end_ns:
+            edges.append(_DWELL_EDGE.format(cmp=">=", bound="end", order="ASC"))
+        people = _DWELL_PEOPLE if edges else ""
+        lo = "greatest(time, %(start)s)" if r.start_ns else "time"
+        hi = "least(next_time, %(end)s)" if r.end_ns else "next_time"
+        rows = self.conn.execute(
+            f"""
+            WITH RECURSIVE {people}
+            ev AS (
+                SELECT time, zone_id, global_id, kind FROM zone_events
+                WHERE {where} AND zone_id = ANY(%(zones)s) AND kind IN ('enter', 'exit')
+                {"".join("UNION ALL " + e for e in edges)}
+            ), paired AS (
+                SELECT {gid} AS person, zone_id, kind, time,
+                       lead(kind) OVER w AS next_kind, lead(time) OVER w AS next_time
+                FROM ev WINDOW w AS (PARTITION BY {gid}, zone_id ORDER BY time, global_id, kind)
+            )
+            SELECT person, zone_id, sum(extract(epoch FROM {hi} - {lo}))
+            FROM paired WHERE kind = 'enter' AND next_kind = 'exit' AND {hi} > {lo}
+            GROUP BY 1, 2 ORDER BY 1, 2
+            """,
+            params,
+        ).fetchall()
+        return [{"global_id": int(g), "zone_id": z, "dwell_s": float(s)} for g, z, s in rows]
 
     def line_crossings(self, r: Range, line_id: str = "") -> list[dict]:
         _, doc = self._session(r.session_id)
@@ -284,25 +328,24 @@ class HistoryQueries:
         k = cell_m / ROLLUP_CELL_M
         rollup = self._rollup_range(r, origin)
         if rollup and abs(k - round(k)) < 1e-9:
-            cells = self.conn.execute(
-                f"""SELECT floor(cx::numeric / %(k)s)::int, floor(cy::numeric / %(k)s)::int, sum(samples)
-                    FROM presence_cells_1m WHERE {rollup[0]} GROUP BY 1, 2""",
-                rollup[1] | {"k": round(k)},
-            ).fetchall()
+            cells = self._rollup_cells(r, origin)
+            cells[:, :2] //= round(k)  # 0.5 m cells -> this grid's (floor division, as the raw query's floor)
         else:
             where, params = r.where()
-            cells = self.conn.execute(
-                f"""SELECT floor((x - %(ox)s) / %(cell)s)::int, floor((y - %(oy)s) / %(cell)s)::int, count(*)
-                    FROM (SELECT avg(floor_x_m) AS x, avg(floor_y_m) AS y FROM track_points
-                          WHERE {where} AND global_id IS NOT NULL AND floor_x_m IS NOT NULL
-                          GROUP BY global_id, time) p
-                    GROUP BY 1, 2""",
-                params | {"ox": ox, "oy": oy, "cell": cell_m},
-            ).fetchall()
-        dt = self._step_seconds(r.session_id) if cells else 0.0
-        for c, rr, n in cells:
-            if 0 <= c < cols and 0 <= rr < rows_n:
-                grid[rr, c] += float(n) * dt
+            cells = np.array(
+                self.conn.execute(
+                    f"""SELECT floor((x - %(ox)s) / %(cell)s)::int, floor((y - %(oy)s) / %(cell)s)::int, count(*)
+                        FROM (SELECT avg(floor_x_m) AS x, avg(floor_y_m) AS y FROM track_points
+                              WHERE {where} AND global_id IS NOT NULL AND floor_x_m IS NOT NULL
+                              GROUP BY global_id, time) p
+                        GROUP BY 1, 2""",
+                    params | {"ox": ox, "oy": oy, "cell": cell_m},
+                ).fetchall(),
+                dtype=np.int64,
+            ).reshape(-1, 3)
+        inside = (cells[:, 0] >= 0) & (cells[:, 0] < cols) & (cells[:, 1] >= 0) & (cells[:, 1] < rows_n)
+        if inside.any():
+            np.add.at(grid, (cells[inside, 1], cells[inside, 0]), cells[inside, 2] * self._step_seconds(r))
         return {
             "rows": rows_n,
             "cols": cols,
@@ -312,15 +355,53 @@ class HistoryQueries:
             "seconds": grid.reshape(-1).tolist(),
         }
 
-    def _step_seconds(self, session_id: str) -> float:
-        """Typical time between steps (the median gap between distinct step times)."""
-        times = self.conn.execute(
-            "SELECT DISTINCT time FROM track_points WHERE session_id = %s ORDER BY 1 LIMIT 1000", (session_id,)
-        ).fetchall()
-        if len(times) < 2:
-            return 0.0
-        gaps = np.diff([dt_to_ns(t) for (t,) in times]) / 1e9
-        return float(np.median(gaps))
+    def _rollup_cells(self, r: Range, origin: datetime) -> np.ndarray:
+        """(n, 3) int64 rows [cx, cy, samples] of the 0.5 m rollup cells over a minute-aligned range: whole hours
+        from ``presence_cells_1h``, the minutes before the first and after the last whole hour from
+        ``presence_cells_1m``."""
+        hour_ns, origin_ns = 3600 * 10**9, dt_to_ns(origin)
+        first_hour = origin_ns - (origin_ns - r.start_ns) // hour_ns * hour_ns if r.start_ns else 0  # ceil
+        last_hour = origin_ns + (r.end_ns - origin_ns) // hour_ns * hour_ns if r.end_ns else 0  # floor
+        parts = [("presence_cells_1h", "hour", Range(r.session_id, first_hour, last_hour))]
+        if first_hour and last_hour and first_hour >= last_hour:
+            parts = [("presence_cells_1m", "minute", r)]
+        else:
+            if r.start_ns and r.start_ns < first_hour:
+                parts.append(("presence_cells_1m", "minute", Range(r.session_id, r.start_ns, first_hour)))
+            if r.end_ns and last_hour < r.end_ns:
+                parts.append(("presence_cells_1m", "minute", Range(r.session_id, last_hour, r.end_ns)))
+        out = []
+        for table, column, part in parts:
+            where, params = part.where(column)
+            out += self.conn.execute(f"SELECT cx, cy, sum(samples) FROM {table} WHERE {where} GROUP BY 1, 2", params)
+        return np.array(out, dtype=np.int64).reshape(-1, 3)
+
+    def _float_rows(self, sql: str, params: dict, ncols: int) -> np.ndarray:
+        """(n, ncols) float64 array of a query whose columns are all non-null float8, read by binary COPY straight
+        into numpy (no Python object per value)."""
+        with self.conn.cursor().copy(f"COPY ({sql}) TO STDOUT (FORMAT binary)", params) as copy:
+            data = b"".join(bytes(block) for block in copy)
+        # Binary COPY: 11-byte signature, int32 flags, int32 header-extension length, then per row an int16 field
+        # count and per field an int32 length and the big-endian value; an int16 -1 ends it.
+        start = 19 + int.from_bytes(data[15:19], "big")
+        row = np.dtype(
+            [("n", ">i2")] + [(f"{k}{i}", t) for i in range(ncols) for k, t in (("len", ">i4"), ("v", ">f8"))]
+        )
+        body = np.frombuffer(data, dtype=row, count=(len(data) - start - 2) // row.itemsize, offset=start)
+        if len(data) != start + 2 + body.nbytes or (body["n"] != ncols).any() or (body["len0"] != 8).any():
+            raise RuntimeError("unexpected binary COPY layout")
+        return np.stack([body[f"v{i}"].astype(np.float64) for i in range(ncols)], axis=1)
+
+    def _step_seconds(self, r: Range) -> float:
+        """Typical time between steps: the median gap between the first 1000 distinct step times of the range (of
+        the session when the range holds fewer than two)."""
+        for where, params in (r.where(), Range(r.session_id).where()):
+            times = self.conn.execute(
+                f"SELECT DISTINCT time FROM track_points WHERE {where} ORDER BY 1 LIMIT 1000", params
+            ).fetchall()
+            if len(times) >= 2:
+                return float(np.median(np.diff([dt_to_ns(t) for (t,) in times]) / 1e9))
+        return 0.0
 
     def summary(self, r: Range) -> dict:
         r.validate()
@@ -359,57 +440,126 @@ class HistoryQueries:
             "cameras": sorted(c for c in (cams or []) if c),
         }
 
-    def export(self, r: Range, fmt: str) -> bytes:
-        """Track points of the range as CSV or Parquet bytes."""
-        import pandas as pd
+    def export(self, r: Range, fmt: str, rows_per_piece: int = 50_000) -> Iterator[bytes]:
+        """Track points of the range (merges resolved) as one CSV or Parquet file, yielded in pieces.
 
+        Rows come from a server-side cursor ``rows_per_piece`` at a time (a CSV piece or a Parquet row group each),
+        so memory stays flat however long the range. Joined, the pieces are the file.
+        """
+        import pandas as pd
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if fmt not in ("csv", "parquet"):
+            raise ValueError(f"unknown export format {fmt!r}")
         r.validate()
         self._session(r.session_id)
         where, params = r.where()
-        cur = self.conn.execute(
-            f"""SELECT time, camera_id, frame_index, track_id, global_id, bbox, confidence, floor_x_m, floor_y_m
-                FROM track_points WHERE {where} ORDER BY time, camera_id, track_id""",
-            params,
+        gid, gid_params = self._gid(r.session_id)
+        schema = pa.schema(
+            [("time", pa.timestamp("us", tz="UTC")), ("camera_id", pa.string())]
+            + [(c, pa.int64()) for c in ("frame_index", "track_id", "global_id")]
+            + [("confidence", pa.float32()), ("floor_x_m", pa.float64()), ("floor_y_m", pa.float64())]
+            + [(c, pa.float32()) for c in ("x1", "y1", "x2", "y2")]
         )
-        df = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
-        if len(df):
-            df[["x1", "y1", "x2", "y2"]] = pd.DataFrame(df.pop("bbox").tolist(), index=df.index)
-        if fmt == "csv":
-            return df.to_csv(index=False).encode()
-        if fmt == "parquet":
-            import io
+        sink, writer = _Pieces(), None
+        with self.conn.cursor(name="spoton_export") as cur:
+            cur.execute(
+                f"""SELECT time, camera_id, frame_index, track_id, {gid} AS global_id, confidence, floor_x_m, floor_y_m,
+                           bbox[1] AS x1, bbox[2] AS y1, bbox[3] AS x2, bbox[4] AS y2
+                    FROM track_points WHERE {where} ORDER BY time, camera_id, track_id""",
+                params | gid_params,
+            )
+            first = True
+            while (rows := cur.fetchmany(rows_per_piece)) or first:
+                df = pd.DataFrame(rows, columns=list(EXPORT_COLUMNS))
+                df["global_id"] = df["global_id"].astype("Int64")
+                if fmt == "csv":
+                    yield df.to_csv(index=False, header=first).encode()
+                else:
+                    writer = writer or pq.ParquetWriter(sink, schema)
+                    writer.write_table(pa.Table.from_pandas(df, schema=schema, preserve_index=False))
+                    yield sink.take()
+                first = False
+        if writer is not None:
+            writer.close()
+            yield sink.take()
 
-            buf = io.BytesIO()
-            df.to_parquet(buf, index=False)
-            return buf.getvalue()
-        raise ValueError(f"unknown export format {fmt!r}")
+    def trajectories(self, r: Range, global_id: int, simplify_m: float, max_points: int = 500_000) -> list[dict]:
+        """Per person: the floor path (cameras averaged per instant), simplified, with speeds in m/s.
 
-    def trajectories(self, r: Range, global_id: int, simplify_m: float) -> list[dict]:
-        """Per person: the floor path (cameras averaged per instant), simplified, with speeds in m/s."""
+        ``global_id`` 0 means everyone in the range, allowed while the range holds at most ``max_points`` floor
+        points (else ValueError: ask for one person or a shorter range).
+        """
         r.validate()
         self._media_start(r.session_id)
         where, params = r.where()
+        where += " AND global_id IS NOT NULL AND floor_x_m IS NOT NULL"
         gid, gid_params = self._gid(r.session_id)
         params |= gid_params
         if global_id:
-            where += f" AND {gid} = %(gid)s"
-            params["gid"] = global_id
-        rows = self.conn.execute(
-            f"""
-            SELECT {gid}, time, avg(floor_x_m), avg(floor_y_m) FROM track_points
-            WHERE {where} AND global_id IS NOT NULL AND floor_x_m IS NOT NULL
-            GROUP BY 1, time ORDER BY 1, time
-            """,
+            # The ids written that now resolve to this person, so the (session, global_id, time) index serves.
+            merged = self.merges(r.session_id)
+            params["sources"] = [s for s, d in merged.items() if d == global_id] + (
+                [] if global_id in merged else [global_id]
+            )
+            where += " AND global_id = ANY(%(sources)s)"
+        else:
+            n = self.conn.execute(
+                f"SELECT count(*) FROM (SELECT 1 FROM track_points WHERE {where} LIMIT %(cap)s) s",
+                params | {"cap": max_points + 1},
+            ).fetchone()[0]
+            if n > max_points:
+                raise ValueError(
+                    f"the range holds more than {max_points} floor points: ask for one global_id or a shorter range"
+                )
+        # Raw rows (one per camera that placed the person), averaged per person and instant in numpy: cheaper than
+        # GROUP BY + ORDER BY in SQL. Epoch seconds as float8 are spaced 0.24 µs apart near 2e9 s, so rounding
+        # them to whole microseconds gives the stored time back exactly.
+        rows = self._float_rows(
+            f"SELECT {gid}::float8, extract(epoch FROM time)::float8, floor_x_m, floor_y_m FROM track_points "
+            f"WHERE {where}",
             params,
-        ).fetchall()
-        if global_id and not rows:
+            4,
+        )
+        if global_id and not len(rows):
             raise NotFoundError(f"no floor positions for global id {global_id} in session {r.session_id!r}")
-        out, by_person = [], {}
-        for gid, t, x, y in rows:
-            by_person.setdefault(gid, []).append((dt_to_ns(t), x, y))
-        for gid, pts in by_person.items():
-            out.append(simplify_trajectory(gid, np.array(pts, dtype=np.float64), simplify_m or 0.2))
-        return out
+        if not len(rows):
+            return []
+        person, t_us = rows[:, 0].astype(np.int64), np.round(rows[:, 1] * 1e6).astype(np.int64)
+        order = np.lexsort((t_us, person))
+        person, t_us, xy = person[order], t_us[order], rows[order, 2:]
+        first = np.flatnonzero(np.r_[True, (np.diff(person) != 0) | (np.diff(t_us) != 0)])
+        counts = np.diff(np.r_[first, len(person)])[:, None]
+        person, t_ns, xy = person[first], t_us[first] * 1000, np.add.reduceat(xy, first) / counts
+        cuts = np.flatnonzero(np.diff(person)) + 1
+        return [
+            simplify_trajectory(int(person[a]), t_ns[a:b], xy[a:b], simplify_m or 0.2)
+            for a, b in itertools.pairwise([0, *cuts.tolist(), len(person)])
+        ]
+
+
+# Dwell's bounded scan (see ``HistoryQueries.dwell``). The distinct people of each zone, by a loose index scan
+# over ``zone_events_session_zone_person`` (one probe per person, however many events each has):
+_DWELL_PEOPLE = """
+    people AS (
+        SELECT z.zone_id, (SELECT min(e.global_id) FROM zone_events e
+                           WHERE e.session_id = %(session_id)s AND e.zone_id = z.zone_id) AS global_id
+        FROM unnest(%(zones)s::text[]) AS z(zone_id)
+        UNION ALL
+        SELECT p.zone_id, (SELECT min(e.global_id) FROM zone_events e
+                           WHERE e.session_id = %(session_id)s AND e.zone_id = p.zone_id AND e.global_id > p.global_id)
+        FROM people p WHERE p.global_id IS NOT NULL
+    ),"""
+# Per (zone, person as written): the last enter/exit before the range start or the first at or after its end.
+_DWELL_EDGE = """
+    SELECT x.* FROM people p CROSS JOIN LATERAL (
+        SELECT e.time, e.zone_id, e.global_id, e.kind FROM zone_events e
+        WHERE e.session_id = %(session_id)s AND e.zone_id = p.zone_id AND e.global_id = p.global_id
+          AND e.time {cmp} %({bound})s AND e.kind IN ('enter', 'exit')
+        ORDER BY e.time {order}, e.kind {order} LIMIT 1
+    ) x WHERE p.global_id IS NOT NULL
+"""
 
 
 def _polygon_sql(polygon: list[list[float]]) -> str:
@@ -418,29 +568,57 @@ def _polygon_sql(polygon: list[list[float]]) -> str:
     return f" AND point(floor_x_m, floor_y_m) <@ polygon '({text})'"
 
 
-def simplify_trajectory(global_id: int, pts: np.ndarray, tolerance_m: float) -> dict:
-    """(N, 3) rows [t_ns, x_m, y_m] -> Douglas-Peucker polyline (OpenCV) with per-point speed."""
-    xy = pts[:, 1:3].astype(np.float32)
-    if len(pts) > 2:
-        kept = cv2.approxPolyDP(xy.reshape(-1, 1, 2), tolerance_m, closed=False).reshape(-1, 2)
-        lookup = {(float(a), float(b)): i for i, (a, b) in enumerate(xy)}
-        idx = sorted({lookup[(float(a), float(b))] for a, b in kept} | {0, len(pts) - 1})
+def simplify_trajectory(global_id: int, t_ns: np.ndarray, xy: np.ndarray, tolerance_m: float) -> dict:
+    """A path (``t_ns`` (N,) int64 Unix ns, ``xy`` (N, 2) floor metres) -> Douglas-Peucker polyline (OpenCV) with
+    per-point speed in m/s."""
+    n = len(t_ns)
+    if n > 2:
+        xy32 = xy.astype(np.float32) + np.float32(0)  # + 0 turns -0.0 into 0.0, so equal points have equal bits
+        kept = cv2.approxPolyDP(xy32.reshape(-1, 1, 2), tolerance_m, closed=False).reshape(-1, 2)
+        # OpenCV returns points, not indices: map each back to the last input point with the same coordinates.
+        keys = xy32.view(np.uint64).ravel()
+        uniq, first_from_end = np.unique(keys[::-1], return_index=True)
+        last = n - 1 - first_from_end
+        found = last[np.searchsorted(uniq, np.ascontiguousarray(kept + np.float32(0)).view(np.uint64).ravel())]
+        idx = np.unique(np.concatenate([found, [0, n - 1]]))
     else:
-        idx = list(range(len(pts)))
-    sel = pts[idx]
-    seg = np.linalg.norm(np.diff(pts[:, 1:3], axis=0), axis=1)
-    length = float(seg.sum())
-    duration_s = float((pts[-1, 0] - pts[0, 0]) / 1e9) if len(pts) > 1 else 0.0
-    speeds = [0.0]
-    for a, b in itertools.pairwise(sel):
-        dt = (b[0] - a[0]) / 1e9
-        speeds.append(float(np.linalg.norm(b[1:3] - a[1:3]) / dt) if dt > 0 else 0.0)
+        idx = np.arange(n)
+    sel_t, sel_xy = t_ns[idx], xy[idx]
+    length = float(np.linalg.norm(np.diff(xy, axis=0), axis=1).sum())
+    duration_s = float((t_ns[-1] - t_ns[0]) / 1e9) if n > 1 else 0.0
+    dt = np.diff(sel_t) / 1e9
+    step = np.linalg.norm(np.diff(sel_xy, axis=0), axis=1)
+    speeds = [0.0, *np.where(dt > 0, step / np.where(dt > 0, dt, 1.0), 0.0).tolist()]
     return {
         "global_id": int(global_id),
         "points": [
-            {"timestamp_ns": int(p[0]), "x_m": float(p[1]), "y_m": float(p[2]), "speed_mps": s}
-            for p, s in zip(sel, speeds, strict=True)
+            {"timestamp_ns": int(t), "x_m": float(x), "y_m": float(y), "speed_mps": v}
+            for t, (x, y), v in zip(sel_t.tolist(), sel_xy.tolist(), speeds, strict=True)
         ],
         "length_m": length,
         "mean_speed_mps": length / duration_s if duration_s > 0 else 0.0,
     }
+
+
+class _Pieces(io.RawIOBase):
+    """A write-only file that hands over what was written since the last ``take`` (Parquet streamed in pieces)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._parts: list[bytes] = []
+        self._pos = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:  # type: ignore[no-untyped-def]
+        self._parts.append(bytes(b))
+        self._pos += len(self._parts[-1])
+        return len(self._parts[-1])
+
+    def tell(self) -> int:
+        return self._pos
+
+    def take(self) -> bytes:
+        out, self._parts = b"".join(self._parts), []
+        return out

@@ -17,7 +17,11 @@ from spoton.v1 import analytics_pb2, analytics_pb2_grpc
 def main() -> None:
     settings = AnalyticsSettings()
     configure_logging("analytics_svc", settings.log_level, settings.log_json)
-    servicer = AnalyticsServicer("", max_buckets=settings.analytics_max_buckets)
+    servicer = AnalyticsServicer(
+        "",
+        max_buckets=settings.analytics_max_buckets,
+        max_trajectory_points=settings.analytics_max_trajectory_points,
+    )
 
     async def warmup() -> None:
         def connect() -> None:

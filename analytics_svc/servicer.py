@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import numpy as np
 import psycopg
@@ -15,10 +16,17 @@ EXPORT_CHUNK = 1 << 20
 
 
 class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
-    def __init__(self, database_url: str, timescale: bool = False, max_buckets: int = 100_000) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        timescale: bool = False,
+        max_buckets: int = 100_000,
+        max_trajectory_points: int = 500_000,
+    ) -> None:
         self.database_url = database_url
         self.timescale = timescale
         self.max_buckets = max_buckets
+        self.max_trajectory_points = max_trajectory_points
 
     async def _query(self, fn):  # type: ignore[no-untyped-def]
         def run():  # type: ignore[no-untyped-def]
@@ -45,7 +53,9 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
     @unary_errors
     async def Trajectory(self, request, context):
         trajs = await self._query(
-            lambda q: q.trajectories(self._range(request.range), request.global_id, request.simplify_m)
+            lambda q: q.trajectories(
+                self._range(request.range), request.global_id, request.simplify_m, self.max_trajectory_points
+            )
         )
         return analytics_pb2.TrajectoryResponse(
             trajectories=[
@@ -97,11 +107,24 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
     async def Summary(self, request, context):
         return analytics_pb2.SummaryResponse(**await self._query(lambda q: q.summary(self._range(request.range))))
 
+    def _export(self, r: Range, fmt: str) -> Iterator[bytes]:
+        """The export's pieces, read on one connection held for the stream."""
+        try:
+            with psycopg.connect(self.database_url, connect_timeout=5) as conn:
+                yield from HistoryQueries(conn, self.timescale, self.max_buckets).export(r, fmt)
+        except psycopg.OperationalError as exc:
+            raise UnavailableError(f"database unavailable: {exc}") from exc
+
     @stream_errors
     async def Export(self, request, context):
         fmt = {analytics_pb2.EXPORT_FORMAT_CSV: "csv", analytics_pb2.EXPORT_FORMAT_PARQUET: "parquet"}.get(
             request.format, "csv"
         )
-        data = await self._query(lambda q: q.export(self._range(request.range), fmt))
-        for i in range(0, max(len(data), 1), EXPORT_CHUNK):
-            yield analytics_pb2.ExportResponse(chunk=data[i : i + EXPORT_CHUNK])
+        pieces = self._export(self._range(request.range), fmt)
+        try:
+            # Each piece is read in a worker thread; the next is read only once this one is handed to gRPC.
+            while (piece := await asyncio.to_thread(next, pieces, None)) is not None:
+                for i in range(0, len(piece), EXPORT_CHUNK):
+                    yield analytics_pb2.ExportResponse(chunk=piece[i : i + EXPORT_CHUNK])
+        finally:
+            await asyncio.to_thread(pieces.close)

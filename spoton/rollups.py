@@ -1,4 +1,5 @@
-"""Per-minute rollups of the history, so queries over long ranges read thousands of rows, not millions.
+"""Per-minute rollups of the history, so queries over long ranges read thousands of rows, not millions (and hourly
+heatmap cells, kept in step with the per-minute ones, for day-long heatmaps).
 
 One copy of the SQL, run by the gateway's history writer after each batch (and by benchmarks that load history
 directly). Each refresh recomputes whole minutes (aligned to the session's media start) from ``track_points``, so
@@ -39,6 +40,12 @@ REFRESH_SQL = [
         WHERE {_WINDOW} AND t.global_id IS NOT NULL AND t.floor_x_m IS NOT NULL
           AND point(t.floor_x_m, t.floor_y_m) <@ z.poly
         GROUP BY 1, 2, 3, 4""",
+    # presence_cells_1h follows presence_cells_1m: take these minutes' old cells out of their hours, put the new in.
+    """UPDATE presence_cells_1h h SET samples = h.samples - m.samples
+        FROM (SELECT date_bin('1 hour', minute, %(origin)s) AS hour, cx, cy, sum(samples) AS samples
+              FROM presence_cells_1m WHERE session_id = %(sid)s AND minute >= %(lo)s AND minute < %(hi)s
+              GROUP BY 1, 2, 3) m
+        WHERE h.session_id = %(sid)s AND h.hour = m.hour AND h.cx = m.cx AND h.cy = m.cy""",
     """DELETE FROM presence_cells_1m WHERE session_id = %(sid)s AND minute >= %(lo)s AND minute < %(hi)s""",
     f"""INSERT INTO presence_cells_1m (session_id, minute, cx, cy, samples)
         SELECT session_id, minute, floor((x - %(ox)s) / {ROLLUP_CELL_M})::int,
@@ -48,6 +55,13 @@ REFRESH_SQL = [
               FROM track_points t WHERE {_WINDOW} AND t.global_id IS NOT NULL AND t.floor_x_m IS NOT NULL
               GROUP BY t.session_id, minute, t.global_id, t.time) p
         GROUP BY 1, 2, 3, 4""",
+    """INSERT INTO presence_cells_1h (session_id, hour, cx, cy, samples)
+        SELECT session_id, date_bin('1 hour', minute, %(origin)s), cx, cy, sum(samples)
+        FROM presence_cells_1m WHERE session_id = %(sid)s AND minute >= %(lo)s AND minute < %(hi)s
+        GROUP BY 1, 2, 3, 4
+        ON CONFLICT (session_id, hour, cx, cy) DO UPDATE SET samples = presence_cells_1h.samples + EXCLUDED.samples""",
+    """DELETE FROM presence_cells_1h WHERE session_id = %(sid)s AND samples = 0
+        AND hour >= date_bin('1 hour', %(lo)s, %(origin)s) AND hour < %(hi)s""",
 ]
 
 
