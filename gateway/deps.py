@@ -1,5 +1,5 @@
 """The routes' dependencies: typed accessors for the gateway's state, the API-key check every guarded router
-mounts, and the analytics time range."""
+mounts, and the analytics time range. All ``async``: FastAPI would run a plain ``def`` in its thread pool."""
 
 from __future__ import annotations
 
@@ -9,42 +9,31 @@ from typing import Annotated
 from fastapi import Depends, WebSocketException
 from starlette.requests import HTTPConnection
 
-from gateway.clients import ServiceClients
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.state import Gateway
-from gateway.store import Store
 from spoton.bootstrap.settings import key_matches
 from spoton.v1 import analytics_pb2
 
 KEY_HINT = "missing or invalid API key (X-API-Key header or ?api_key=)"
 
 
-def get_gateway(conn: HTTPConnection) -> Gateway:
+async def get_gateway(conn: HTTPConnection) -> Gateway:
+    """The app's shared state (``create_app`` puts it on ``app.state``), for HTTP routes and WebSockets alike."""
     return conn.app.state.gateway
 
 
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 
-def get_settings(gw: GatewayDep) -> GatewaySettings:
+async def get_settings(gw: GatewayDep) -> GatewaySettings:
     return gw.settings
 
 
-def get_clients(gw: GatewayDep) -> ServiceClients:
-    return gw.clients
-
-
-def get_store(gw: GatewayDep) -> Store:
-    return gw.store
-
-
 SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
-ClientsDep = Annotated[ServiceClients, Depends(get_clients)]
-StoreDep = Annotated[Store, Depends(get_store)]
 
 
-def require_key(conn: HTTPConnection, settings: SettingsDep) -> None:
+async def require_key(conn: HTTPConnection, settings: SettingsDep) -> None:
     """With API_KEYS set, the caller's key (``X-API-Key`` header or ``?api_key=``) must be one of them (DESIGN §3).
 
     HTTP gets a 401 error body; a WebSocket is closed with 4401 before it is accepted.
@@ -73,7 +62,7 @@ def parse_time(value: str | None, name: str) -> int:
     return int(dt.timestamp() * 1e9)
 
 
-def time_range(session_id: str = "", start: str | None = None, end: str | None = None) -> analytics_pb2.TimeRange:
+async def time_range(session_id: str = "", start: str | None = None, end: str | None = None) -> analytics_pb2.TimeRange:
     """The session and ISO-8601 range every analytics route takes."""
     if not session_id:
         raise ApiError(400, "invalid_argument", "session_id is required")
