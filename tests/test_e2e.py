@@ -297,7 +297,7 @@ def test_person_thumbnails(demo_run, stack) -> None:  # type: ignore[no-untyped-
 def test_privacy_mode_blurs_people_on_the_camera_stream(stack) -> None:  # type: ignore[no-untyped-def]
     import cv2
 
-    from gateway.app import annotate_jpeg
+    from gateway.render import annotate_jpeg
     from spoton.frames import encode_frame
     from spoton.v1 import common_pb2
 

@@ -9,7 +9,7 @@ import grpc
 import httpx
 import psycopg
 
-from gateway.app import PURGE_TABLES
+from gateway.store import PURGE_TABLES
 from spoton.launcher import Stack
 from spoton.v1 import reid_pb2, reid_pb2_grpc
 

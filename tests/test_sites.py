@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import numpy as np
 import yaml
 
 from spoton.launcher import Stack
@@ -60,6 +61,26 @@ def test_video_sets_over_rest(stack: Stack, demo_dir: Path) -> None:
     assert httpx.delete(api + name, timeout=10).json() == {"deleted": name}
     assert httpx.get(api + name, timeout=10).status_code == 404
     assert httpx.delete(api + name, timeout=10).status_code == 404
+
+
+def test_video_set_calibrated_by_point_pairs(stack: Stack, demo_dir: Path) -> None:
+    """A camera calibrated by image/floor point pairs (instead of a homography) reaches mapping_svc as such."""
+    api = stack.gateway_url + "/api/v1/video-sets/"
+    name = f"pairs-{uuid.uuid4().hex[:6]}"
+    doc = site_doc(demo_dir, name)
+    h = np.array(doc["cameras"][0].pop("homography"), float)
+    image = np.array([[100.0, 400.0], [500.0, 400.0], [500.0, 250.0], [100.0, 250.0], [300.0, 320.0]])
+    floor = np.c_[image, np.ones(len(image))] @ h.T
+    floor = floor[:, :2] / floor[:, 2:]
+    pairs = zip(image.tolist(), floor.tolist(), strict=True)
+    doc["cameras"][0]["points"] = [{"image": i, "floor": f} for i, f in pairs]
+    r = httpx.post(api, json=doc, timeout=30)
+    assert r.status_code == 201, r.text
+    assert r.json()["cameras"][0]["calibrated"] is True
+    cal = httpx.get(f"{api}{name}/cameras/door/calibration", timeout=10).json()
+    assert cal["source"] == "api" and len(cal["points"]) == len(image)
+    assert np.allclose(np.array(cal["homography"]) / cal["homography"][2][2], h / h[2, 2], rtol=1e-3, atol=1e-3)
+    assert httpx.delete(api + name, timeout=10).json() == {"deleted": name}
 
 
 def test_always_on_session_survives_a_gateway_restart(stack: Stack) -> None:

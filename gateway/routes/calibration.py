@@ -1,0 +1,147 @@
+"""Camera calibration (image px -> floor m) through mapping_svc: read, set, fit, and pictures to check it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+
+import numpy as np
+from fastapi import APIRouter, Query, Response
+from google.protobuf import json_format
+from pydantic import BaseModel, Field
+
+from gateway.deps import GatewayDep
+from gateway.errors import ApiError
+from gateway.render import encode_png
+from gateway.sources import read_frame
+from gateway.state import Gateway
+from spoton.floorplan import birdseye, overlay
+from spoton.v1 import common_pb2, mapping_pb2
+from spoton.videoset import VideoSet
+
+router = APIRouter(prefix="/api/v1/video-sets/{name}/cameras/{camera_id}/calibration")
+
+Pair = tuple[tuple[float, float], tuple[float, float]]
+
+
+class PointPairBody(BaseModel):
+    image: tuple[float, float]
+    floor: tuple[float, float]
+
+
+class DistortionBody(BaseModel):
+    camera_matrix: list[list[float]] = Field(min_length=3, max_length=3)
+    coefficients: list[float]
+
+
+class CalibrationBody(BaseModel):
+    """Either >= 4 point pairs or a 3x3 homography (image px -> floor m)."""
+
+    points: list[PointPairBody] = Field(default_factory=list)
+    homography: list[list[float]] | None = None
+    distortion: DistortionBody | None = None
+    foot_offset_px: tuple[float, float] = (0.0, 0.0)
+
+
+class FitBody(BaseModel):
+    points: list[PointPairBody] = Field(min_length=1)
+
+
+def pairs_proto(pairs: Iterable[Pair]) -> list[mapping_pb2.PointPair]:
+    """(image px, floor m) pairs as ``PointPair`` messages."""
+    return [
+        mapping_pb2.PointPair(
+            image=common_pb2.Point2(x=image[0], y=image[1]), floor=common_pb2.FloorPoint(x_m=floor[0], y_m=floor[1])
+        )
+        for image, floor in pairs
+    ]
+
+
+def body_pairs(points: list[PointPairBody]) -> list[Pair]:
+    return [(p.image, p.floor) for p in points]
+
+
+def calibration_json(cal: mapping_pb2.Calibration) -> dict:
+    out = json_format.MessageToDict(cal, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+    out["homography"] = [list(cal.homography[i : i + 3]) for i in (0, 3, 6)]
+    return out
+
+
+async def calibration_proto(gw: Gateway, name: str, camera_id: str) -> mapping_pb2.Calibration:
+    (await gw.video_set(name)).camera(camera_id)
+    reply = await gw.clients.mapping.GetCalibration(
+        mapping_pb2.GetCalibrationRequest(video_set=name, camera_id=camera_id),
+        timeout=gw.settings.rpc_timeout_s,
+        metadata=gw.clients.metadata,
+    )
+    return reply.calibration
+
+
+@router.get("")
+async def get_calibration(name: str, camera_id: str, gw: GatewayDep) -> dict:
+    return calibration_json(await calibration_proto(gw, name, camera_id))
+
+
+@router.put("")
+async def put_calibration(name: str, camera_id: str, body: CalibrationBody, gw: GatewayDep) -> dict:
+    (await gw.video_set(name)).camera(camera_id)
+    cal = mapping_pb2.Calibration(
+        video_set=name,
+        camera_id=camera_id,
+        points=pairs_proto(body_pairs(body.points)),
+        foot_offset_px=common_pb2.Point2(x=body.foot_offset_px[0], y=body.foot_offset_px[1]),
+    )
+    if body.homography is not None:
+        cal.homography.extend(v for row in body.homography for v in row)
+    if body.distortion is not None:
+        cal.distortion.camera_matrix.extend(v for row in body.distortion.camera_matrix for v in row)
+        cal.distortion.coefficients.extend(body.distortion.coefficients)
+    reply = await gw.clients.mapping.SetCalibration(
+        mapping_pb2.SetCalibrationRequest(calibration=cal),
+        timeout=gw.settings.rpc_timeout_s,
+        metadata=gw.clients.metadata,
+    )
+    return {"calibration": calibration_json(reply.calibration), "reprojection_error_m": reply.reprojection_error_m}
+
+
+@router.post("/fit")
+async def fit_calibration(name: str, camera_id: str, body: FitBody, gw: GatewayDep) -> dict:
+    (await gw.video_set(name)).camera(camera_id)
+    reply = await gw.clients.mapping.FitCalibration(
+        mapping_pb2.FitCalibrationRequest(points=pairs_proto(body_pairs(body.points))),
+        timeout=gw.settings.rpc_timeout_s,
+        metadata=gw.clients.metadata,
+    )
+    h = list(reply.homography)
+    return {
+        "homography": [h[0:3], h[3:6], h[6:9]],
+        "reprojection_error_m": reply.reprojection_error_m,
+        "inliers": list(reply.inliers),
+    }
+
+
+Draw = Callable[[np.ndarray, np.ndarray, VideoSet], np.ndarray]
+
+
+async def calibration_picture(gw: Gateway, name: str, camera_id: str, frame: int, draw: Draw) -> Response:
+    """``draw(image, homography 3x3, video set)`` over the camera's 1-based source ``frame``, as PNG."""
+    if frame < 1:
+        raise ApiError(400, "invalid_argument", "frame is 1-based")
+    vs = await gw.video_set(name)
+    cal = await calibration_proto(gw, name, camera_id)
+    image = await asyncio.to_thread(read_frame, vs.source_uri(vs.camera(camera_id)), frame)
+    h = np.array(cal.homography, np.float64).reshape(3, 3)
+    png = await asyncio.to_thread(lambda: encode_png(draw(image, h, vs)))
+    return Response(png, media_type="image/png")
+
+
+@router.get("/overlay.png")
+async def calibration_overlay(name: str, camera_id: str, gw: GatewayDep, frame: int = 1) -> Response:
+    return await calibration_picture(gw, name, camera_id, frame, overlay)
+
+
+@router.get("/birdseye.png")
+async def calibration_birdseye(
+    name: str, camera_id: str, gw: GatewayDep, frame: int = 1, px_per_m: float = Query(20.0, gt=0, le=200)
+) -> Response:
+    return await calibration_picture(gw, name, camera_id, frame, lambda im, h, vs: birdseye(im, h, vs, px_per_m))
