@@ -5,7 +5,8 @@ its INT8 quantization weights/best_int8.onnx, ``ov`` = the OpenVINO IR weights/b
 ``ov-int8`` = its NNCF INT8 quantization weights/best_int8_openvino_model, ``torch`` = weights/best.pt on
 PyTorch; classes ``0`` or ``all``; options ``tileWxH`` (SAHI tiles), ``bN`` (N frames per forward pass, default 1),
 ``tN`` (runtime threads, default the runtime's), ``spin`` (ONNX Runtime busy-waits), ``tput`` (OpenVINO throughput
-hint); plus ``hog`` (OpenCV's people detector, the floor).
+hint), ``f32``/``bf16`` (OpenVINO inference precision; default bf16 on AMX/AVX-512 BF16 CPUs), ``nopin`` (OpenVINO
+threads not pinned to cores); plus ``hog`` (OpenCV's people detector, the floor).
 All settings run interleaved, frame group by frame group (in turn-rotating order), so a busy machine slows them
 alike. Datasets: ``pets`` (vtest.avi against the PETS09-S2L1 ground truth) and ``demo`` (the four demo cameras).
 Writes ``bench/results/detection_eval.json``.
@@ -82,7 +83,7 @@ def build(setting: str):  # type: ignore[no-untyped-def]
     parts = setting.split(":")
     backend, size, classes = parts[:3]
     w, h = (int(v) for v in size.split("x"))
-    tile, batch, threads, spin, hint = None, 1, 0, False, "LATENCY"
+    tile, batch, threads, spin, hint, precision, pin = None, 1, 0, False, "LATENCY", "", True
     for option in parts[3:]:
         if option.startswith("tile"):
             tw, th = (int(v) for v in option[4:].split("x"))
@@ -95,6 +96,10 @@ def build(setting: str):  # type: ignore[no-untyped-def]
             spin = True
         elif option == "tput":
             hint = "THROUGHPUT"
+        elif option in ("f32", "bf16"):
+            precision = option
+        elif option == "nopin":
+            pin = False
         else:
             raise ValueError(f"unknown option {option!r} in {setting!r}")
     name, runtime = WEIGHT_FILES[backend]
@@ -106,7 +111,7 @@ def build(setting: str):  # type: ignore[no-untyped-def]
         batch=batch,
         tile_wh=tile,
         backend=runtime,
-        runtime=RuntimeOptions(threads=threads, spinning=spin, ov_hint=hint),
+        runtime=RuntimeOptions(threads=threads, spinning=spin, ov_hint=hint, ov_precision=precision, ov_pinning=pin),
     )
     det.warmup()
     if batch > 1:

@@ -61,12 +61,15 @@ class DetectionSettings(CommonSettings):
     detector_batch: int = 0
     # CPU runtime threads: ONNX Runtime intra-op / OpenVINO INFERENCE_NUM_THREADS (0 = the runtime's default, one
     # per core), ONNX Runtime inter-op, busy-waiting between runs (off: the other services share the cores),
-    # OpenVINO's performance hint (LATENCY | THROUGHPUT) and streams (0 = the hint's choice).
+    # OpenVINO's performance hint (LATENCY | THROUGHPUT), streams (0 = the hint's choice), float precision ("" =
+    # OpenVINO's default: bf16 on CPUs with AMX/AVX-512 BF16, f32 elsewhere; f32 | bf16) and thread pinning.
     detector_threads: int = 0
     detector_inter_threads: int = 1
     detector_spinning: bool = False
     detector_ov_hint: str = "LATENCY"
     detector_ov_streams: int = 0
+    detector_ov_precision: str = ""
+    detector_ov_pinning: bool = True
     # "WxH" slices for SAHI tiled inference (small, distant people); empty = whole frames only.
     detector_tile_size: str = ""
     # Largest frame accepted, in pixels (bounded memory), and the most frames in one batch.
@@ -90,12 +93,16 @@ class DetectionSettings(CommonSettings):
     def runtime_options(self) -> RuntimeOptions:
         if self.detector_ov_hint not in ("LATENCY", "THROUGHPUT"):
             raise ValueError(f"DETECTOR_OV_HINT must be LATENCY or THROUGHPUT, got {self.detector_ov_hint!r}")
+        if self.detector_ov_precision not in ("", "f32", "bf16"):
+            raise ValueError(f"DETECTOR_OV_PRECISION must be empty, f32 or bf16, got {self.detector_ov_precision!r}")
         return RuntimeOptions(
             self.detector_threads,
             self.detector_inter_threads,
             self.detector_spinning,
             self.detector_ov_hint,
             self.detector_ov_streams,
+            self.detector_ov_precision,
+            self.detector_ov_pinning,
         )
 
     def resolve_weights(self) -> Path:

@@ -28,6 +28,10 @@ class RuntimeOptions:
     spinning: bool = False  # ONNX Runtime intra-op busy-wait between runs
     ov_hint: str = "LATENCY"  # OpenVINO PERFORMANCE_HINT: LATENCY | THROUGHPUT
     ov_streams: int = 0  # OpenVINO NUM_STREAMS; 0 = what the hint picks
+    # OpenVINO INFERENCE_PRECISION_HINT for float layers: "" = its default, which is bf16 on CPUs with AMX or
+    # AVX-512 BF16 (so an "FP32" model computes in bf16 there) and f32 elsewhere; "f32" | "bf16" force.
+    ov_precision: str = ""
+    ov_pinning: bool = True  # OpenVINO ENABLE_CPU_PINNING (threads bound to cores)
 
 
 class Runtime(Protocol):
@@ -104,6 +108,9 @@ class OpenVinoRuntime:
             self.config["INFERENCE_NUM_THREADS"] = options.threads
         if options.ov_streams:
             self.config["NUM_STREAMS"] = options.ov_streams
+        if options.ov_precision:
+            self.config["INFERENCE_PRECISION_HINT"] = options.ov_precision
+        self.config["ENABLE_CPU_PINNING"] = options.ov_pinning
         self._compiled: dict[tuple[int, ...], object] = {}
         self._lock = threading.Lock()
         self.names = read_names(path)
