@@ -134,20 +134,21 @@ class DetectionSettings(CommonSettings):
             return backend, path
         precision = table_precision if self.detector_precision == "auto" else self.detector_precision
         candidates = {
-            "auto": [table_backend, "onnx"] if openvino else ["onnx"],
+            "auto": list(dict.fromkeys([table_backend, "onnx"])) if openvino else ["onnx"],
             "onnx": ["onnx"],
             "openvino": ["openvino"],
             "torch": [],
         }[self.detector_backend]
-        for backend in candidates:
-            path = WEIGHTS_DIR / DEFAULT_WEIGHTS[backend, precision]
-            if path.exists():
-                return backend, path
         if self.detector_precision == "int8":
-            raise FileNotFoundError(f"DETECTOR_PRECISION=int8 but no INT8 model for {candidates}: run `make weights`")
-        if precision == "int8":  # the table's INT8 is not there: the same backends in FP32
             for backend in candidates:
-                if (path := WEIGHTS_DIR / DEFAULT_WEIGHTS[backend, "fp32"]).exists():
+                if (path := WEIGHTS_DIR / DEFAULT_WEIGHTS[backend, "int8"]).exists():
+                    return backend, path
+            raise FileNotFoundError(f"DETECTOR_PRECISION=int8 but no INT8 model for {candidates}: run `make weights`")
+        # The table's backend before its precision: a missing INT8 file (no demo video at setup) falls back to FP32
+        # on the same runtime (OpenVINO FP32 runs bf16 on AMX CPUs, faster than ONNX Runtime INT8).
+        for backend in candidates:
+            for p in dict.fromkeys((precision, "fp32")):
+                if (path := WEIGHTS_DIR / DEFAULT_WEIGHTS[backend, p]).exists():
                     return backend, path
         if self.detector_backend == "openvino":
             raise FileNotFoundError(f"DETECTOR_BACKEND=openvino but {WEIGHTS_DIR} has no IR: run `make weights`")
