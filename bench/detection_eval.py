@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from detection_svc.config import DEFAULT_WEIGHTS, SHORT_NAMES
 from detection_svc.detector import Detector
 from detection_svc.runtimes import RuntimeOptions
 from spoton.demo.data import gt_path, vtest_path
@@ -67,15 +68,6 @@ class HogDetector:
         return out, (time.perf_counter() - start) * 1000
 
 
-WEIGHT_FILES = {
-    "onnx": ("best.onnx", "onnx"),
-    "int8": ("best_int8.onnx", "onnx"),
-    "ov": ("best_openvino_model", "openvino"),
-    "ov-int8": ("best_int8_openvino_model", "openvino"),
-    "torch": ("best.pt", "torch"),
-}
-
-
 def build(setting: str):  # type: ignore[no-untyped-def]
     """The detector of one setting and its frames per call."""
     if setting == "hog":
@@ -102,7 +94,8 @@ def build(setting: str):  # type: ignore[no-untyped-def]
             pin = False
         else:
             raise ValueError(f"unknown option {option!r} in {setting!r}")
-    name, runtime = WEIGHT_FILES[backend]
+    runtime, precision = SHORT_NAMES[backend]
+    name = DEFAULT_WEIGHTS[runtime, precision]
     det = Detector(
         WEIGHTS / name,
         (w, h),

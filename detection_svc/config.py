@@ -18,6 +18,15 @@ DEFAULT_WEIGHTS = {
     ("onnx", "int8"): "best_int8.onnx",
     ("openvino", "fp32"): "best_openvino_model",
     ("openvino", "int8"): "best_int8_openvino_model",
+    ("torch", "fp32"): "best.pt",
+}
+# The short names bench/detection_eval.py and bench/detection_speed.py take -> (backend, precision).
+SHORT_NAMES = {
+    "onnx": ("onnx", "fp32"),
+    "int8": ("onnx", "int8"),
+    "ov": ("openvino", "fp32"),
+    "ov-int8": ("openvino", "int8"),
+    "torch": ("torch", "fp32"),
 }
 
 
