@@ -103,8 +103,10 @@ class Detector:
         return self._yolo
 
     def warmup(self) -> None:
+        """One frame, and on a CPU runtime one full batch too (OpenVINO compiles each batch size once)."""
         w, h = self.input_wh
-        self.detect([np.zeros((h, w, 3), np.uint8)], conf=0.25, iou=0.5, max_det=10)
+        for n in dict.fromkeys((1, self.batch if self.runtime is not None else 1)):
+            self.detect([np.zeros((h, w, 3), np.uint8)] * n, conf=0.25, iou=0.5, max_det=10)
 
     def detect(self, images: list[np.ndarray], conf: float, iou: float, max_det: int) -> tuple[list[Detections], float]:
         """Detect people in BGR uint8 images.
