@@ -95,8 +95,8 @@ def build(setting: str):  # type: ignore[no-untyped-def]
             pin = False
         else:
             raise ValueError(f"unknown option {option!r} in {setting!r}")
-    runtime, precision = SHORT_NAMES[backend]
-    name = DEFAULT_WEIGHTS[runtime, precision]
+    runtime, model_precision = SHORT_NAMES[backend]
+    name = DEFAULT_WEIGHTS[runtime, model_precision]
     det = Detector(
         WEIGHTS / name,
         (w, h),

@@ -76,7 +76,9 @@ class Detector:
         if self.device == "cpu" and backend in ("onnx", "openvino"):
             self.runtime = open_runtime(self.weights, backend, dataclasses.replace(options, threads=threads))
             names, runtime_name = self.runtime.names, self.runtime.backend
-            self.batch = batch or 4
+            self.batch = self.runtime.static_batch or batch or 4
+            if self.runtime.static_hw:  # a static export runs at its own size
+                self.input_wh = self.runtime.static_hw[::-1]
         else:
             if threads:
                 import torch
@@ -89,7 +91,7 @@ class Detector:
             weights_source=str(self.weights),
             backend=runtime_name,
             device=self.device,
-            input_wh=input_wh,
+            input_wh=self.input_wh,
             classes=[names[k] for k in sorted(names)] if isinstance(names, dict) else list(names),
         )
 

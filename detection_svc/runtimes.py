@@ -37,6 +37,8 @@ class RuntimeOptions:
 class Runtime(Protocol):
     backend: str
     names: dict[int, str]
+    static_batch: int | None  # the batch size a static-shape model takes, None = any
+    static_hw: tuple[int, int] | None  # the (H, W) a static-shape model takes, None = any
 
     def __call__(self, batch: np.ndarray) -> np.ndarray: ...
 
@@ -79,7 +81,11 @@ class OrtRuntime:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if options.spinning else "0")
         opts.add_session_config_entry("session.inter_op.allow_spinning", "1" if options.spinning else "0")
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
+        spec = self.session.get_inputs()[0]
+        self.input_name = spec.name
+        batch, _, h, w = spec.shape
+        self.static_batch = batch if isinstance(batch, int) else None
+        self.static_hw = (h, w) if isinstance(h, int) and isinstance(w, int) else None
         self.names = read_names(path)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
@@ -89,9 +95,9 @@ class OrtRuntime:
 class OpenVinoRuntime:
     """OpenVINO on the CPU with our own ``ov.Core``: threads, performance hint and streams are settable.
 
-    The model is reshaped to the static input shape it is called with and compiled once per shape (a batch size and
-    network input): static shapes are faster, and OpenVINO's CPU plugin crashes running INT8 models with dynamic
-    shapes on AMX CPUs (openvinotoolkit/openvino#37577, the reason Ultralytics does the same there).
+    A dynamic model is reshaped to the static input shape it is called with and compiled once per shape (a batch
+    size and network input): static shapes are faster, and OpenVINO's CPU plugin crashes running INT8 models with
+    dynamic shapes on AMX CPUs (openvinotoolkit/openvino#37577, the reason Ultralytics does the same there).
     """
 
     backend = "openvino"
@@ -103,6 +109,12 @@ class OpenVinoRuntime:
         self._path = path if path.suffix == ".onnx" else _ir_file(path)
         self._model = self._core.read_model(str(self._path))
         self._input = self._model.input().get_any_name()
+        # A dynamic export is reshaped to whatever it is called with; a static one (its anchor count is baked into
+        # the graph) runs at its own shape.
+        shape = self._model.input().get_partial_shape()
+        batch, _, h, w = (d.get_length() if d.is_static else None for d in shape)
+        self.static_batch = batch
+        self.static_hw = (h, w) if h and w else None
         self.config: dict[str, object] = {"PERFORMANCE_HINT": options.ov_hint}
         if options.threads:
             self.config["INFERENCE_NUM_THREADS"] = options.threads
@@ -120,7 +132,8 @@ class OpenVinoRuntime:
         with self._lock:
             if shape not in self._compiled:
                 model = self._model.clone()
-                model.reshape({self._input: list(shape)})
+                if not self._model.input().get_partial_shape().is_static:
+                    model.reshape({self._input: list(shape)})
                 self._compiled[shape] = self._core.compile_model(model, "CPU", self.config)
             return self._compiled[shape]
 
