@@ -5,8 +5,8 @@ its INT8 quantization weights/best_int8.onnx, ``ov`` = the OpenVINO IR weights/b
 ``ov-int8`` = its NNCF INT8 quantization weights/best_int8_openvino_model, ``torch`` = weights/best.pt on
 PyTorch; classes ``0`` or ``all``; options ``tileWxH`` (SAHI tiles), ``bN`` (N frames per forward pass, default 1),
 ``tN`` (runtime threads, default the runtime's), ``spin`` (ONNX Runtime busy-waits), ``tput`` (OpenVINO throughput
-hint), ``f32``/``bf16`` (OpenVINO inference precision; default bf16 on AMX/AVX-512 BF16 CPUs), ``nopin`` (OpenVINO
-threads not pinned to cores); plus ``hog`` (OpenCV's people detector, the floor).
+hint), ``f32``/``bf16`` (OpenVINO inference precision; default bf16 on AMX/AVX-512 BF16 CPUs), ``pin`` (OpenVINO
+threads pinned to cores); plus ``hog`` (OpenCV's people detector, the floor).
 All settings run interleaved, frame group by frame group (in turn-rotating order), so a busy machine slows them
 alike; CPU ms (all threads of this process) is the cost that matters where services share the cores.
 Datasets: ``pets`` (vtest.avi against the PETS09-S2L1 ground truth) and ``demo`` (the four demo cameras).
@@ -76,7 +76,7 @@ def build(setting: str):  # type: ignore[no-untyped-def]
     parts = setting.split(":")
     backend, size, classes = parts[:3]
     w, h = (int(v) for v in size.split("x"))
-    tile, batch, threads, spin, hint, precision, pin = None, 1, 0, False, "LATENCY", "", True
+    tile, batch, threads, spin, hint, precision, pin = None, 1, 0, False, "LATENCY", "", False
     for option in parts[3:]:
         if option.startswith("tile"):
             tw, th = (int(v) for v in option[4:].split("x"))
@@ -91,8 +91,8 @@ def build(setting: str):  # type: ignore[no-untyped-def]
             hint = "THROUGHPUT"
         elif option in ("f32", "bf16"):
             precision = option
-        elif option == "nopin":
-            pin = False
+        elif option == "pin":
+            pin = True
         else:
             raise ValueError(f"unknown option {option!r} in {setting!r}")
     runtime, model_precision = SHORT_NAMES[backend]

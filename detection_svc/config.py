@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -68,17 +69,20 @@ class DetectionSettings(CommonSettings):
     # Frames per forward pass; 0 = 4 on the CPU runtimes (one call per DetectStream message of four cameras), 1 for
     # PyTorch on CPU, 16 on GPU.
     detector_batch: int = 0
-    # CPU runtime threads: ONNX Runtime intra-op / OpenVINO INFERENCE_NUM_THREADS (0 = the runtime's default, one
-    # per core), ONNX Runtime inter-op, busy-waiting between runs (off: the other services share the cores),
+    # CPU runtime threads: ONNX Runtime intra-op / OpenVINO INFERENCE_NUM_THREADS (0 = half the cores this process
+    # may use, at least 1: the other five services share them), ONNX Runtime inter-op, busy-waiting between runs,
     # OpenVINO's performance hint (LATENCY | THROUGHPUT), streams (0 = the hint's choice), float precision ("" =
     # OpenVINO's default: bf16 on CPUs with AMX/AVX-512 BF16, f32 elsewhere; f32 | bf16) and thread pinning.
+    # Measured on the 2-core Xeon under load (bench/detection_eval.py, CPU ms per frame, README): 1 thread costs
+    # 24-28 % less CPU than 2 for OpenVINO and 8 % less for ONNX Runtime, and was faster in wall time too;
+    # spinning costs ORT 69 % more CPU; unpinned OpenVINO threads 8 % less than pinned ones.
     detector_threads: int = 0
     detector_inter_threads: int = 1
     detector_spinning: bool = False
     detector_ov_hint: str = "LATENCY"
     detector_ov_streams: int = 0
     detector_ov_precision: str = ""
-    detector_ov_pinning: bool = True
+    detector_ov_pinning: bool = False
     # "WxH" slices for SAHI tiled inference (small, distant people); empty = whole frames only.
     detector_tile_size: str = ""
     # Largest frame accepted, in pixels (bounded memory), and the most frames in one batch.
@@ -105,7 +109,7 @@ class DetectionSettings(CommonSettings):
         if self.detector_ov_precision not in ("", "f32", "bf16"):
             raise ValueError(f"DETECTOR_OV_PRECISION must be empty, f32 or bf16, got {self.detector_ov_precision!r}")
         return RuntimeOptions(
-            self.detector_threads,
+            self.detector_threads or max(1, len(os.sched_getaffinity(0)) // 2),
             self.detector_inter_threads,
             self.detector_spinning,
             self.detector_ov_hint,

@@ -31,7 +31,7 @@ class RuntimeOptions:
     # OpenVINO INFERENCE_PRECISION_HINT for float layers: "" = its default, which is bf16 on CPUs with AMX or
     # AVX-512 BF16 (so an "FP32" model computes in bf16 there) and f32 elsewhere; "f32" | "bf16" force.
     ov_precision: str = ""
-    ov_pinning: bool = True  # OpenVINO ENABLE_CPU_PINNING (threads bound to cores)
+    ov_pinning: bool = False  # OpenVINO ENABLE_CPU_PINNING (threads bound to cores; off on a shared host)
 
 
 class Runtime(Protocol):
