@@ -32,27 +32,35 @@ SHORT_NAMES = {
 
 
 def cpu_choice(flags: frozenset[str]) -> tuple[str, str]:
-    """``DETECTOR_BACKEND=auto`` on a CPU: (backend, precision) by the CPU's features (README, "Detector on a CPU").
+    """``DETECTOR_BACKEND=auto`` on a CPU: (backend, precision) by the CPU's features. Measured with
+    bench/detection_eval.py on PETS (README, "Detector on a CPU"), CPU ms per frame at one thread:
 
-    - VNNI or AMX (avx512_vnni, avx_vnni, amx_int8): OpenVINO INT8 (NNCF), the fastest at FP32's recall.
-    - AVX2 without them: OpenVINO FP32. INT8 there multiplies through 16-bit saturating instructions, and the ORT
-      INT8 model lost accuracy on an AVX2-only EPYC (spoton/bootstrap/device.py).
+    - AMX (amx_bf16): the OpenVINO FP32 model, which OpenVINO computes in bf16 there: 43 ms at FP32's recall
+      (0.709 / 0.728), where its NNCF INT8 model costs the same (42) and loses a little (0.698 / 0.712).
+    - VNNI without AMX (avx512_vnni, avx_vnni): OpenVINO INT8, 2.6x cheaper than FP32 (58 vs 149 ms).
+    - AVX2 without VNNI: OpenVINO FP32 (146 ms, ONNX Runtime 170). INT8 there multiplies through 16-bit
+      saturating instructions and loses recall (OpenVINO 0.757 vs 0.793, ONNX Runtime likewise on an AVX2 EPYC).
     - Anything else (no AVX2, non-x86): ONNX Runtime FP32, the portable path.
     """
-    if "avx2" in flags or INT8_DOT_PRODUCT_FLAGS & flags:
-        return "openvino", "int8" if INT8_DOT_PRODUCT_FLAGS & flags else "fp32"
+    if "amx_bf16" in flags:
+        return "openvino", "fp32"
+    if INT8_DOT_PRODUCT_FLAGS & flags:
+        return "openvino", "int8"
+    if "avx2" in flags:
+        return "openvino", "fp32"
     return "onnx", "fp32"
 
 
 class DetectionSettings(CommonSettings):
     port: int = Field(50051, validation_alias="DETECTION_SVC_PORT")
     metrics_port: int = Field(9101, validation_alias="DETECTION_SVC_METRICS_PORT")
-    # auto = on a CPU the (backend, precision) of ``cpu_choice`` (OpenVINO INT8 with VNNI/AMX, OpenVINO FP32 with
-    # AVX2, else ONNX Runtime FP32), falling back to ONNX Runtime when OpenVINO or its files are missing; on a GPU
-    # the ONNX model through Ultralytics (CUDA). torch | onnx | openvino force a runtime.
+    # auto = on a CPU the (backend, precision) of ``cpu_choice`` (OpenVINO FP32, computed in bf16, with AMX;
+    # OpenVINO INT8 with VNNI; OpenVINO FP32 with AVX2; else ONNX Runtime FP32), falling back to ONNX Runtime when
+    # OpenVINO or its files are missing; on a GPU the ONNX model through Ultralytics (CUDA). torch | onnx | openvino
+    # force a runtime.
     detector_backend: str = "auto"
-    # auto = the CPU table above (INT8 only with VNNI/AMX, where it keeps FP32's recall; bench/detection_eval.py);
-    # fp32 | int8 force.
+    # auto = the precision of the CPU table for OpenVINO; INT8 with VNNI/AMX for ONNX Runtime (2.4x faster than its
+    # FP32 at the same recall; without VNNI INT8 loses accuracy); fp32 | int8 force.
     detector_precision: str = "auto"
     # Empty = the setup step's file for the chosen backend and precision (DEFAULT_WEIGHTS), else best.pt. A user
     # .onnx runs on ONNX Runtime or (DETECTOR_BACKEND=openvino) OpenVINO; a *_openvino_model/ folder on OpenVINO.
@@ -145,7 +153,6 @@ class DetectionSettings(CommonSettings):
                 own = backend_of(path)
                 backend = "openvino" if own == "onnx" and table_backend == "openvino" and openvino else own
             return backend, path
-        precision = table_precision if self.detector_precision == "auto" else self.detector_precision
         candidates = {
             "auto": list(dict.fromkeys([table_backend, "onnx"])) if openvino else ["onnx"],
             "onnx": ["onnx"],
@@ -157,11 +164,15 @@ class DetectionSettings(CommonSettings):
                 if (path := WEIGHTS_DIR / DEFAULT_WEIGHTS[backend, "int8"]).exists():
                     return backend, path
             raise FileNotFoundError(f"DETECTOR_PRECISION=int8 but no INT8 model for {candidates}: run `make weights`")
+        # ONNX Runtime has no bf16 path: INT8 wherever the CPU has VNNI/AMX (2.4x faster than its FP32, same recall).
+        ort_int8 = cpu and bool(INT8_DOT_PRODUCT_FLAGS & cpu_flags())
+        auto = {"openvino": table_precision, "onnx": "int8" if ort_int8 else "fp32"}
         # The table's backend before its precision: a missing INT8 file (no demo video at setup) falls back to FP32
-        # on the same runtime (OpenVINO FP32 runs bf16 on AMX CPUs, faster than ONNX Runtime INT8).
+        # on the same runtime.
         for backend in candidates:
-            for p in dict.fromkeys((precision, "fp32")):
-                if (path := WEIGHTS_DIR / DEFAULT_WEIGHTS[backend, p]).exists():
+            wanted = auto[backend] if self.detector_precision == "auto" else self.detector_precision
+            for precision in dict.fromkeys((wanted, "fp32")):
+                if (path := WEIGHTS_DIR / DEFAULT_WEIGHTS[backend, precision]).exists():
                     return backend, path
         if self.detector_backend == "openvino":
             raise FileNotFoundError(f"DETECTOR_BACKEND=openvino but {WEIGHTS_DIR} has no IR: run `make weights`")

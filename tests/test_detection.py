@@ -173,8 +173,9 @@ def test_int8_detector_keeps_recall_and_is_faster() -> None:
 
 
 def test_auto_backend_follows_the_cpu_table(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """DETECTOR_BACKEND=auto: OpenVINO INT8 with VNNI/AMX, OpenVINO FP32 with AVX2 only, ONNX Runtime FP32 without
-    AVX2; DETECTOR_BACKEND=onnx keeps INT8 to VNNI/AMX CPUs (ORT's u8s8 kernels saturate on AVX2)."""
+    """DETECTOR_BACKEND=auto: OpenVINO FP32 (bf16 compute) with AMX, OpenVINO INT8 with VNNI, OpenVINO FP32 with AVX2
+    only, ONNX Runtime FP32 without AVX2; DETECTOR_BACKEND=onnx keeps INT8 to VNNI/AMX CPUs (ORT's u8s8 kernels
+    saturate on AVX2)."""
     from detection_svc.config import DetectionSettings, cpu_choice
     from spoton.bootstrap import device
 
@@ -185,7 +186,7 @@ def test_auto_backend_follows_the_cpu_table(tmp_path, monkeypatch) -> None:  # t
         ("fpu sse2 avx avx2 fma", ("openvino", ov_fp32), ("onnx", fp32)),
         ("fpu avx2 avx512f avx512_vnni", ("openvino", ov_int8), ("onnx", int8)),
         ("fpu avx2 avx_vnni", ("openvino", ov_int8), ("onnx", int8)),
-        ("fpu avx2 avx512f amx_int8 amx_tile", ("openvino", ov_int8), ("onnx", int8)),
+        ("fpu avx2 avx512f avx512_vnni avx512_bf16 amx_bf16 amx_int8 amx_tile", ("openvino", ov_fp32), ("onnx", int8)),
         ("fpu sse2 sse4_2 avx", ("onnx", fp32), ("onnx", fp32)),
     ):
         (tmp_path / "cpuinfo").write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
@@ -193,9 +194,12 @@ def test_auto_backend_follows_the_cpu_table(tmp_path, monkeypatch) -> None:  # t
         assert DetectionSettings(device="cpu").resolve() == auto, flags
         assert DetectionSettings(device="cpu", detector_backend="onnx").resolve() == onnx, flags
         assert DetectionSettings(device="cpu", detector_precision="fp32").resolve()[1] in (ov_fp32, fp32), flags
+        forced = DetectionSettings(device="cpu", detector_backend="openvino", detector_precision="int8")
+        assert forced.resolve() == ("openvino", ov_int8), flags
     monkeypatch.setattr(device, "CPU_INFO", tmp_path / "absent")
     assert DetectionSettings(device="cpu").resolve() == ("onnx", fp32)
     assert cpu_choice(frozenset({"avx2", "avx512_vnni"})) == ("openvino", "int8")
+    assert cpu_choice(frozenset({"avx2", "avx512_vnni", "amx_bf16"})) == ("openvino", "fp32")
     # A user's ONNX file runs on OpenVINO where the table picks it, on ONNX Runtime when asked.
     (tmp_path / "cpuinfo").write_text("flags\t\t: avx2\n")
     monkeypatch.setattr(device, "CPU_INFO", tmp_path / "cpuinfo")
@@ -271,7 +275,12 @@ def test_openvino_int8_keeps_recall() -> None:
             i: FrameBoxes(np.arange(len(d)), d.xyxy.astype(np.float64)) for (i, _), d in zip(images, found, strict=True)
         }
         scores[name] = score_camera(gt, hyp, [i for i, _ in images])
-    # Measured on all of PETS every 10th frame (bench/detection_eval.py): see the README's detector table.
+    # Measured on all of PETS every 10th frame (bench/detection_eval.py, README "Detector on a CPU"): -0.006 recall,
+    # -0.012 precision with AMX/VNNI; on AVX-512 without VNNI (oneDNN capped) -0.036 / -0.029, which is why the
+    # auto table takes INT8 only with VNNI.
+    from spoton.bootstrap.device import cpu_has_int8_dot_product
+
+    bound = 0.03 if cpu_has_int8_dot_product() else 0.05
     assert scores["fp32"]["recall"] > 0.5
-    assert scores["int8"]["recall"] >= scores["fp32"]["recall"] - 0.03
-    assert scores["int8"]["precision"] >= scores["fp32"]["precision"] - 0.03
+    assert scores["int8"]["recall"] >= scores["fp32"]["recall"] - bound
+    assert scores["int8"]["precision"] >= scores["fp32"]["precision"] - bound
