@@ -14,6 +14,7 @@ from detection_svc.config import WEIGHTS_DIR
 from detection_svc.detector import Detector
 from spoton.frames import encode_frame
 from spoton.v1 import common_pb2, detection_pb2, detection_pb2_grpc
+from tests.conftest import DATA_HINT, require
 
 
 @pytest.fixture(scope="module")
@@ -144,8 +145,7 @@ def test_int8_detector_keeps_recall_and_is_faster() -> None:
     assert auto == (int8 if cpu_has_int8_dot_product() else WEIGHTS_DIR / "best.onnx")
     assert DetectionSettings(device="cpu", detector_precision="int8").resolve_weights() == int8
     assert DetectionSettings(device="cpu", detector_precision="fp32").resolve_weights().name == "best.onnx"
-    if gt_path() is None:
-        pytest.skip("PETS ground truth not found under SPOTON_DATA_DIR")
+    require(gt_path(), "the PETS09-S2L1 ground truth", DATA_HINT)
     gt = ground_truth_from_mot({"c": gt_path()})["c"]
     cap = cv2.VideoCapture(str(vtest_path()))
     images = []

@@ -61,9 +61,7 @@ def test_step_messages_have_the_documented_shape(demo_run) -> None:  # type: ign
     assert sum(t["floor"] is not None for t in tracks) / len(tracks) > 0.95
 
 
-def test_scores_against_ground_truth(demo_run, demo_dir, has_ground_truth) -> None:  # type: ignore[no-untyped-def]
-    if not has_ground_truth:
-        pytest.skip("PETS ground truth not found under SPOTON_DATA_DIR")
+def test_scores_against_ground_truth(demo_run, demo_dir, ground_truth) -> None:  # type: ignore[no-untyped-def]
     _, messages, _ = demo_run
     gt = ground_truth_from_mot({c: demo_dir / "gt" / f"{c}.txt" for c in ("cam1", "cam2", "cam3", "cam4")})
     result = score_run(gt, messages)

@@ -7,6 +7,8 @@ identity"), so a change that makes identity worse fails here.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bench.identity_eval import evaluate
@@ -23,9 +25,7 @@ BOTSORT_FLOORS = {"idf1": 0.72, "precision": 0.97, "recall": 0.90, "handover": 0
 
 
 @pytest.fixture(scope="module")
-def scores(has_ground_truth: bool) -> dict[str, dict]:
-    if not has_ground_truth:
-        pytest.skip("PETS ground truth not found under SPOTON_DATA_DIR")
+def scores(ground_truth: Path) -> dict[str, dict]:
     report = DIR / "report.json"
     if not (report.exists() and f'"frames": {FRAMES},' in report.read_text()):
         generate(DIR, FRAMES)
