@@ -71,7 +71,6 @@ def test_dashboard_shows_live_tracking(stack) -> None:  # type: ignore[no-untype
         # Floor plan: wait until a few people are on it, then read the canvas.
         page.wait_for_function("trails.size >= 3", timeout=60_000)
         plan = page.evaluate(FLOOR_PLAN_JS)
-        print(plan)
         # Measured: 3 people with 59, 62, 63 pixels of their colour (a disc may hide under another one, so three
         # whole dots are asked for); zone outline #555 (85) antialiased to 69, line #c90 to 115; background 26.
         assert sum(d >= 40 for d in plan["dots"]) >= 3, plan
@@ -83,7 +82,6 @@ def test_dashboard_shows_live_tracking(stack) -> None:  # type: ignore[no-untype
             timeout=60_000,
         )
         panel = page.evaluate(PANEL_JS)
-        print(panel)
         # Measured: 112176 bar pixels (the fullest bucket is drawn 144 px high), a 600 px heatmap, one row per line
         # of the demo set (1), the dwell table's three columns.
         assert panel["bars"] >= 10_000 and panel["heatmap"] > 0 and panel["dwell_header"] == 3, panel

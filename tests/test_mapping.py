@@ -190,7 +190,7 @@ def test_gateway_calibration_endpoints(stack, database_url) -> None:  # type: ig
     forget_calibrations(database_url, "empty", "blank")
     try:
         empty = httpx.get(blank, timeout=10)
-        print(empty.status_code, empty.text)
+        # Measured: 409 failed_precondition "camera 'blank' of video set 'empty' has no calibration".
         assert empty.status_code == 409 and empty.json()["error"]["code"] == "failed_precondition", empty.text
         put = httpx.put(blank, json={"points": pairs}, timeout=10)
         assert put.status_code == 200 and put.json()["calibration"]["source"] == "api"

@@ -187,8 +187,8 @@ def test_gallery_moves_to_another_reid_replica_and_mapping_restarts(scaled: Stac
     steps = [m for m in messages if m["type"] == "step"]
     assert [m["step"] for m in steps] == list(range(1, STEPS + 1))
     reconnects = summary["reconnects"]
-    print(reconnects)
     # Embed's stream ran on one of the two replicas, so it broke by step 30 at the latest; Associate broke twice.
+    # Measured: embed 2, associate 2, project 1.
     assert reconnects.get("embed", 0) >= 1 and reconnects.get("associate", 0) >= 2, reconnects
     assert reconnects.get("project", 0) >= 1, reconnects
 
@@ -201,8 +201,8 @@ def test_gallery_moves_to_another_reid_replica_and_mapping_restarts(scaled: Stac
     assert sum(before[k] == after[k] for k in kept) >= 0.8 * len(kept), (before, after)  # resumed, not restarted
     earlier = {g for m in steps[:12] for g in gid_of(m).values()}
     newer = {g for m in steps[20:] for g in gid_of(m).values()} - earlier
-    print(sorted(earlier), sorted(newer))
-    assert newer and min(newer) > max(earlier), (earlier, newer)  # no global ID is ever reused
+    # No global ID is ever reused; people do enter after step 20 (measured: 1-4 before step 12, 5-9 after step 20).
+    assert newer and min(newer) > max(earlier), (earlier, newer)
     assert any(t["floor"] for m in steps[50:] for c in m["cameras"].values() for t in c["tracks"])  # mapping is back
     emitted = sum(len(c["tracks"]) for m in steps for c in m["cameras"].values())
     deadline = time.monotonic() + 20
