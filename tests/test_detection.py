@@ -15,6 +15,7 @@ from detection_svc.detector import Detector
 from spoton.domain import Detections
 from spoton.frames import encode_frame
 from spoton.v1 import common_pb2, detection_pb2, detection_pb2_grpc
+from tests.conftest import DATA_HINT, require
 
 
 @pytest.fixture(scope="module")
@@ -147,8 +148,7 @@ def test_int8_detector_keeps_recall_and_is_faster() -> None:
     assert forced.resolve() == ("onnx", int8)
     fp32 = DetectionSettings(device="cpu", detector_backend="onnx", detector_precision="fp32")
     assert fp32.resolve_weights().name == "best.onnx"
-    if gt_path() is None:
-        pytest.skip("PETS ground truth not found under SPOTON_DATA_DIR")
+    require(gt_path(), "the PETS09-S2L1 ground truth", DATA_HINT)
     gt = ground_truth_from_mot({"c": gt_path()})["c"]
     cap = cv2.VideoCapture(str(vtest_path()))
     images = []
@@ -257,8 +257,7 @@ def test_openvino_int8_keeps_recall() -> None:
 
     int8, fp32 = WEIGHTS_DIR / "best_int8_openvino_model", WEIGHTS_DIR / "best_openvino_model"
     assert int8.is_dir() and fp32.is_dir(), "make weights makes them"
-    if gt_path() is None:
-        pytest.skip("PETS ground truth not found under SPOTON_DATA_DIR")
+    require(gt_path(), "the PETS09-S2L1 ground truth", DATA_HINT)
     gt = ground_truth_from_mot({"c": gt_path()})["c"]
     cap = cv2.VideoCapture(str(vtest_path()))
     images = []

