@@ -61,6 +61,15 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+def restore_credentials(new: str, old: str) -> str:
+    """``new`` as sent back by a client that read the redacted ``old`` (``rtsp://***@cam/x``): the stored
+    credentials again when nothing but them was redacted; ``new`` unchanged otherwise (a new URL, or new
+    credentials)."""
+    if REDACTED not in new or redact_url(old) != new:
+        return new
+    return old
+
+
 def redact_text(text: str) -> str:
     """Every ``scheme://user:pass@`` in free text (a log line, an error message) with the userinfo as ``***``."""
     if "://" not in text:

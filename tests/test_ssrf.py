@@ -24,7 +24,14 @@ import yaml
 
 from gateway.sources import LiveCapture, LiveSource, SourcePolicy, read_frame
 from spoton.launcher import Stack, free_port
-from spoton.sourceurl import SourceRefused, check_url, parse_cidrs, redact_text, redact_url
+from spoton.sourceurl import (
+    SourceRefused,
+    check_url,
+    parse_cidrs,
+    redact_text,
+    redact_url,
+    restore_credentials,
+)
 from spoton.videoset import parse_video_set
 from tests.mjpeg_server import MjpegCamera
 
@@ -289,6 +296,11 @@ def test_credentials_redacted() -> None:
     assert redact_url("rtsp://admin:s3cret@cam.local:554/live") == "rtsp://***@cam.local:554/live"
     assert redact_url("http://cam/snap?user=admin&pwd=s3cret&ch=1") == "http://cam/snap?user=***&pwd=***&ch=1"
     assert redact_url("cam1.mp4") == "cam1.mp4"
+    # A client sending back what it read keeps the stored credentials; anything else it sends is taken as is.
+    stored = "rtsp://admin:s3cret@cam.local:554/live"
+    assert restore_credentials("rtsp://***@cam.local:554/live", stored) == stored
+    assert restore_credentials("rtsp://***@other:554/live", stored) == "rtsp://***@other:554/live"
+    assert restore_credentials("rtsp://new:pw@cam.local:554/live", stored) == "rtsp://new:pw@cam.local:554/live"
     line = "cannot open 'rtsp://admin:s3cret@10.0.0.5/x' (was http://u:p@h/)"
     assert redact_text(line) == "cannot open 'rtsp://***@10.0.0.5/x' (was http://***@h/)"
     doc = {"name": "s", "floor": {"width_m": 1, "height_m": 1}, "cameras": [{"id": "c", "source": "rtsp://a:b@h/x"}]}
