@@ -174,7 +174,9 @@ def stack(
 ) -> Iterator[Stack]:
     """All six services as local processes on free ports."""
     logs = tmp_path_factory.mktemp("service-logs")
-    s = start_stack(logs, database_url, demo_dir, extra_env={"ALERT_WEBHOOK_URL": webhook.url})
+    # The test cameras (tests/mjpeg_server.py) listen on loopback, which sources may not reach by default (SSRF).
+    env = {"ALERT_WEBHOOK_URL": webhook.url, "SOURCE_ALLOW_CIDRS": "127.0.0.0/8"}
+    s = start_stack(logs, database_url, demo_dir, extra_env=env)
     yield s
     s.stop()
 

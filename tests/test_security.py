@@ -176,3 +176,36 @@ def test_limits_on_cameras_sessions_and_websocket_clients(stack: Stack) -> None:
         assert httpx.delete(api + sid, timeout=30).json()["status"] == "stopped"
     finally:
         stack.procs.pop("gateway-limits").terminate()
+
+
+def test_probe_command_speaks_mutual_tls(stack: Stack, pki: dict[str, Path]) -> None:
+    """The chart's TLS probe (``python -m spoton.bootstrap.probe localhost:PORT`` with the pod's GRPC_TLS_* client
+    settings) reports a mutual-TLS service healthy; without them the handshake fails and so does the probe."""
+    import os
+    import subprocess
+    import sys
+
+    env = {"GRPC_TLS_CERT": str(pki["cert"]), "GRPC_TLS_KEY": str(pki["key"]), "GRPC_TLS_CLIENT_CA": str(pki["ca"])}
+    addr = start_tls_mapping(stack, "mapping-probe", env)
+    port = addr.rsplit(":", 1)[1]
+    base = {k: v for k, v in os.environ.items() if not k.startswith("GRPC_TLS_")}
+    client = {
+        "GRPC_TLS_CA": str(pki["ca"]),
+        "GRPC_TLS_CLIENT_CERT": str(pki["client_cert"]),
+        "GRPC_TLS_CLIENT_KEY": str(pki["client_key"]),
+    }
+
+    def probe(extra: dict[str, str]) -> int:
+        cmd = [sys.executable, "-m", "spoton.bootstrap.probe", f"localhost:{port}"]
+        return subprocess.run(cmd, env=base | extra, capture_output=True, timeout=30).returncode
+
+    try:
+        for _ in range(150):
+            if probe(client) == 0:
+                break
+            asyncio.run(asyncio.sleep(0.3))
+        assert probe(client) == 0
+        assert probe({}) == 1  # plaintext against TLS
+        assert probe({"GRPC_TLS_CA": str(pki["ca"])}) == 1  # TLS without the client certificate
+    finally:
+        stack.procs.pop("mapping-probe").terminate()
