@@ -375,6 +375,13 @@ def test_credentials_never_answered_nor_logged(stack: Stack, demo_dir: Path, dat
         with psycopg.connect(database_url) as conn:
             stored = conn.execute("SELECT doc FROM video_sets WHERE name = %s", (name,)).fetchone()[0]
         assert stored["cameras"][0]["source"] == source  # kept as given
+        # Sending back what was read (the redacted URL) keeps the stored credentials; a new URL replaces them.
+        shown_doc = httpx.get(api + name, timeout=10).json()
+        r = httpx.put(api + name, json=site(demo_dir, name, shown_doc["cameras"][0]["source"]), timeout=10)
+        assert r.status_code == 200, r.text
+        with psycopg.connect(database_url) as conn:
+            stored = conn.execute("SELECT doc FROM video_sets WHERE name = %s", (name,)).fetchone()[0]
+        assert stored["cameras"][0]["source"] == source
     finally:
         httpx.delete(api + name, timeout=10)
         proc = stack.procs.pop(key)
