@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import cv2
 import numpy as np
@@ -13,16 +13,7 @@ import psycopg
 from spoton.bootstrap.errors import NotFoundError
 from spoton.db import bucket_sql
 from spoton.rollups import ROLLUP_CELL_M, aligned
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def ns_to_dt(ns: int) -> datetime:
-    return EPOCH + timedelta(microseconds=ns // 1000)
-
-
-def dt_to_ns(dt: datetime) -> int:
-    return (dt - EPOCH) // timedelta(microseconds=1) * 1000
+from spoton.timeutil import dt_to_ns, ns_to_dt
 
 
 @dataclass(frozen=True)
