@@ -25,12 +25,10 @@ from gateway.config import GatewaySettings
 from gateway.events import ZoneEvent, ZoneEventDetector
 from gateway.fanout import Fanout
 from gateway.history import AlertRow, HistoryWriter, ZoneEventRow
-from gateway.link import StageGoneError, StageLink
 from gateway.live import RedisLive
 from gateway.messages import session_ended
 from gateway.options import SessionConfig
 from gateway.reader import CameraProgress, Playback, StepReader, open_sources
-from gateway.requests import TRACK_ID_EPOCH
 from gateway.rules import Alert, RuleEngine
 from gateway.sources import is_live
 from gateway.stages import Stages
@@ -41,8 +39,7 @@ from spoton.timeutil import ns_to_dt, ns_to_iso
 from spoton.v1 import common_pb2, mapping_pb2
 from spoton.videoset import VideoSet
 
-# Re-exported for callers of the former single module (gateway/app.py imports ``Session``; tests TRACK_ID_EPOCH).
-__all__ = ["TRACK_ID_EPOCH", "Session", "StageGoneError", "StageLink", "iso"]
+# gateway/app.py's ``iso_ns`` still imports ``iso`` from here; it is ``spoton.timeutil.ns_to_iso``.
 iso = ns_to_iso
 
 log = logging.getLogger("gateway.pipeline")
