@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import httpx
 
@@ -46,10 +47,10 @@ class Fanout:
         self.subscribers.discard(q)
         self.event_subscribers.discard(q)
 
-    def summary(self, summary: dict) -> None:
-        """Share the session's summary with the other replicas."""
+    def summary(self, make: Callable[[], dict]) -> None:
+        """Share the session's summary with the other replicas (``make`` is only called when there are some)."""
         if self.live is not None:
-            self.live.set_summary(self.session_id, summary)
+            self.live.set_summary(self.session_id, make())
 
     def step(self, message: dict) -> None:
         """A step message, to the tracking subscribers."""
@@ -65,12 +66,12 @@ class Fanout:
         if self.live is not None:
             self.live.publish(self.session_id, "events", message)
 
-    def ended(self, message: dict, summary: dict) -> None:
+    def ended(self, message: dict, make_summary: Callable[[], dict]) -> None:
         """The ``session_ended`` message, to every subscriber, and the final summary."""
         for q in list(self.subscribers) + list(self.event_subscribers):
             put_dropping_oldest(q, message)
         if self.live is not None:
-            self.live.set_summary(self.session_id, summary)
+            self.live.set_summary(self.session_id, make_summary())
             self.live.publish(self.session_id, "tracking", message)
             self.live.publish(self.session_id, "events", message)
 

@@ -204,7 +204,7 @@ class Session:
             )
             await self._check_calibrations()
             self.status = "running"
-            self.fanout.summary(self.summary())
+            self.fanout.summary(self.summary)
             log_event(
                 log,
                 "session started",
@@ -252,7 +252,7 @@ class Session:
     def _end(self) -> None:
         self._events(self.zone_events.finish())
         self._finished_mono = time.monotonic()
-        self.fanout.ended(self.ended_message(), self.summary())
+        self.fanout.ended(self.ended_message(), self.summary)
         log_event(
             log,
             "session ended",
@@ -307,7 +307,7 @@ class Session:
         if self.history is not None:
             self.history.add_rows(result.track_points())
         if self.steps % SUMMARY_EVERY_STEPS == 1:
-            self.fanout.summary(self.summary())
+            self.fanout.summary(self.summary)
         self.fanout.step(message)
         events = self.zone_events.step(result.timestamp_ns, result.floor_points())
         self._alerts(self.rules.step(result.timestamp_ns, events))  # alerts go out before the events behind them

@@ -16,6 +16,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from gateway.config import GatewaySettings
+from gateway.fanout import SUBSCRIBER_QUEUE, Fanout
 from gateway.history import HistoryWriter, TrackPoint
 from gateway.link import StageGoneError, StageLink, drive
 from gateway.messages import session_ended, session_ended_from_summary
@@ -333,6 +334,21 @@ def test_session_ended_is_built_in_one_place() -> None:
     }
     assert session_ended("s", "failed", 4, "UNAVAILABLE: gone") == expected
     assert session_ended_from_summary("s", live) == expected
+
+
+async def test_fanout_routes_each_message_and_a_slow_subscriber_loses_its_oldest() -> None:
+    fanout = Fanout("s", None)
+    tracking, events = fanout.subscribe(), fanout.subscribe(events=True)
+    for i in range(SUBSCRIBER_QUEUE + 2):
+        fanout.step({"type": "step", "step": i + 1})
+    fanout.event({"type": "zone_event"})
+    fanout.ended(session_ended("s", "finished", 3, None), lambda: pytest.fail("no Redis: no summary"))
+    steps = [tracking.get_nowait() for _ in range(tracking.qsize())]
+    assert len(steps) == SUBSCRIBER_QUEUE and steps[0]["step"] == 4 and steps[-1]["type"] == "session_ended"
+    assert [events.get_nowait()["type"] for _ in range(2)] == ["zone_event", "session_ended"]
+    fanout.unsubscribe(tracking)
+    fanout.step({"type": "step", "step": 99})
+    assert tracking.empty() and not fanout.subscribers
 
 
 # ---- options and times ---------------------------------------------------------------------------------------------
