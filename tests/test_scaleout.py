@@ -15,7 +15,7 @@ import psycopg
 import pytest
 import websockets
 
-from gateway.pipeline import TRACK_ID_EPOCH
+from gateway.requests import TRACK_ID_EPOCH
 from spoton.bootstrap.client import sync_channel
 from spoton.bootstrap.replicas import ReplicaRing, resolve
 from spoton.launcher import SERVICES, Stack, start_stack
