@@ -154,7 +154,9 @@ def test_calibration_page_saves_and_rolls_back(stack: Stack, site: str) -> None:
         page.wait_for_function("!document.getElementById('save').disabled", timeout=20_000)
         page.click("#save")
         page.wait_for_function("document.querySelectorAll('#versions tbody tr').length === 2", timeout=20_000)
+        page.wait_for_function("viewVersion === 2", timeout=20_000)
         page.screenshot(path=str(ARTIFACTS / "calibrate-saved.png"), full_page=True)
+        assert page.inner_text("#showing") == "showing stored version 2's grid"
         current = httpx.get(base, timeout=10).json()
         assert current["version"] == 2 and current["source"] == "api"
         moved = apply_h(np.array(current["homography"]), clicked)
@@ -163,6 +165,7 @@ def test_calibration_page_saves_and_rolls_back(stack: Stack, site: str) -> None:
         # Roll back to version 1 from the list: a third version, equal to the first, is current.
         page.click("#versions tr[data-version='1'] button.rollback")
         page.wait_for_function("document.querySelectorAll('#versions tbody tr').length === 3", timeout=20_000)
+        page.wait_for_function("viewVersion === 3", timeout=20_000)
         page.screenshot(path=str(ARTIFACTS / "calibrate-rolled-back.png"), full_page=True)
         assert "version 1 is current again" in page.inner_text("#status")
         restored = httpx.get(base, timeout=10).json()
