@@ -32,6 +32,8 @@ EXPECTED = {
         "SetCalibration",
         "GetCalibration",
         "ListCalibrations",
+        "ListCalibrationVersions",
+        "RollbackCalibration",
         "FitCalibration",
         "Project",
         "ProjectBoxes",
