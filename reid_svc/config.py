@@ -30,6 +30,13 @@ class ReidSettings(CommonSettings):
     reid_retire_after_s: float = AssociationOptions.retire_after_s
     # Seconds of stream time between writes of a session's gallery to the database (with DATABASE_URL).
     reid_gallery_persist_s: float = 2.0
+    # Person search (SearchPersons; sessions opt in with AssociateStart.person_search). Exact FAISS search up to
+    # this many persons per video set, an IVF index past it (bench/search_bench.py measured both).
+    reid_search_exact_max: int = 50_000
+    reid_search_nprobe: int = 16
+    # Days a person's search entry is kept after it was last seen (0 = as long as its session); checked hourly.
+    reid_search_retention_days: float = 0.0
+    reid_search_retention_check_s: float = 3600.0
 
     @property
     def input_wh(self) -> tuple[int, int] | None:

@@ -212,7 +212,11 @@ def _deepsort(weights: Path, input_wh: tuple[int, int]):  # type: ignore[no-unty
             self.layer4 = stage(256, 512, True)
             self.avgpool = nn.AvgPool2d((8, 4), 1)
             self.classifier = nn.Sequential(
-                nn.Linear(512, 256), nn.BatchNorm1d(256), nn.ReLU(inplace=True), nn.Dropout(), nn.Linear(256, num_classes)
+                nn.Linear(512, 256),
+                nn.BatchNorm1d(256),
+                nn.ReLU(inplace=True),
+                nn.Dropout(),
+                nn.Linear(256, num_classes),
             )
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
