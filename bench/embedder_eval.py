@@ -8,6 +8,8 @@ DIFFERENT cameras:
     pixels in two warped views cannot help);
   * rank-1: for each crop, whether the most similar crop of another camera shows the same person (same two
     windows);
+  * the same over tracklets: the mean embedding of each person's crops in one camera within ``--tracklet-s``
+    seconds (what the identity gallery and person search compare: banks and their means, not single crops);
   * the similarity distributions (median, p5/p95) and the threshold at which 5 % of different-people pairs
     (>= gap apart) pass, i.e. a re-entry threshold candidate;
   * ms per crop per runtime (ONNX Runtime — what reid_svc runs on CPU —, eager PyTorch, OpenVINO on the same ONNX
@@ -109,6 +111,17 @@ def score(emb: np.ndarray, crops: Crops, min_gap_frames: int) -> dict:
     }
 
 
+def tracklets(emb: np.ndarray, crops: Crops, window_frames: int) -> tuple[np.ndarray, Crops]:
+    """Mean embeddings (L2-normalised) of each (camera, person, window of ``window_frames``) group of crops."""
+    keys = np.column_stack([crops.camera, crops.person, (crops.frame - 1) // window_frames])
+    groups, inverse = np.unique(keys, axis=0, return_inverse=True)
+    means = np.zeros((len(groups), emb.shape[1]), np.float32)
+    np.add.at(means, inverse.reshape(-1), emb)
+    means /= np.linalg.norm(means, axis=1, keepdims=True)
+    frames = groups[:, 2] * window_frames + 1
+    return means, Crops([], groups[:, 0], groups[:, 1], frames, crops.cameras)
+
+
 def runtimes(embedder: Embedder) -> dict:
     """name -> callable(batch NCHW float32) -> (N, D): the runtimes this network can run on here."""
     import onnxruntime as ort
@@ -147,6 +160,7 @@ def main() -> None:
     p.add_argument("--every", type=int, default=10, help="every N-th frame of each camera")
     p.add_argument("--min-height", type=int, default=48, help="smallest ground-truth box used (px)")
     p.add_argument("--gap-s", type=float, default=10.0, help="the stricter window: pairs at least this far apart")
+    p.add_argument("--tracklet-s", type=float, default=5.0, help="window of a tracklet's mean embedding")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "embedder_eval.json")
@@ -175,6 +189,9 @@ def main() -> None:
         row = {"embedding_dim": e.info.embedding_dim, "input_wh": list(e.input_wh)}
         row["cross_camera"] = score(emb, crops, 0)
         row[f"cross_camera_{a.gap_s:g}s_apart"] = score(emb, crops, gap)
+        t_emb, t_crops = tracklets(emb, crops, round(a.tracklet_s * FPS))
+        row[f"tracklets_{a.tracklet_s:g}s_cross_camera"] = score(t_emb, t_crops, 0)
+        row[f"tracklets_{a.tracklet_s:g}s_cross_camera_{a.gap_s:g}s_apart"] = score(t_emb, t_crops, gap)
         results["embedders"][name] = row
     # Speed: every runtime of every network, interleaved, on the same batch of real crops.
     fns = {(n, r): f for n, e in embedders.items() for r, f in runtimes(e).items()}
@@ -190,10 +207,10 @@ def main() -> None:
     for (n, r), t in times.items():
         results["embedders"][n].setdefault("ms_per_crop", {})[r] = float(np.median(t))
     for n, row in results["embedders"].items():
-        for window in ("cross_camera", f"cross_camera_{a.gap_s:g}s_apart"):
+        for window in (k for k in row if k.startswith(("cross_camera", "tracklets"))):
             s = row[window]
             print(
-                f"{n:12s} {window:26s} AUC {s['auc']:.3f} rank-1 {s['rank1']:.3f} "
+                f"{n:12s} {window:36s} AUC {s['auc']:.3f} rank-1 {s['rank1']:.3f} "
                 f"same {s['same_median']:.2f} (p5 {s['same_p5']:.2f}) diff {s['different_median']:.2f} "
                 f"(p95 {s['different_p95']:.2f})",
                 flush=True,

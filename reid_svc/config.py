@@ -34,6 +34,8 @@ class ReidSettings(CommonSettings):
     # this many persons per video set, an IVF index past it (bench/search_bench.py measured both).
     reid_search_exact_max: int = 50_000
     reid_search_nprobe: int = 16
+    # FAISS (OpenMP) threads per search; one query at a time is fastest single-threaded on a busy CPU (measured).
+    reid_search_threads: int = 1
     # Days a person's search entry is kept after it was last seen (0 = as long as its session); checked hourly.
     reid_search_retention_days: float = 0.0
     reid_search_retention_check_s: float = 3600.0

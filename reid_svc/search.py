@@ -210,7 +210,9 @@ class PersonSearch:
     reloads what changed, or everything when rows went away). ``model`` names the embedder: entries of another
     embedder live in another space and are not searched."""
 
-    def __init__(self, store, model: str, dim: int, exact_max: int, nprobe: int) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, store, model: str, dim: int, exact_max: int, nprobe: int, threads: int = 1) -> None:  # type: ignore[no-untyped-def]
+        if threads > 0:
+            faiss.omp_set_num_threads(threads)
         self.store, self.model, self.dim = store, model, dim
         self.exact_max, self.nprobe = exact_max, nprobe
         self.indexes: dict[str, PersonIndex] = {}

@@ -63,6 +63,7 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
             info.embedding_dim,
             s.reid_search_exact_max,
             s.reid_search_nprobe,
+            s.reid_search_threads,
         )
         if s.reid_search_retention_days > 0:
             task = asyncio.create_task(self._search_retention(), name="search-retention")
