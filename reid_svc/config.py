@@ -32,7 +32,7 @@ class ReidSettings(CommonSettings):
     reid_gallery_persist_s: float = 2.0
     # Person search (SearchPersons; sessions opt in with AssociateStart.person_search). Exact FAISS search up to
     # this many persons per video set, an IVF index past it (bench/search_bench.py measured both).
-    reid_search_exact_max: int = 50_000
+    reid_search_exact_max: int = 20_000
     reid_search_nprobe: int = 16
     # FAISS (OpenMP) threads per search; one query at a time is fastest single-threaded on a busy CPU (measured).
     reid_search_threads: int = 1

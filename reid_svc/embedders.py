@@ -245,7 +245,9 @@ class ReidNetwork:
     default_weights: Callable[[], Path] | None = None
     # Cosine similarity at which appearance alone re-identifies a person (no recent floor sighting); above 1 turns
     # that off. MobileNetV2's ImageNet features: off, measured (bench/identity_eval.py: appearance-only re-entry
-    # merged more people than it reunited on both demo layouts). ReID-trained networks: 0.7, not measured here.
+    # merged more people than it reunited on both demo layouts). Deep SORT: 0.8, the 95th percentile of different
+    # people's similarity across demo cameras >= 10 s apart (bench/embedder_eval.py: 0.79 per crop, 0.82 per 5 s
+    # tracklet; the same person's median is 0.73 / 0.79). CLIP-ReID, OSNet: 0.7, not measured here.
     reentry_threshold: float = 0.7
 
 
@@ -255,7 +257,7 @@ NETWORKS = {
     ),
     "clip": ReidNetwork("clip", _clip_reid, (128, 256), CLIP_REID_MEAN, CLIP_REID_STD),
     "osnet": ReidNetwork("osnet", _osnet, (128, 256), IMAGENET_MEAN, IMAGENET_STD),
-    "deepsort": ReidNetwork("deepsort", _deepsort, (64, 128), IMAGENET_MEAN, IMAGENET_STD, deepsort_weights),
+    "deepsort": ReidNetwork("deepsort", _deepsort, (64, 128), IMAGENET_MEAN, IMAGENET_STD, deepsort_weights, 0.8),
 }
 
 
