@@ -7,7 +7,8 @@ interleaved loop so machine load hits them alike:
   * ``faiss_ivf``: reid_svc's approximate index past ``exact_max`` (IndexIVFFlat, ~sqrt(N) lists, ``nprobe``).
 The persons are synthetic but clustered like real ones (N/10 "looks", each person a noisy copy of one, queries a
 fresh noisy sighting of a stored person), L2-normalised; recall@k of the IVF index is against the exact answer.
-Also: time to build each index. Writes ``bench/results/search_bench.json``.
+Wall-clock and CPU-time (this thread) percentiles: on a busy machine the gap between them is time spent waiting
+for a core. Also: time to build each index. Writes ``bench/results/search_bench.json``.
 """
 
 from __future__ import annotations
@@ -77,20 +78,25 @@ def main() -> None:
             "faiss_ivf": lambda q, idx=ivf: [h.sighting.global_id for h in idx.search(q, a.k)],
         }
         times: dict[str, list[float]] = {m: [] for m in methods}
+        cpu: dict[str, list[float]] = {m: [] for m in methods}
         answers: dict[str, list] = {m: [] for m in methods}
         for q in queries:
             for m, f in methods.items():
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.thread_time()
                 answers[m].append(list(f(q)))
                 times[m].append((time.perf_counter() - start) * 1000)
+                cpu[m].append((time.thread_time() - start_cpu) * 1000)
         exact = [set(r) for r in answers["numpy"]]
         row = {"persons": n, "dim": a.dim, "k": a.k, "queries": a.queries, "nprobe": a.nprobe}
         row |= {"build_s": {"faiss_flat": flat_build_s, "faiss_ivf": ivf_build_s}}
         for m, t in times.items():
             recall = float(np.mean([len(exact[i] & set(r)) / a.k for i, r in enumerate(answers[m])]))
+            c = cpu[m]
             row[m] = {"p50_ms": float(np.percentile(t, 50)), "p95_ms": float(np.percentile(t, 95)), "recall": recall}
+            row[m] |= {"cpu_p50_ms": float(np.percentile(c, 50)), "cpu_p95_ms": float(np.percentile(c, 95))}
             print(
                 f"N={n:7d} d={a.dim} {m:10s} p50 {row[m]['p50_ms']:7.2f} ms  p95 {row[m]['p95_ms']:7.2f} ms  "
+                f"(CPU p50 {row[m]['cpu_p50_ms']:6.2f} p95 {row[m]['cpu_p95_ms']:6.2f})  "
                 f"recall@{a.k} vs exact {recall:.3f}",
                 flush=True,
             )
