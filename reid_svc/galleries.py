@@ -16,7 +16,7 @@ import numpy as np
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from reid_svc.identity import AssociationOptions, IdentityGallery
+from reid_svc.identity import AssociationOptions, IdentityGallery, Thumbnail
 from reid_svc.search import SearchEntries, Sighting
 from spoton.db import apply_migrations
 
@@ -68,11 +68,13 @@ class GalleryStore:
         async with conn.cursor() as cur:
             await cur.executemany(
                 "INSERT INTO search_persons (session_id, global_id, video_set, model, camera_ids, first_seen_ns, "
-                "last_seen_ns, embedding) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (session_id, global_id) "
+                "last_seen_ns, embedding, thumbnail, thumbnail_ns, thumbnail_camera) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (session_id, global_id) "
                 "DO UPDATE SET video_set = EXCLUDED.video_set, model = EXCLUDED.model,"
                 " camera_ids = EXCLUDED.camera_ids,"
                 " first_seen_ns = EXCLUDED.first_seen_ns, last_seen_ns = EXCLUDED.last_seen_ns,"
-                " embedding = EXCLUDED.embedding, updated_at = clock_timestamp()",
+                " embedding = EXCLUDED.embedding, thumbnail = EXCLUDED.thumbnail, thumbnail_ns = EXCLUDED.thumbnail_ns,"
+                " thumbnail_camera = EXCLUDED.thumbnail_camera, updated_at = clock_timestamp()",
                 [
                     (
                         session_id,
@@ -83,8 +85,11 @@ class GalleryStore:
                         s.first_seen_ns,
                         s.last_seen_ns,
                         np.asarray(v, "<f4").tobytes(),
+                        t.jpeg if t is not None else None,
+                        t.timestamp_ns if t is not None else None,
+                        t.camera_id if t is not None else None,
                     )
-                    for s, v in zip(e.sightings, e.vectors, strict=True)
+                    for s, v, t in zip(e.sightings, e.vectors, e.thumbnails, strict=True)
                 ],
             )
 
@@ -129,6 +134,18 @@ class GalleryStore:
                 )
             ).fetchone()
         return None if row is None else (row[0], np.frombuffer(row[1], "<f4"))
+
+    async def search_thumbnail(self, session_id: str, global_id: int) -> Thumbnail | None:
+        """The stored best crop of a searchable session's person (also after it retired), or None."""
+        async with self.pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    "SELECT thumbnail, thumbnail_ns, thumbnail_camera FROM search_persons "
+                    "WHERE session_id = %s AND global_id = %s AND thumbnail IS NOT NULL",
+                    (session_id, global_id),
+                )
+            ).fetchone()
+        return None if row is None else Thumbnail(bytes(row[0]), 0.0, int(row[1]), row[2])
 
     async def expire_search(self, cutoff_ns: int) -> int:
         """Delete search entries of persons last seen before ``cutoff_ns`` (retention); returns the rows."""

@@ -58,6 +58,7 @@ class SearchEntries:
     model: str
     sightings: list[Sighting]
     vectors: np.ndarray  # (N, D) float32, L2-normalised
+    thumbnails: list  # per sighting: identity.Thumbnail or None
     # Persons of this session absent from ``sightings`` but last seen at or after this were absorbed into another
     # (an automatic join or an operator's merge) and are dropped; older ones retired and stay searchable.
     retired_before_ns: int
@@ -65,13 +66,14 @@ class SearchEntries:
 
 def gallery_entries(session_id: str, gallery: IdentityGallery, video_set: str, model: str) -> SearchEntries:
     """The search entries of a session's gallery (persons with at least one embedding)."""
-    sightings, vectors = [], []
+    sightings, vectors, thumbnails = [], [], []
     for p in gallery.persons.values():
         v = representative(p.bank)
         if v is None:
             continue
         sightings.append(Sighting(session_id, p.global_id, tuple(sorted(p.cameras)), p.first_seen_ns, p.last_seen_ns))
         vectors.append(v)
+        thumbnails.append(p.thumbnail)
     now = max((p.last_seen_ns for p in gallery.persons.values()), default=0)
     dim = vectors[0].shape[0] if vectors else 0
     return SearchEntries(
@@ -80,6 +82,7 @@ def gallery_entries(session_id: str, gallery: IdentityGallery, video_set: str, m
         model,
         sightings,
         np.stack(vectors) if vectors else np.zeros((0, dim), np.float32),
+        thumbnails,
         now - int(gallery.options.retire_after_s * 1e9),
     )
 

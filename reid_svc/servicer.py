@@ -329,14 +329,19 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
 
     @unary_errors
     async def GetPersonThumbnail(self, request, context):
-        """The person's best crop so far (largest, sharpest, least occluded), for operators reviewing a merge."""
-        gallery = await self._gallery(request.session_id)
-        person = gallery.persons.get(request.global_id)
-        if person is None:
-            raise NotFoundError(f"no person {request.global_id} in session {request.session_id!r}")
-        if person.thumbnail is None:
+        """The person's best crop so far (largest, sharpest, least occluded), for operators reviewing a merge or a
+        search hit (a searchable session's person keeps it after retiring from the gallery)."""
+        try:
+            person = (await self._gallery(request.session_id)).persons.get(request.global_id)
+        except NotFoundError:
+            person = None
+        t = person.thumbnail if person is not None else None
+        if t is None and self.store is not None:
+            t = await self.store.search_thumbnail(request.session_id, int(request.global_id))
+        if t is None:
+            if person is None:
+                raise NotFoundError(f"no person {request.global_id} in session {request.session_id!r}")
             raise NotFoundError(f"person {request.global_id} has no thumbnail yet")
-        t = person.thumbnail
         return reid_pb2.GetPersonThumbnailResponse(jpeg=t.jpeg, timestamp_ns=t.timestamp_ns, camera_id=t.camera_id)
 
     @unary_errors

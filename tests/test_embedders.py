@@ -1,5 +1,6 @@
-"""ReID embedders: the default MobileNetV2, CLIP-ReID, OSNet and Deep SORT checkpoints (built here with the real key layouts,
-since real checkpoints cannot be downloaded), on PyTorch and on ONNX Runtime, and a reid service serving one."""
+"""ReID embedders: the default MobileNetV2, CLIP-ReID, OSNet and Deep SORT checkpoints (built here with the real key
+layouts, since real checkpoints cannot be downloaded), on PyTorch and on ONNX Runtime, and a reid service serving
+one."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from reid_svc.search import PersonIndex, Sighting, gallery_entries, representati
 from spoton.demo.data import load_mot
 from spoton.demo.generate import DEFAULT_OUT, generate
 from spoton.domain import array_to_tensor, boxes_to_proto, tensor_to_array
-from spoton.frames import encode_frame
+from spoton.frames import encode_frame, person_crop
 from spoton.launcher import start_stack
 from spoton.v1 import common_pb2, reid_pb2, reid_pb2_grpc
 from spoton.videoset import load_video_set
@@ -164,6 +164,7 @@ def run_session(stub, demo_dir: Path, session_id: str, cameras: list[str], frame
             foot = np.column_stack([(xyxy[:, 0] + xyxy[:, 2]) / 2, xyxy[:, 3]]).reshape(-1, 1, 2)
             floor = cv2.perspectiveTransform(foot, h).reshape(-1, 2)
             for k, row in enumerate(rows):
+                crop = person_crop(image, xyxy, k) if index % 10 == 1 else None
                 observations.append(
                     reid_pb2.Observation(
                         camera_id=c,
@@ -171,6 +172,8 @@ def run_session(stub, demo_dir: Path, session_id: str, cameras: list[str], frame
                         timestamp_ns=ts,
                         embedding=array_to_tensor(emb[k : k + 1]),
                         floor=common_pb2.FloorPoint(x_m=float(floor[k, 0]), y_m=float(floor[k, 1])),
+                        crop_jpeg=crop[0] if crop else b"",
+                        visibility=crop[1] if crop else 0.0,
                     )
                 )
         steps.append(reid_pb2.AssociateStep(step=index, timestamp_ns=ts, observations=observations))
@@ -216,6 +219,10 @@ def test_where_else_was_this_person_across_two_demo_sessions(reid_server, search
         assert share >= 0.8
         hit = reply.hits[0]
         assert hit.camera_ids and 0 < hit.first_seen_ns <= hit.last_seen_ns
+        thumb = stub.GetPersonThumbnail(
+            reid_pb2.GetPersonThumbnailRequest(session_id=hit.session_id, global_id=hit.global_id), timeout=30
+        )
+        assert thumb.jpeg[:2] == b"\xff\xd8" and thumb.camera_id in hit.camera_ids
 
         # Bad input is refused clearly.
         for bad, code in (
@@ -265,5 +272,7 @@ def test_where_else_was_this_person_across_two_demo_sessions(reid_server, search
         persons_b = stub.GetGalleryStats(reid_pb2.GetGalleryStatsRequest(session_id=sid_b), timeout=30).persons
     with psycopg.connect(reid_server.env["DATABASE_URL"]) as conn:
         rows = conn.execute("SELECT count(*) FROM search_persons WHERE session_id = %s", (sid_a,)).fetchone()[0]
-        kept = conn.execute("SELECT count(*) FROM search_persons WHERE session_id = %s", (sid_b,)).fetchone()[0]
-    assert rows == 0 and kept == persons_b > 0
+        kept, thumbs = conn.execute(
+            "SELECT count(*), count(thumbnail) FROM search_persons WHERE session_id = %s", (sid_b,)
+        ).fetchone()
+    assert rows == 0 and kept == persons_b > 0 and thumbs > 0

@@ -10,6 +10,10 @@ CREATE TABLE IF NOT EXISTS search_persons (
     first_seen_ns  bigint NOT NULL,
     last_seen_ns   bigint NOT NULL,
     embedding      bytea NOT NULL,
+    -- The person's best crop (JPEG) and when/where it was seen, so hits stay viewable after the person retires.
+    thumbnail      bytea,
+    thumbnail_ns   bigint,
+    thumbnail_camera text,
     updated_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
     PRIMARY KEY (session_id, global_id)
 );
