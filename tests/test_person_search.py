@@ -224,6 +224,21 @@ def test_where_else_was_this_person_across_two_demo_sessions(reid_server, search
         )
         assert thumb.jpeg[:2] == b"\xff\xd8" and thumb.camera_id in hit.camera_ids
 
+        # Another replica (fresh process, same database) builds the index from search_persons: same answer.
+        first = (queries[0][0], [(h.session_id, h.global_id) for h in hits_seen[:5]])
+        addr = reid_server.start_replica("reid", "reid-search-2")
+        try:
+            with grpc.insecure_channel(addr) as other:
+                again = reid_pb2_grpc.ReidServiceStub(other).SearchPersons(
+                    reid_pb2.SearchPersonsRequest(
+                        video_set="demo", person=reid_pb2.PersonRef(session_id=sid_a, global_id=first[0]), k=5
+                    ),
+                    timeout=60,
+                )
+        finally:
+            reid_server.kill("reid-search-2")
+        assert [(h.session_id, h.global_id) for h in again.hits] == first[1]
+
         # Bad input is refused clearly.
         for bad, code in (
             (reid_pb2.SearchPersonsRequest(video_set="demo"), grpc.StatusCode.INVALID_ARGUMENT),
