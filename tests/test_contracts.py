@@ -26,6 +26,7 @@ EXPECTED = {
         "ResetGallery",
         "GetGalleryStats",
         "GetPersonThumbnail",
+        "SearchPersons",
     },
     (tracking_pb2, "TrackingService"): {"Track", "ListTrackers"},
     (mapping_pb2, "MappingService"): {
