@@ -45,17 +45,40 @@ SCORES = (
 )
 
 
-def detections_cache(demo_dir: Path, frames: int = 0) -> dict:
-    """Per camera, per frame: (detections, embeddings, width, height), computed once and kept in build/cache."""
-    cache = CACHE_DIR / f"{demo_dir.name}{f'-{frames}' if frames else ''}_detections.pkl"
+def detections_cache(demo_dir: Path, frames: int = 0, boxes: str = "detector") -> dict:
+    """Per camera, per frame: (detections, embeddings, width, height), computed once and kept in build/cache.
+
+    ``boxes``: "detector" (the default detector, what the services compute) or "truth" (the ground-truth boxes
+    of the people counted, confidence 0.9: the association measured where the detector is not the subject).
+    """
+    tag = "" if boxes == "detector" else f"-{boxes}"
+    cache = CACHE_DIR / f"{demo_dir.name}{f'-{frames}' if frames else ''}{tag}_detections.pkl"
     if cache.exists():
         return pickle.loads(cache.read_bytes())
-    from detection_svc.detector import Detector
     from reid_svc.embedders import Embedder
+    from spoton.domain import Detections
 
-    det = Detector(REPO / "weights" / "best.onnx", (640, 480), "cpu", [0])
     emb = Embedder()
     vs = load_video_set(demo_dir / "demo.yaml")
+    if boxes == "truth":
+        gt = ground_truth_from_mot({c.id: demo_dir / "gt" / f"{c.id}.txt" for c in vs.cameras}, frames)
+
+        def detect(cam: str, index: int, image: np.ndarray) -> Detections:
+            fb = gt[cam].get(index)
+            if fb is None:
+                return Detections.empty()
+            h, w = image.shape[:2]
+            xyxy = np.clip(fb.xyxy, 0, [w - 1, h - 1, w - 1, h - 1])
+            xyxy = xyxy[(xyxy[:, 2] - xyxy[:, 0] >= 2) & (xyxy[:, 3] - xyxy[:, 1] >= 4)]
+            return Detections(xyxy, np.full(len(xyxy), 0.9), np.zeros(len(xyxy)))
+    else:
+        from detection_svc.detector import Detector
+
+        det = Detector(REPO / "weights" / "best.onnx", (640, 480), "cpu", [0])
+
+        def detect(cam: str, index: int, image: np.ndarray) -> Detections:
+            return det.detect([image], 0.25, 0.5, 100)[0][0]
+
     data = {}
     for cam in vs.cameras:
         cap, rows = cv2.VideoCapture(vs.source_uri(cam)), []
@@ -63,7 +86,7 @@ def detections_cache(demo_dir: Path, frames: int = 0) -> dict:
             ok, image = cap.read()
             if not ok:
                 break
-            (d,), _ = det.detect([image], 0.25, 0.5, 100)
+            d = detect(cam.id, len(rows) + 1, image)
             rows.append((d, emb.embed_boxes(image, d.xyxy)[0], image.shape[1], image.shape[0]))
         data[cam.id] = rows
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -300,6 +323,7 @@ def evaluate(
     extra: dict | None = None,
     names: list[str] | None = None,
     window: dict | None = None,
+    boxes: str = "detector",
 ) -> list[dict]:
     """Score every variant (or those in ``names``) on one layout's first ``steps`` steps (0 = all).
 
@@ -309,7 +333,7 @@ def evaluate(
     """
     vs = load_video_set(demo_dir / "demo.yaml")
     cameras = [c.id for c in vs.cameras]
-    data = detections_cache(demo_dir, steps)
+    data = detections_cache(demo_dir, steps, boxes)
     gt = ground_truth_from_mot({c: demo_dir / "gt" / f"{c}.txt" for c in cameras}, steps)
     base, tracker = service_defaults()
     todo = variants(base, tracker)
@@ -360,6 +384,7 @@ def main() -> None:
     p.add_argument("--grid", nargs="*", default=[], help="extra variants: name='{\"match_threshold\": 0.7}'")
     p.add_argument("--window", default="", help="tracklet window options, JSON: '{\"window_s\": 5}'")
     p.add_argument("--only", nargs="*", default=None, help="variant names to run (default: all)")
+    p.add_argument("--boxes", choices=["detector", "truth"], default="detector", help="detector or ground-truth boxes")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "identity_eval.json")
     a = p.parse_args()
     extra = {name: json.loads(values) for name, values in (spec.split("=", 1) for spec in a.grid)}
@@ -369,7 +394,7 @@ def main() -> None:
         if not (demo_dir / "demo.yaml").exists():
             generate(demo_dir, layout=layout)
         window = json.loads(a.window) if a.window else None
-        for row in evaluate(demo_dir, a.steps, extra, a.only, window):
+        for row in evaluate(demo_dir, a.steps, extra, a.only, window, a.boxes):
             results.append(row)
             print(
                 f"{row['layout']:17s} {row['variant']:38s} {row['ids']:7s} IDF1 {row['idf1']:.3f} "

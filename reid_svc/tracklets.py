@@ -50,6 +50,12 @@ class WindowOptions:
     reentry_threshold: float = 0.75
     floor_weight: float = 0.5
     link_speedup: float = 0.5
+    partner_distance_m: float = 2.5
+    partner_confirm: int = 3
+    partner_min_agree: int = 5
+    handover_s: float = 10.0
+    walk_spread_mps: float = 0.7
+    velocity_span_s: float = 1.5
     link_min_handovers: int = 3
     first_global_id: int = 1
 
@@ -78,6 +84,7 @@ class Tracklet:
     provisional: int | None = None  # the id last sent for it
     emitted: dict[int, int] = field(default_factory=dict)  # id sent -> first ts_ns sent with it
     suspects: int = 0  # trailing sightings far from the last good floor point
+    strays: int = 0  # trailing steps far from every present partner in other cameras
     good_floor: np.ndarray | None = None
     good_ns: int = 0
     _emb_sum: np.ndarray | None = None
@@ -113,16 +120,43 @@ class Tracklet:
                 self._emb_n -= 1
         return tail
 
-    def floors(self) -> tuple[np.ndarray | None, int, np.ndarray | None, int]:
-        """(first floor point, its ts, last floor point, its ts); None where the tracklet has none."""
-        first = next((s for s in self.sightings if s.floor_m is not None), None)
-        last = next((s for s in reversed(self.sightings) if s.floor_m is not None), None)
-        return (
-            None if first is None else first.floor_m,
-            0 if first is None else first.ts_ns,
-            None if last is None else last.floor_m,
-            0 if last is None else last.ts_ns,
-        )
+    def ends(self, span_s: float) -> Ends:
+        """Where and when the tracklet's floor path starts and ends, with its walking velocity (m/s, a
+        least-squares fit over ``span_s`` seconds) at each end."""
+        pts = [(s.ts_ns, s.floor_m) for s in self.sightings if s.floor_m is not None]
+        if not pts:
+            return Ends(None, 0, np.zeros(2), None, 0, np.zeros(2))
+        return Ends(pts[0][1], pts[0][0], _velocity(pts, span_s, True), pts[-1][1], pts[-1][0], _velocity(pts, span_s))
+
+
+@dataclass(frozen=True)
+class Ends:
+    """A tracklet's first and last floor points (m), their times (ns) and velocities there (m/s)."""
+
+    first: np.ndarray | None
+    first_ns: int
+    first_v: np.ndarray
+    last: np.ndarray | None
+    last_ns: int
+    last_v: np.ndarray
+
+
+def _velocity(pts: list[tuple[int, np.ndarray]], span_s: float, head: bool = False) -> np.ndarray:
+    """Least-squares walking velocity (m/s) over the first (``head``) or last ``span_s`` seconds of points."""
+    if head:
+        t0 = pts[0][0]
+        sel = [p for p in pts if p[0] - t0 <= span_s * 1e9]
+    else:
+        t1 = pts[-1][0]
+        sel = [p for p in pts if t1 - p[0] <= span_s * 1e9]
+    if len(sel) < 3:
+        return np.zeros(2)
+    t = np.array([p[0] for p in sel], np.float64) / 1e9
+    if t[-1] - t[0] < 0.5 * span_s:
+        return np.zeros(2)
+    xy = np.stack([p[1] for p in sel])
+    t = t - t.mean()
+    return (t @ (xy - xy.mean(axis=0))) / float(t @ t)
 
 
 @dataclass(frozen=True)
@@ -179,7 +213,7 @@ class TrackletWindow:
         self.tracklets: list[Tracklet] = []  # window tracklets and final ones within the horizon
         self.pending: list[Sighting] = []  # not settled yet, in time order
         self.links = CameraLinks()
-        self.cuts = {"jump": 0, "appearance": 0}
+        self.cuts = {"jump": 0, "appearance": 0, "partner": 0}
         # Per pair of tracklet uids (lo, hi): floor distances (m) at common instants; same-camera co-presence.
         self._together: dict[tuple[int, int], list[float]] = {}
         self._apart: set[tuple[int, int]] = set()
@@ -273,6 +307,37 @@ class TrackletWindow:
             for b in sightings[i + 1 :]:
                 self._pair_evidence(a, b)
 
+    def _partner_cuts(self, instant: list[Sighting]) -> None:
+        """Cut a tracklet whose floor point has been, for ``partner_confirm`` steps, farther than
+        ``partner_distance_m`` from every present partner (a tracklet of another camera it agreed with at
+        ``partner_min_agree`` or more instants): its tracker has moved to someone else, the partners have not."""
+        o = self.options
+        if o.partner_confirm <= 0:
+            return
+        floors = [s for s in instant if s.floor_m is not None and s.tracklet is not None]
+        cut = []
+        for x in floors:
+            t = x.tracklet
+            assert t is not None
+            present = 0
+            away = 0
+            for y in floors:
+                u = y.tracklet
+                if y.camera_id == x.camera_id or u is None or u is t:
+                    continue
+                d = self._together.get(self._pair_key(t, u), [])
+                if sum(v <= o.agree_m for v in d) < o.partner_min_agree:
+                    continue
+                present += 1
+                away += float(np.linalg.norm(x.floor_m - y.floor_m)) > o.partner_distance_m
+            t.strays = t.strays + 1 if present and away == present else 0
+            if t.strays >= o.partner_confirm and len(t.sightings) > t.strays:
+                cut.append(t)
+        for t in cut:
+            n = t.strays
+            t.strays = 0
+            self._cut(t, n, "partner")
+
     def _redo_pairs(self, tracklets: list[Tracklet]) -> None:
         """After a cut: forget the pair evidence of these tracklets and gather it again from their sightings."""
         uids = {t.uid for t in tracklets}
@@ -309,7 +374,7 @@ class TrackletWindow:
         app = means @ means.T
         starts = np.array([t.start_ns for t in flat], np.int64)
         ends = np.array([t.end_ns for t in flat], np.int64)
-        fl = [t.floors() for t in flat]
+        fl = [t.ends(o.velocity_span_s) for t in flat]
         w = o.floor_weight
         for i in range(n):
             a = flat[i]
@@ -342,16 +407,15 @@ class TrackletWindow:
                     continue
                 first, second, fi, si = (a, b, i, j) if ends[i] < starts[j] else (b, a, j, i)
                 gap_s = (starts[si] - ends[fi]) / 1e9
-                p, p_ns = fl[fi][2], fl[fi][3]
-                q, q_ns = fl[si][0], fl[si][1]
                 if first.camera_id != second.camera_id:
                     fastest = self.links.fastest(first.camera_id, second.camera_id, o.link_min_handovers)
                     if fastest is not None and gap_s < o.link_speedup * fastest:
                         cannot[i, j] = True
                         continue
-                if p is not None and q is not None:
-                    dt = max((q_ns - p_ns) / 1e9, 0.0)
-                    dist = float(np.linalg.norm(q - p))
+                e1, e2 = fl[fi], fl[si]
+                if e1.last is not None and e2.first is not None:
+                    dt = max((e2.first_ns - e1.last_ns) / 1e9, 0.0)
+                    dist = float(np.linalg.norm(e2.first - e1.last))
                     reach = o.floor_slack_m + o.max_speed_mps * dt
                     if dist > reach:
                         cannot[i, j] = True
@@ -360,6 +424,16 @@ class TrackletWindow:
                         agreement = 1.0 - dist / reach
                         score[i, j] = ((1 - w) * ap + w * agreement if both_app else agreement) - o.link_threshold
                         continue
+                    if dt <= o.handover_s and both_app:
+                        # Across unseen ground: where each end's walk leads, against where the other one is.
+                        err = 0.5 * float(
+                            np.linalg.norm(e1.last + e1.last_v * dt - e2.first)
+                            + np.linalg.norm(e2.first - e2.first_v * dt - e1.last)
+                        )
+                        agreement = 1.0 - err / (o.floor_slack_m + o.walk_spread_mps * dt)
+                        if agreement > 0:
+                            score[i, j] = (1 - w) * ap + w * agreement - o.link_threshold
+                            continue
                 if both_app:
                     score[i, j] = ap - o.reentry_threshold
         score = np.maximum(score, score.T)
@@ -515,6 +589,7 @@ class TrackletWindow:
             self._instants.setdefault(s.ts_ns, []).append(s)
         self.pending.extend(new)
         self._record_instant(new)
+        self._partner_cuts(new)
         self._solve()
         live = []
         for s in new:
