@@ -324,12 +324,13 @@ def evaluate(
     names: list[str] | None = None,
     window: dict | None = None,
     boxes: str = "detector",
+    bounds: bool = True,
 ) -> list[dict]:
     """Score every variant (or those in ``names``) on one layout's first ``steps`` steps (0 = all).
 
     Online-rule variants give one row (ids as sent: ``ids`` "live"); tracklet-window variants give a "live" row (ids
     as first sent) and a "settled" row (ids once final) with the window's purity, oracle bounds and CPU cost.
-    ``window`` overrides WindowOptions fields of the window variants.
+    ``window`` overrides WindowOptions fields of the window variants; ``bounds`` adds purity and oracle bounds.
     """
     vs = load_video_set(demo_dir / "demo.yaml")
     cameras = [c.id for c in vs.cameras]
@@ -346,7 +347,7 @@ def evaluate(
         if trk not in tracked:
             tracked[trk] = track_all(data, demo_dir, cameras, steps, trk)
         res = score_run(gt, associate(tracked[trk], opts, app, flr))
-        results.append(_row(vs.name, name, trk, len(tracked[trk]), "live", res))
+        results.append(_row(vs.name, name, trk, len(tracked[trk]), "live", res) | {"boxes": boxes})
     for name, (wopts, trk) in window_variants(tracker).items():
         if names and name not in names:
             continue
@@ -367,13 +368,16 @@ def evaluate(
             "cuts": run["cuts"],
             "assoc_cpu_ms_per_step": run["cpu_ms_per_step"],
             "assoc_cpu_ms_p95": run["cpu_ms_p95"],
-            "tracklets": purity_and_bound(gt, tracked[trk], run["tracklet_of"]),
-            "local_tracks": purity_and_bound(gt, tracked[trk], local),
-            "pure_tracklets": purity_and_bound(gt, tracked[trk], pure_pieces(gt, tracked[trk])),
         }
+        if bounds:
+            extra_cols |= {
+                "tracklets": purity_and_bound(gt, tracked[trk], run["tracklet_of"]),
+                "local_tracks": purity_and_bound(gt, tracked[trk], local),
+                "pure_tracklets": purity_and_bound(gt, tracked[trk], pure_pieces(gt, tracked[trk])),
+            }
         for ids in ("live", "settled"):
             res = score_run(gt, run[ids])
-            results.append(_row(vs.name, name, trk, len(tracked[trk]), ids, res) | extra_cols)
+            results.append(_row(vs.name, name, trk, len(tracked[trk]), ids, res) | extra_cols | {"boxes": boxes})
     return results
 
 

@@ -29,13 +29,18 @@ def scores(has_ground_truth: bool) -> dict[str, dict]:
     report = DIR / "report.json"
     if not (report.exists() and f'"frames": {FRAMES},' in report.read_text()):
         generate(DIR, FRAMES)
-    names = ["appearance + floor (default)", "default on BoT-SORT tracks"]
-    return {row["variant"]: row for row in evaluate(DIR, FRAMES, names=names)}
+    names = ["appearance + floor (default)", "default on BoT-SORT tracks", "tracklet window (default)"]
+    return {f"{row['variant']} {row['ids']}": row for row in evaluate(DIR, FRAMES, names=names, bounds=False)}
 
 
 @pytest.mark.parametrize(
     ("variant", "floors"),
-    [("appearance + floor (default)", DEFAULT_FLOORS), ("default on BoT-SORT tracks", BOTSORT_FLOORS)],
+    [
+        ("appearance + floor (default) live", DEFAULT_FLOORS),
+        ("default on BoT-SORT tracks live", BOTSORT_FLOORS),
+        ("tracklet window (default) settled", WINDOW_SETTLED_FLOORS),
+        ("tracklet window (default) live", WINDOW_LIVE_FLOORS),
+    ],
 )
 def test_one_person_one_global_id_across_the_demo_cameras(scores, variant, floors) -> None:  # type: ignore[no-untyped-def]
     d = scores[variant]
