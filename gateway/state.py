@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 from gateway.clients import ServiceClients
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
-from gateway.history import HistoryWriter
+from gateway.history import HistoryWriter, replay_orphans
 from gateway.live import RedisLive
 from gateway.pipeline import Session
 from gateway.schema import migrate
@@ -26,7 +26,7 @@ from spoton.v1 import reid_pb2
 from spoton.videoset import VideoSet, VideoSetCatalog, check_sources, parse_video_set
 
 log = logging.getLogger("gateway")
-BACKGROUND = ("session-heartbeat", "history-retention")
+BACKGROUND = ("session-heartbeat", "history-retention", "session-takeover")
 
 
 class Gateway:
@@ -54,8 +54,10 @@ class Gateway:
             self.settings.history_flush_s,
             self.settings.history_batch_rows,
             self.settings.history_max_pending_rows,
+            self.settings.spool_directory,
         )
         await self.history.start()
+        await self.replay_dead_spools()
         self.clients = ServiceClients.connect(self.settings)
         if self.settings.redis_url:
             self.live = RedisLive(self.settings.redis_url)
@@ -63,6 +65,7 @@ class Gateway:
         await self.resume_always_on()
         self.tasks.add(asyncio.create_task(self._heartbeat(), name="session-heartbeat"))
         self.tasks.add(asyncio.create_task(self._retention(), name="history-retention"))
+        self.tasks.add(asyncio.create_task(self._takeover(), name="session-takeover"))
 
     async def stop(self) -> None:
         self.shutting_down = True
@@ -140,6 +143,8 @@ class Gateway:
         """Start again the always-on sessions that no gateway runs any more (their heartbeat is older than
         ``SESSION_HEARTBEAT_S`` × 3, or was cleared by a gateway that shut down cleanly)."""
         for row in await self.store.claim_stale_always_on(self.settings.session_heartbeat_s * 3):
+            if row.session_id in self.sessions and not self.sessions[row.session_id].done.is_set():
+                continue  # ours, its heartbeat only delayed (the claim has renewed it)
             try:
                 vs = await self.video_set(row.video_set)
                 await asyncio.to_thread(check_sources, vs, self.settings)
@@ -152,6 +157,27 @@ class Gateway:
                 continue
             log.info("resuming always-on session %s (%s)", row.session_id, row.video_set)
             self.start_session(session)
+
+    async def replay_dead_spools(self) -> int:
+        """Write the history left in the spools of dead gateways (siblings of ours: a shared volume); rows they
+        had not spooled yet (one flush interval) are lost. Returns the track points newly stored."""
+        own = self.settings.spool_directory
+        if own is None or self.history is None:
+            return 0
+        return await replay_orphans(own.parent, own, self.history)
+
+    async def _takeover(self) -> None:
+        """Every SESSION_TAKEOVER_S: replay dead gateways' spools, then resume the always-on sessions whose
+        heartbeat stopped (``claim_stale_always_on``: FOR UPDATE SKIP LOCKED, so one survivor takes each)."""
+        while True:
+            await asyncio.sleep(self.settings.session_takeover_s)
+            if self.shutting_down:
+                return
+            try:
+                await self.replay_dead_spools()
+                await self.resume_always_on()
+            except (psycopg.Error, OSError, PoolTimeout) as exc:
+                log.warning("takeover pass failed (will retry): %s", exc)
 
     async def purge(self, session_id: str) -> int:
         """Delete everything stored about a session (privacy): history, events, alerts, persons, rollups, the
