@@ -57,6 +57,8 @@ class Gateway:
             self.settings.spool_directory,
         )
         await self.history.start()
+        with contextlib.suppress(psycopg.Error, OSError):
+            await self.history.flush()  # this replica's own spool first, so resumed sessions see its rows
         await self.replay_dead_spools()
         self.clients = ServiceClients.connect(self.settings)
         if self.settings.redis_url:
@@ -148,7 +150,11 @@ class Gateway:
             try:
                 vs = await self.video_set(row.video_set)
                 await asyncio.to_thread(check_sources, vs, self.settings)
-                opts = row.options | {"media_start_ns": row.media_start_ns}
+                # A file source starts again at its first frame: its media clock continues after the history
+                # already stored (the dead replica's, its spool replayed first), so no key is reused.
+                last_ns = await self.store.last_point_ns(row.session_id)
+                start_ns = row.media_start_ns if last_ns is None else max(row.media_start_ns, last_ns + 1_000_000_000)
+                opts = row.options | {"media_start_ns": start_ns}
                 session = Session(
                     vs, row.cameras, opts, self.settings, self.clients, self.history, self.live, row.session_id
                 )
