@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -62,10 +63,17 @@ class GatewaySettings(CommonSettings):
     source_timeout_s: float = 10.0
     # Comma-separated origins allowed by CORS (browser frontends on other hosts); empty = same origin only.
     cors_origins: str = ""
-    # Blur every person on the annotated camera streams.
+    # Blur every person on the annotated camera streams, and person thumbnails per PRIVACY_THUMBNAILS: "blur"
+    # (crops kept by reid, served blurred) or "refuse" (faces are not stored: no crops collected, thumbnails 403).
     privacy_mode: bool = False
+    privacy_thumbnails: Literal["blur", "refuse"] = "blur"
     # Alerts are POSTed here as JSON when set.
     alert_webhook_url: str = ""
+
+    @property
+    def collect_crops(self) -> bool:
+        """Whether sessions send reid person crops (thumbnails): not when privacy mode forbids storing faces."""
+        return not (self.privacy_mode and self.privacy_thumbnails == "refuse")
 
     @property
     def spool_directory(self) -> Path | None:
