@@ -191,31 +191,41 @@ class Gateway:
         if self.history is not None:
             await self.history.drop_session(session_id)
         deleted = await self.store.purge(session_id)
-        try:
-            _, reid = await self.clients.reid_for(session_id)
-            await reid.ResetGallery(
-                reid_pb2.ResetGalleryRequest(session_id=session_id), timeout=10, metadata=self.clients.metadata
-            )
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() != grpc.StatusCode.NOT_FOUND:
-                raise
+        _, reid = await self.clients.reid_for(session_id)
+        reply = await reid.PurgeHistory(
+            reid_pb2.PurgeHistoryRequest(session_id=session_id), timeout=10, metadata=self.clients.metadata
+        )
+        deleted += reply.galleries_deleted + reply.corrections_deleted
         return deleted
 
     async def expire_history(self) -> int:
-        """Delete history older than HISTORY_RETENTION_DAYS (0 = keep forever); returns the rows deleted."""
+        """Delete history older than HISTORY_RETENTION_DAYS (0 = keep forever): the gateway's tables here, reid's
+        (galleries, identity corrections) through its ``PurgeHistory``; returns the rows deleted."""
         days = self.settings.history_retention_days
         if days <= 0:
             return 0
         deleted = await self.store.expire_history(days)
+        reply = await self.clients.reid.PurgeHistory(
+            reid_pb2.PurgeHistoryRequest(older_than_s=days * 86400.0),
+            timeout=self.settings.rpc_timeout_s,
+            metadata=self.clients.metadata,
+        )
+        deleted += reply.galleries_deleted + reply.corrections_deleted
         if deleted:
-            log.info("retention: deleted %d rows older than %s days", deleted, days)
+            log.info(
+                "retention: deleted %d rows older than %s days (reid: %d galleries, %d corrections)",
+                deleted,
+                days,
+                reply.galleries_deleted,
+                reply.corrections_deleted,
+            )
         return deleted
 
     async def _retention(self) -> None:
         while True:
             try:
                 await self.expire_history()
-            except (psycopg.Error, OSError, PoolTimeout) as exc:
+            except (psycopg.Error, OSError, PoolTimeout, grpc.aio.AioRpcError) as exc:
                 log.warning("retention pass failed (will retry): %s", exc)
             await asyncio.sleep(self.settings.history_retention_check_s)
 

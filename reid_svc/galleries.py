@@ -74,6 +74,30 @@ class GalleryStore:
                 (session_id, correction["kind"], Jsonb(correction)),
             )
 
+    async def purge_older(self, older_than_s: float) -> tuple[list[str], int]:
+        """Delete galleries not updated for ``older_than_s`` seconds and corrections made before then; returns the
+        sessions whose gallery went and the corrections deleted."""
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "DELETE FROM galleries WHERE updated_at < now() - make_interval(secs => %s) RETURNING session_id",
+                (older_than_s,),
+            )
+            sessions = [r[0] for r in await cur.fetchall()]
+            cur = await conn.execute(
+                "DELETE FROM identity_corrections WHERE created_at < now() - make_interval(secs => %s)",
+                (older_than_s,),
+            )
+            return sessions, cur.rowcount
+
+    async def purge_session(self, session_id: str) -> tuple[int, int]:
+        """Delete a session's gallery and corrections; returns how many of each."""
+        async with self.pool.connection() as conn, conn.transaction():
+            galleries = (await conn.execute("DELETE FROM galleries WHERE session_id = %s", (session_id,))).rowcount
+            corrections = (
+                await conn.execute("DELETE FROM identity_corrections WHERE session_id = %s", (session_id,))
+            ).rowcount
+            return galleries, corrections
+
     async def delete(self, session_id: str) -> int:
         async with self.pool.connection() as conn:
             cur = await conn.execute("DELETE FROM galleries WHERE session_id = %s", (session_id,))

@@ -45,7 +45,7 @@ def test_purging_a_session_deletes_everything_about_it(stack: Stack, database_ur
     assert httpx.delete(api + sid, params={"purge": True}, timeout=10).status_code == 404
 
 
-def test_history_older_than_the_retention_expires(stack: Stack, database_url: str) -> None:
+def test_history_older_than_the_retention_expires_in_every_owners_tables(stack: Stack, database_url: str) -> None:
     sid = f"old-{uuid.uuid4().hex[:8]}"
     with psycopg.connect(database_url) as conn:
         for age_days in (40, 1):
@@ -53,6 +53,17 @@ def test_history_older_than_the_retention_expires(stack: Stack, database_url: st
                 "INSERT INTO track_points (time, session_id, step, camera_id, frame_index, track_id, bbox, confidence)"
                 " VALUES (now() - make_interval(days => %s), %s, 1, 'c', 1, 1, ARRAY[0,0,1,1]::real[], 0.9)",
                 (age_days, sid),
+            )
+            # reid_svc's tables: a gallery (and a correction) per age; reid deletes them when the gateway asks.
+            conn.execute(
+                "INSERT INTO galleries (session_id, options, state, embeddings, updated_at) VALUES "
+                "(%s, '{}', '{}', ''::bytea, now() - make_interval(days => %s))",
+                (f"{sid}-{age_days}d", age_days),
+            )
+            conn.execute(
+                "INSERT INTO identity_corrections (session_id, kind, detail, created_at) VALUES "
+                "(%s, 'merge', '{}', now() - make_interval(days => %s))",
+                (f"{sid}-{age_days}d", age_days),
             )
     stack.start_gateway("gateway-retention", {"HISTORY_RETENTION_DAYS": "30", "HISTORY_RETENTION_CHECK_S": "0.5"})
     try:
@@ -71,10 +82,27 @@ def test_history_older_than_the_retention_expires(stack: Stack, database_url: st
             assert time.monotonic() < deadline, ages
             time.sleep(0.5)
         assert ages[0] < 30  # the recent row stays
+        while True:  # reid's tables go in the same pass, through reid_svc's PurgeHistory
+            with psycopg.connect(database_url) as conn:
+                kept = {
+                    table: [
+                        r[0]
+                        for r in conn.execute(
+                            f"SELECT session_id FROM {table} WHERE session_id LIKE %s", (f"{sid}-%",)
+                        ).fetchall()
+                    ]
+                    for table in ("galleries", "identity_corrections")
+                }
+            if kept == {"galleries": [f"{sid}-1d"], "identity_corrections": [f"{sid}-1d"]}:
+                break  # the 40-day-old gallery and correction are gone, the recent ones stay
+            assert time.monotonic() < deadline, kept
+            time.sleep(0.5)
     finally:
         stack.procs.pop("gateway-retention").terminate()
         with psycopg.connect(database_url) as conn:
             conn.execute("DELETE FROM track_points WHERE session_id = %s", (sid,))
+            conn.execute("DELETE FROM galleries WHERE session_id LIKE %s", (f"{sid}-%",))
+            conn.execute("DELETE FROM identity_corrections WHERE session_id LIKE %s", (f"{sid}-%",))
 
 
 def finished_session_with_persons(url: str, database_url: str) -> tuple[str, list[int]]:

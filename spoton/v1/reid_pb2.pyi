@@ -201,3 +201,19 @@ class GetPersonThumbnailResponse(_message.Message):
     timestamp_ns: int
     camera_id: str
     def __init__(self, jpeg: _Optional[bytes] = ..., timestamp_ns: _Optional[int] = ..., camera_id: _Optional[str] = ...) -> None: ...
+
+class PurgeHistoryRequest(_message.Message):
+    __slots__ = ("session_id", "older_than_s")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    OLDER_THAN_S_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    older_than_s: float
+    def __init__(self, session_id: _Optional[str] = ..., older_than_s: _Optional[float] = ...) -> None: ...
+
+class PurgeHistoryResponse(_message.Message):
+    __slots__ = ("galleries_deleted", "corrections_deleted")
+    GALLERIES_DELETED_FIELD_NUMBER: _ClassVar[int]
+    CORRECTIONS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    galleries_deleted: int
+    corrections_deleted: int
+    def __init__(self, galleries_deleted: _Optional[int] = ..., corrections_deleted: _Optional[int] = ...) -> None: ...
