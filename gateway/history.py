@@ -238,7 +238,9 @@ class HistoryWriter:
         self._conn: psycopg.AsyncConnection | None = None
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
-        self._flush_lock = asyncio.Lock()
+        self._seal_lock = asyncio.Lock()  # pending rows -> a sealed (spooled) batch
+        self._write_lock = asyncio.Lock()  # the database connection: one batch's transaction at a time
+        self._sealed = asyncio.Event()
         self.rows_written = 0
         self.rows_replayed = 0
         self.batches_rejected = 0
@@ -253,23 +255,50 @@ class HistoryWriter:
                 self._batches.append((batch, path))
                 self.rows_replayed += len(batch.rows)
                 ROWS_REPLAYED.inc(len(batch.rows))
+            if self._batches:
+                self._sealed.set()
         self._task = asyncio.create_task(self._run())
 
     def add_rows(self, rows: list[TrackPoint]) -> None:
         """Queue track points (sealed into a batch at the next flush, or now at ``batch_rows``)."""
         self._pending.extend(rows)
+        self._bound()
         if len(self._pending) >= self.batch_rows:
             self._wake.set()
 
     def add_events(self, rows: list[ZoneEventRow]) -> None:
         self._pending_events.extend(rows)
+        self._bound()
 
     def add_alerts(self, rows: list[AlertRow]) -> None:
         self._pending_alerts.extend(rows)
+        self._bound()
+
+    def _bound(self) -> None:
+        """Beyond ``max_pending_rows`` (rows, events and alerts held while the database is away) drop the oldest:
+        sealed batches first (their spool files too), then unsealed rows; counted in ``rows_dropped``."""
+        excess = self.pending - self.max_pending_rows
+        if excess <= 0:
+            return
+        dropped = 0
+        while excess > 0 and self._batches:
+            old, path = self._batches.pop(0)
+            if path is not None:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            excess -= old.size
+            dropped += old.size
+        for part in (self._pending, self._pending_events, self._pending_alerts):
+            cut = min(max(excess, 0), len(part))
+            del part[:cut]
+            excess -= cut
+            dropped += cut
+        self.rows_dropped += dropped
+        ROWS_DROPPED.inc(dropped)
 
     async def drop_session(self, session_id: str) -> None:
-        """Forget a purged session's pending rows (its spooled copies included) and wait for a flush in progress."""
-        async with self._flush_lock:
+        """Forget a purged session's pending rows (its spooled copies included) and wait for a write in progress."""
+        async with self._seal_lock, self._write_lock:
             self._pending = [r for r in self._pending if r.session_id != session_id]
             self._pending_events = [r for r in self._pending_events if r.session_id != session_id]
             self._pending_alerts = [r for r in self._pending_alerts if r.session_id != session_id]
@@ -317,8 +346,9 @@ class HistoryWriter:
     async def seal(self) -> None:
         """Move the rows emitted since the last call into a batch, spooled (fsync) when there is a spool; beyond
         ``max_pending_rows`` the oldest batches are dropped (their files deleted) and counted."""
-        async with self._flush_lock:
+        async with self._seal_lock:
             await self._seal()
+        self._sealed.set()
 
     async def _seal(self) -> None:
         if not (self._pending or self._pending_events or self._pending_alerts):
@@ -327,24 +357,25 @@ class HistoryWriter:
         self._pending, self._pending_events, self._pending_alerts = [], [], []
         path = await asyncio.to_thread(self.spool.write, batch) if self.spool is not None else None
         self._batches.append((batch, path))
-        while len(self._batches) > 1 and sum(b.size for b, _ in self._batches) > self.max_pending_rows:
-            old, old_path = self._batches.pop(0)
-            self.rows_dropped += old.size
-            ROWS_DROPPED.inc(old.size)
-            if old_path is not None:
-                await asyncio.to_thread(old_path.unlink, True)
+        self._bound()
 
     async def flush(self) -> None:
         """Seal what is pending, then commit every sealed batch (oldest first)."""
-        async with self._flush_lock:
-            await self._seal()
-            await self._flush()
+        await self.seal()
+        await self.write_sealed()
 
-    async def _flush(self) -> None:
+    async def write_sealed(self) -> None:
+        """Commit the sealed batches, oldest first, each in its own transaction, deleting its spool file after;
+        sealing goes on meanwhile (a database that hangs does not widen the loss window)."""
+        async with self._write_lock:
+            await self._write_sealed()
+
+    async def _write_sealed(self) -> None:
         while self._batches:
-            batch, path = self._batches[0]
+            entry = self._batches[0]
+            batch, path = entry
             try:
-                await self.write_batch(batch)
+                await self._write_batch(batch)
             except psycopg.errors.IntegrityError as exc:
                 # Not a key conflict (those are skipped): a row the schema refuses. Retrying cannot help.
                 self._reject(batch, exc)
@@ -358,7 +389,8 @@ class HistoryWriter:
                     log, "history write failed; will retry", level=logging.WARNING, rows=batch.size, error=str(exc)
                 )
                 raise
-            self._batches.pop(0)
+            if entry in self._batches:  # not dropped by the bound meanwhile
+                self._batches.remove(entry)
             if path is not None:
                 await asyncio.to_thread(path.unlink, True)
 
@@ -370,10 +402,20 @@ class HistoryWriter:
             log, "history batch refused by the database; dropped", level=logging.ERROR, rows=batch.size, error=str(exc)
         )
 
-    async def write_batch(self, batch: Batch) -> int:
-        """Commit one batch idempotently; returns the track points newly stored (the others were there already)."""
+    async def write_batch(self, batch: Batch, known_sessions_only: bool = False) -> int:
+        """Commit one batch idempotently; returns the track points newly stored (the others were there already).
+        ``known_sessions_only`` (a dead replica's spool) skips rows of sessions no longer recorded (purged)."""
+        async with self._write_lock:
+            return await self._write_batch(batch, known_sessions_only)
+
+    async def _write_batch(self, batch: Batch, known_sessions_only: bool = False) -> int:
         conn = await self._connection()
         async with conn.transaction():
+            if known_sessions_only:
+                ids = list({r.session_id for part in batch for r in part})
+                cur = await conn.execute("SELECT session_id FROM sessions WHERE session_id = ANY(%s)", (ids,))
+                known = {r[0] for r in await cur.fetchall()}
+                batch = Batch(*([r for r in part if r.session_id in known] for part in batch))
             inserted = 0
             for table, columns, rows in (
                 ("track_points", TRACK_POINT_COLUMNS, batch.rows),
@@ -432,9 +474,10 @@ class HistoryWriter:
             )
 
     async def _run(self) -> None:
-        """Seal every ``flush_s`` (the loss window) whatever the database does; write with backoff when it fails."""
-        loop = asyncio.get_running_loop()
-        backoff, next_write = self.flush_s, 0.0
+        await asyncio.gather(self._seal_loop(), self._write_loop())
+
+    async def _seal_loop(self) -> None:
+        """Seal (spool) every ``flush_s``, or at ``batch_rows``, whatever the database does: the loss window."""
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.flush_s)
@@ -443,21 +486,27 @@ class HistoryWriter:
                 await self.seal()
             except OSError as exc:
                 log_event(log, "history spool write failed", level=logging.ERROR, error=str(exc))
-            if loop.time() < next_write:
-                continue
+
+    async def _write_loop(self) -> None:
+        """Write sealed batches as they come; after a failure, again with backoff (up to 10 s)."""
+        backoff = self.flush_s
+        while True:
+            await self._sealed.wait()
+            self._sealed.clear()
             try:
-                await self.flush()
+                await self.write_sealed()
                 backoff = self.flush_s
             except (psycopg.Error, OSError):
+                await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
-                next_write = loop.time() + backoff
+                self._sealed.set()
 
     async def close(self, timeout_s: float = 30.0) -> None:
         """Flush what is pending (retrying up to ``timeout_s``), then stop; what could not be written stays in the
         spool for the next start."""
         if self._task:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, psycopg.Error, OSError):
                 await self._task
         deadline = asyncio.get_running_loop().time() + timeout_s
         while self.pending and asyncio.get_running_loop().time() < deadline:
@@ -502,7 +551,7 @@ async def replay_orphans(root: Path, own: Path, writer: HistoryWriter) -> int:
             for path in sorted(directory.glob("*" + Spool.SUFFIX)):
                 batch = decode_batch(await asyncio.to_thread(path.read_bytes))
                 try:
-                    stored += await writer.write_batch(batch)
+                    stored += await writer.write_batch(batch, known_sessions_only=True)
                 except psycopg.errors.IntegrityError as exc:
                     writer._reject(batch, exc)
                 writer.rows_replayed += len(batch.rows)

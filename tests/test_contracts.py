@@ -26,6 +26,7 @@ EXPECTED = {
         "ResetGallery",
         "GetGalleryStats",
         "GetPersonThumbnail",
+        "PurgeHistory",
     },
     (tracking_pb2, "TrackingService"): {"Track", "ListTrackers"},
     (mapping_pb2, "MappingService"): {

@@ -81,12 +81,19 @@ def test_the_same_batch_written_twice_is_stored_once(url: str, tmp_path: Path) -
 
 
 def test_a_dead_gateways_spool_replayed_twice_stores_each_row_once(url: str, tmp_path: Path) -> None:
-    sid = f"replay-{uuid.uuid4().hex[:8]}"
+    sid, purged = f"replay-{uuid.uuid4().hex[:8]}", f"purged-{uuid.uuid4().hex[:8]}"
     root = tmp_path / "spool"
+    with psycopg.connect(url) as conn:  # the session is recorded; ``purged`` was deleted after its rows were spooled
+        conn.execute(
+            "INSERT INTO sessions (session_id, video_set, cameras, status, media_start) "
+            "VALUES (%s, 'demo', ARRAY['cam1'], 'finished', %s)",
+            (sid, T0),
+        )
     dead = Spool(root / "dead", database_key(url))
     first, second = batch(sid, steps=10), batch(sid, steps=30)  # overlapping: the first 10 steps twice
     dead.write(first)
     dead.write(second)
+    dead.write(batch(purged))
     dead.close()  # as if its process died: the lock is gone, the files stay
     shutil.copytree(root / "dead", tmp_path / "copy")
     other_db = Spool(root / "elsewhere", "otherhost:5432/other")  # another database's spool is never replayed
@@ -111,6 +118,7 @@ def test_a_dead_gateways_spool_replayed_twice_stores_each_row_once(url: str, tmp
     assert asyncio.run(run()) == [150, 0, 0]
     assert counts(url, sid) == {"track_points": 150, "zone_events": 3, "alerts": 2, "duplicates": 0}
     assert (root / "elsewhere").exists() and (root / "live").exists()
+    assert counts(url, purged) == {"track_points": 0, "zone_events": 0, "alerts": 0, "duplicates": 0}
 
 
 def test_a_restarted_writer_replays_its_own_spool(url: str, tmp_path: Path) -> None:
