@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -32,7 +34,19 @@ class GatewaySettings(CommonSettings):
     # On TimescaleDB: history chunks older than this many days are compressed (0 = never), and chunk width in days.
     history_compress_after_days: float = 7.0
     history_chunk_days: float = 1.0
+    # Rows emitted are sealed into a batch this often (seconds): spooled to disk, then written. It bounds what a
+    # SIGKILLed gateway loses (the loss window).
     history_flush_s: float = 0.5
+    # Pending history batches are spooled (append + fsync) under <HISTORY_SPOOL_DIR>/<GATEWAY_ID> before they are
+    # written, and replayed at start; default REPO/.spoton/spool. The directories of dead gateways under the same
+    # root (a shared volume) are replayed by the survivors. HISTORY_SPOOL=false keeps pending rows in memory only.
+    history_spool: bool = True
+    history_spool_dir: str = ""
+    # This replica's name (its spool directory); default <hostname>-<GATEWAY_PORT>.
+    gateway_id: str = ""
+    # A running gateway looks this often (seconds) for always-on sessions whose heartbeat stopped, and for dead
+    # gateways' spools, and takes them over.
+    session_takeover_s: float = 5.0
     history_batch_rows: int = 5000
     # Track points held while the database is away (about 300 bytes each); older ones are dropped beyond it.
     history_max_pending_rows: int = 1_000_000
@@ -49,10 +63,25 @@ class GatewaySettings(CommonSettings):
     source_timeout_s: float = 10.0
     # Comma-separated origins allowed by CORS (browser frontends on other hosts); empty = same origin only.
     cors_origins: str = ""
-    # Blur every person on the annotated camera streams.
+    # Blur every person on the annotated camera streams, and person thumbnails per PRIVACY_THUMBNAILS: "blur"
+    # (crops kept by reid, served blurred) or "refuse" (faces are not stored: no crops collected, thumbnails 403).
     privacy_mode: bool = False
+    privacy_thumbnails: Literal["blur", "refuse"] = "blur"
     # Alerts are POSTed here as JSON when set.
     alert_webhook_url: str = ""
+
+    @property
+    def collect_crops(self) -> bool:
+        """Whether sessions send reid person crops (thumbnails): not when privacy mode forbids storing faces."""
+        return not (self.privacy_mode and self.privacy_thumbnails == "refuse")
+
+    @property
+    def spool_directory(self) -> Path | None:
+        """This replica's history spool, or None when spooling is off."""
+        if not self.history_spool:
+            return None
+        root = Path(self.history_spool_dir) if self.history_spool_dir else REPO / ".spoton" / "spool"
+        return root / (self.gateway_id or f"{socket.gethostname()}-{self.gateway_port}")
 
     @property
     def source_dir_list(self) -> list[str]:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import json
 import logging
+import os
 from collections import defaultdict
 from datetime import datetime
+from pathlib import Path
 from typing import NamedTuple
 
 import psycopg
@@ -64,18 +68,161 @@ ALERT_COLUMNS = AlertRow._fields
 
 
 ROWS_DROPPED = Counter(
-    "spoton_history_rows_dropped_total", "Track points dropped because the database was away too long"
+    "spoton_history_rows_dropped_total",
+    "History rows (track points, zone events, alerts) dropped because the database was away too long",
 )
+ROWS_REPLAYED = Counter("spoton_history_rows_replayed_total", "Track points replayed from a spool left by a gateway")
+
+
+class Batch(NamedTuple):
+    """Rows emitted during one flush interval: the unit that is spooled, committed in one transaction, deleted."""
+
+    rows: list[TrackPoint]
+    events: list[ZoneEventRow]
+    alerts: list[AlertRow]
+
+    @property
+    def size(self) -> int:
+        return len(self.rows) + len(self.events) + len(self.alerts)
+
+
+def _json_default(value: object) -> object:
+    """numpy scalars as Python numbers, datetimes as ISO 8601."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"cannot spool {type(value).__name__}")
+
+
+def encode_batch(batch: Batch) -> bytes:
+    """A batch as one JSON document (no pickle: a spool on a shared volume must not be able to run code)."""
+    doc = {"rows": batch.rows, "events": batch.events, "alerts": batch.alerts}
+    return json.dumps(doc, default=_json_default, separators=(",", ":")).encode()
+
+
+def decode_batch(data: bytes) -> Batch:
+    doc = json.loads(data)
+
+    def rows(kind: type[NamedTuple], items: list[list]) -> list:
+        return [kind(datetime.fromisoformat(r[0]), *r[1:]) for r in items]
+
+    return Batch(rows(TrackPoint, doc["rows"]), rows(ZoneEventRow, doc["events"]), rows(AlertRow, doc["alerts"]))
+
+
+class Spool:
+    """Pending history on local disk, one file per batch: written and fsynced before the batch is committed,
+    deleted once it is. The directory is held with an exclusive ``flock`` while its writer lives, so another
+    gateway that can take the lock knows the owner is dead and may replay its files (``replay_orphans``)."""
+
+    SUFFIX = ".batch.json"
+
+    def __init__(self, directory: Path, database: str = "") -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(directory / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            raise RuntimeError(
+                f"history spool {directory} is in use by another gateway (set HISTORY_SPOOL_DIR)"
+            ) from None
+        (directory / "database").write_text(database)  # whose rows these are: survivors replay only their own
+        self._seq = max((int(p.name.split(".")[0]) for p in self.segments()), default=0)
+
+    def segments(self) -> list[Path]:
+        """The directory's batch files, oldest first."""
+        return sorted(self.directory.glob("*" + self.SUFFIX))
+
+    def write(self, batch: Batch) -> Path:
+        """Append a batch: written to a temporary name, fsynced, renamed, directory fsynced (blocking I/O)."""
+        self._seq += 1
+        path = self.directory / f"{self._seq:012d}{self.SUFFIX}"
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            f.write(encode_batch(batch))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        fsync_dir(self.directory)
+        return path
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def database_key(url: str) -> str:
+    """A database's identity without its credentials: host, port and name."""
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    return f"{info.get('host', '')}:{info.get('port', '')}/{info.get('dbname', '')}"
+
+
+def claim_orphan_spools(root: Path, own: Path, database: str) -> list[tuple[Path, int]]:
+    """Spool directories under ``root`` whose gateway is dead (their ``flock`` can be taken) and that hold rows of
+    ``database``: each returned with the lock's file descriptor, held until ``release_orphan`` so two survivors
+    never replay one together."""
+    claimed = []
+    if not root.is_dir():
+        return claimed
+    for directory in sorted(p for p in root.iterdir() if p.is_dir() and p.resolve() != own.resolve()):
+        try:
+            if (directory / "database").read_text() != database:
+                continue
+        except OSError:
+            continue
+        try:
+            fd = os.open(directory / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        claimed.append((directory, fd))
+    return claimed
+
+
+def release_orphan(directory: Path, fd: int, emptied: bool) -> None:
+    """Unlock a claimed orphan spool; an emptied one is removed."""
+    if emptied:
+        with contextlib.suppress(OSError):
+            for name in ("database", ".lock"):
+                (directory / name).unlink()
+            directory.rmdir()
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 class HistoryWriter:
-    """Queue of track-point rows flushed every ``flush_s`` (or ``batch_rows``) with COPY.
+    """Rows emitted by sessions, sealed into a batch every ``flush_s`` (or at ``batch_rows``), spooled to disk
+    (when a spool directory is given), then written with COPY into a staging table and ``INSERT ... ON CONFLICT
+    DO NOTHING`` on each table's key, so a replay or a lost acknowledgement never doubles a row.
 
-    A failed flush keeps its rows and retries with backoff, so a database restart loses nothing.
+    A failed write keeps its batches and retries with backoff; beyond ``max_pending_rows`` the oldest batches are
+    dropped and counted. With a spool, a SIGKILLed gateway loses at most the rows of the interval not yet sealed
+    (``flush_s``); the next gateway (or this one restarted) replays the rest.
     """
 
     def __init__(
-        self, url: str, flush_s: float = 0.5, batch_rows: int = 5000, max_pending_rows: int = 1_000_000
+        self,
+        url: str,
+        flush_s: float = 0.5,
+        batch_rows: int = 5000,
+        max_pending_rows: int = 1_000_000,
+        spool_dir: Path | None = None,
     ) -> None:
         self.url = url
         self.max_pending_rows = max_pending_rows
@@ -85,98 +232,204 @@ class HistoryWriter:
         self._pending: list[TrackPoint] = []
         self._pending_events: list[ZoneEventRow] = []
         self._pending_alerts: list[AlertRow] = []
+        self._batches: list[tuple[Batch, Path | None]] = []  # sealed, not yet committed, oldest first
+        self.spool = Spool(spool_dir, database_key(url)) if spool_dir is not None else None
         self._sessions: dict[str, tuple] = {}
         self._conn: psycopg.AsyncConnection | None = None
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
-        self._flush_lock = asyncio.Lock()
+        self._seal_lock = asyncio.Lock()  # pending rows -> a sealed (spooled) batch
+        self._write_lock = asyncio.Lock()  # the database connection: one batch's transaction at a time
+        self._sealed = asyncio.Event()
         self.rows_written = 0
+        self.rows_replayed = 0
+        self.batches_rejected = 0
         self.failures = 0
         self.connected = False
 
     async def start(self) -> None:
+        """Load what an earlier run of this spool left behind (replayed first), then start the flush loop."""
+        if self.spool is not None:
+            for path in self.spool.segments():
+                batch = decode_batch(await asyncio.to_thread(path.read_bytes))
+                self._batches.append((batch, path))
+                self.rows_replayed += len(batch.rows)
+                ROWS_REPLAYED.inc(len(batch.rows))
+            if self._batches:
+                self._sealed.set()
         self._task = asyncio.create_task(self._run())
 
     def add_rows(self, rows: list[TrackPoint]) -> None:
-        """Queue track points; beyond ``max_pending_rows`` (a database away for too long) the oldest are dropped
-        and counted, so memory stays bounded."""
+        """Queue track points (sealed into a batch at the next flush, or now at ``batch_rows``)."""
         self._pending.extend(rows)
-        excess = len(self._pending) - self.max_pending_rows
-        if excess > 0:
-            del self._pending[:excess]
-            self.rows_dropped += excess
-            ROWS_DROPPED.inc(excess)
+        self._bound()
         if len(self._pending) >= self.batch_rows:
             self._wake.set()
 
+    def add_events(self, rows: list[ZoneEventRow]) -> None:
+        self._pending_events.extend(rows)
+        self._bound()
+
+    def add_alerts(self, rows: list[AlertRow]) -> None:
+        self._pending_alerts.extend(rows)
+        self._bound()
+
+    def _bound(self) -> None:
+        """Beyond ``max_pending_rows`` (rows, events and alerts held while the database is away) drop the oldest:
+        sealed batches first (their spool files too), then unsealed rows; counted in ``rows_dropped``."""
+        excess = self.pending - self.max_pending_rows
+        if excess <= 0:
+            return
+        dropped = 0
+        while excess > 0 and self._batches:
+            old, path = self._batches.pop(0)
+            if path is not None:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            excess -= old.size
+            dropped += old.size
+        for part in (self._pending, self._pending_events, self._pending_alerts):
+            cut = min(max(excess, 0), len(part))
+            del part[:cut]
+            excess -= cut
+            dropped += cut
+        self.rows_dropped += dropped
+        ROWS_DROPPED.inc(dropped)
+
     async def drop_session(self, session_id: str) -> None:
-        """Forget a purged session's pending rows and wait for a flush in progress to finish."""
-        async with self._flush_lock:
+        """Forget a purged session's pending rows (its spooled copies included) and wait for a write in progress."""
+        async with self._seal_lock, self._write_lock:
             self._pending = [r for r in self._pending if r.session_id != session_id]
             self._pending_events = [r for r in self._pending_events if r.session_id != session_id]
             self._pending_alerts = [r for r in self._pending_alerts if r.session_id != session_id]
+            kept = []
+            for batch, path in self._batches:
+                rest = Batch(
+                    [r for r in batch.rows if r.session_id != session_id],
+                    [r for r in batch.events if r.session_id != session_id],
+                    [r for r in batch.alerts if r.session_id != session_id],
+                )
+                if rest.size != batch.size and path is not None:
+                    await asyncio.to_thread(path.unlink, True)
+                    path = await asyncio.to_thread(self.spool.write, rest) if rest.size else None
+                if rest.size:
+                    kept.append((rest, path))
+            self._batches = kept
 
     def status(self) -> dict:
         return {
             "connected": self.connected,
             "rows_written": self.rows_written,
-            "rows_pending": len(self._pending),
+            "rows_pending": len(self._pending) + sum(len(b.rows) for b, _ in self._batches),
             "rows_dropped": self.rows_dropped,
+            "rows_replayed": self.rows_replayed,
+            "batches_rejected": self.batches_rejected,
+            "batches_spooled": sum(1 for _, p in self._batches if p is not None),
+            "spool_dir": str(self.spool.directory) if self.spool else None,
             "write_failures": self.failures,
         }
 
-    def add_events(self, rows: list[ZoneEventRow]) -> None:
-        self._pending_events.extend(rows)
-
-    def add_alerts(self, rows: list[AlertRow]) -> None:
-        self._pending_alerts.extend(rows)
-
     @property
     def pending(self) -> int:
-        return len(self._pending) + len(self._pending_events) + len(self._pending_alerts)
+        return (
+            len(self._pending)
+            + len(self._pending_events)
+            + len(self._pending_alerts)
+            + sum(b.size for b, _ in self._batches)
+        )
 
     async def _connection(self) -> psycopg.AsyncConnection:
         if self._conn is None or self._conn.closed:
             self._conn = await psycopg.AsyncConnection.connect(self.url, autocommit=False)
         return self._conn
 
-    async def flush(self) -> None:
-        async with self._flush_lock:
-            await self._flush()
+    async def seal(self) -> None:
+        """Move the rows emitted since the last call into a batch, spooled (fsync) when there is a spool; beyond
+        ``max_pending_rows`` the oldest batches are dropped (their files deleted) and counted."""
+        async with self._seal_lock:
+            await self._seal()
+        self._sealed.set()
 
-    async def _flush(self) -> None:
-        if not self.pending:
+    async def _seal(self) -> None:
+        if not (self._pending or self._pending_events or self._pending_alerts):
             return
-        batch, self._pending = self._pending, []
-        events, self._pending_events = self._pending_events, []
-        alerts, self._pending_alerts = self._pending_alerts, []
-        try:
-            conn = await self._connection()
-            async with conn.transaction():
-                for table, columns, rows in (
-                    ("track_points", TRACK_POINT_COLUMNS, batch),
-                    ("zone_events", ZONE_EVENT_COLUMNS, events),
-                    ("alerts", ALERT_COLUMNS, alerts),
-                ):
-                    if rows:
-                        async with conn.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-                            for row in rows:
-                                await copy.write_row(row)
-                await self._upsert_persons(conn, batch)
-                await self._refresh_rollups(conn, batch)
-            self.rows_written += len(batch)
-            self.connected = True
-        except (psycopg.Error, OSError) as exc:
-            self._pending[:0] = batch
-            self._pending_events[:0] = events
-            self._pending_alerts[:0] = alerts
-            self.failures += 1
-            self.connected = False
-            if self._conn is not None:
-                await self._conn.close()
-            self._conn = None
-            log_event(log, "history write failed; will retry", level=logging.WARNING, rows=len(batch), error=str(exc))
-            raise
+        batch = Batch(self._pending, self._pending_events, self._pending_alerts)
+        self._pending, self._pending_events, self._pending_alerts = [], [], []
+        path = await asyncio.to_thread(self.spool.write, batch) if self.spool is not None else None
+        self._batches.append((batch, path))
+        self._bound()
+
+    async def flush(self) -> None:
+        """Seal what is pending, then commit every sealed batch (oldest first)."""
+        await self.seal()
+        await self.write_sealed()
+
+    async def write_sealed(self) -> None:
+        """Commit the sealed batches, oldest first, each in its own transaction, deleting its spool file after;
+        sealing goes on meanwhile (a database that hangs does not widen the loss window)."""
+        async with self._write_lock:
+            await self._write_sealed()
+
+    async def _write_sealed(self) -> None:
+        while self._batches:
+            entry = self._batches[0]
+            batch, path = entry
+            try:
+                await self._write_batch(batch)
+            except psycopg.errors.IntegrityError as exc:
+                # Not a key conflict (those are skipped): a row the schema refuses. Retrying cannot help.
+                self._reject(batch, exc)
+            except (psycopg.Error, OSError) as exc:
+                self.failures += 1
+                self.connected = False
+                if self._conn is not None:
+                    await self._conn.close()
+                self._conn = None
+                log_event(
+                    log, "history write failed; will retry", level=logging.WARNING, rows=batch.size, error=str(exc)
+                )
+                raise
+            if entry in self._batches:  # not dropped by the bound meanwhile
+                self._batches.remove(entry)
+            if path is not None:
+                await asyncio.to_thread(path.unlink, True)
+
+    def _reject(self, batch: Batch, exc: Exception) -> None:
+        self.batches_rejected += 1
+        self.rows_dropped += batch.size
+        ROWS_DROPPED.inc(batch.size)
+        log_event(
+            log, "history batch refused by the database; dropped", level=logging.ERROR, rows=batch.size, error=str(exc)
+        )
+
+    async def write_batch(self, batch: Batch, known_sessions_only: bool = False) -> int:
+        """Commit one batch idempotently; returns the track points newly stored (the others were there already).
+        ``known_sessions_only`` (a dead replica's spool) skips rows of sessions no longer recorded (purged)."""
+        async with self._write_lock:
+            return await self._write_batch(batch, known_sessions_only)
+
+    async def _write_batch(self, batch: Batch, known_sessions_only: bool = False) -> int:
+        conn = await self._connection()
+        async with conn.transaction():
+            if known_sessions_only:
+                ids = list({r.session_id for part in batch for r in part})
+                cur = await conn.execute("SELECT session_id FROM sessions WHERE session_id = ANY(%s)", (ids,))
+                known = {r[0] for r in await cur.fetchall()}
+                batch = Batch(*([r for r in part if r.session_id in known] for part in batch))
+            inserted = 0
+            for table, columns, rows in (
+                ("track_points", TRACK_POINT_COLUMNS, batch.rows),
+                ("zone_events", ZONE_EVENT_COLUMNS, batch.events),
+                ("alerts", ALERT_COLUMNS, batch.alerts),
+            ):
+                if rows:
+                    count = await copy_idempotent(conn, table, columns, rows)
+                    inserted += count if table == "track_points" else 0
+            await self._upsert_persons(conn, batch.rows)
+            await self._refresh_rollups(conn, batch.rows)
+        self.rows_written += inserted
+        self.connected = True
+        return inserted
 
     async def _refresh_rollups(self, conn: psycopg.AsyncConnection, batch: list[TrackPoint]) -> None:
         """Recompute the per-minute rollups for the minutes this batch touched (spoton/rollups.py)."""
@@ -221,28 +474,91 @@ class HistoryWriter:
             )
 
     async def _run(self) -> None:
-        backoff = self.flush_s
+        await asyncio.gather(self._seal_loop(), self._write_loop())
+
+    async def _seal_loop(self) -> None:
+        """Seal (spool) every ``flush_s``, or at ``batch_rows``, whatever the database does: the loss window."""
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+                await asyncio.wait_for(self._wake.wait(), timeout=self.flush_s)
             self._wake.clear()
             try:
-                await self.flush()
+                await self.seal()
+            except OSError as exc:
+                log_event(log, "history spool write failed", level=logging.ERROR, error=str(exc))
+
+    async def _write_loop(self) -> None:
+        """Write sealed batches as they come; after a failure, again with backoff (up to 10 s)."""
+        backoff = self.flush_s
+        while True:
+            await self._sealed.wait()
+            self._sealed.clear()
+            try:
+                await self.write_sealed()
                 backoff = self.flush_s
             except (psycopg.Error, OSError):
+                await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
+                self._sealed.set()
 
     async def close(self, timeout_s: float = 30.0) -> None:
-        """Flush what is pending (retrying up to ``timeout_s``), then stop."""
+        """Flush what is pending (retrying up to ``timeout_s``), then stop; what could not be written stays in the
+        spool for the next start."""
         if self._task:
             self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, psycopg.Error, OSError):
+                await self._task
         deadline = asyncio.get_running_loop().time() + timeout_s
-        while self._pending and asyncio.get_running_loop().time() < deadline:
+        while self.pending and asyncio.get_running_loop().time() < deadline:
             try:
                 await self.flush()
             except (psycopg.Error, OSError):
                 await asyncio.sleep(0.5)
-        if self._pending:
-            log_event(log, "history rows not written at shutdown", level=logging.ERROR, rows=len(self._pending))
+        if self.pending:
+            log_event(
+                log,
+                "history rows not written at shutdown",
+                level=logging.ERROR,
+                rows=self.pending,
+                spooled=self.spool is not None,
+            )
         if self._conn is not None:
             await self._conn.close()
+        if self.spool is not None:
+            self.spool.close()
+
+
+async def copy_idempotent(conn: psycopg.AsyncConnection, table: str, columns: tuple[str, ...], rows: list) -> int:
+    """COPY ``rows`` into a temporary staging table, then insert those not stored yet (``ON CONFLICT DO NOTHING``
+    on the table's key, migrations 0006 and 0009); returns the rows inserted."""
+    staging = f"{table}_staging"
+    cols = ", ".join(columns)
+    await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table}) ON COMMIT DELETE ROWS")
+    async with conn.cursor().copy(f"COPY {staging} ({cols}) FROM STDIN") as copy:
+        for row in rows:
+            await copy.write_row(row)
+    cur = await conn.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {staging} ON CONFLICT DO NOTHING")
+    return cur.rowcount
+
+
+async def replay_orphans(root: Path, own: Path, writer: HistoryWriter) -> int:
+    """Commit the batches left in dead gateways' spools under ``root`` (shared volume), deleting each file once
+    committed; returns the track points newly stored. Spools still locked by a live gateway are left alone."""
+    stored = 0
+    for directory, fd in await asyncio.to_thread(claim_orphan_spools, root, own, database_key(writer.url)):
+        emptied = False
+        try:
+            for path in sorted(directory.glob("*" + Spool.SUFFIX)):
+                batch = decode_batch(await asyncio.to_thread(path.read_bytes))
+                try:
+                    stored += await writer.write_batch(batch, known_sessions_only=True)
+                except psycopg.errors.IntegrityError as exc:
+                    writer._reject(batch, exc)
+                writer.rows_replayed += len(batch.rows)
+                ROWS_REPLAYED.inc(len(batch.rows))
+                await asyncio.to_thread(path.unlink, True)
+            emptied = True
+            log_event(log, "replayed a dead gateway's history spool", spool=str(directory), rows=stored)
+        finally:
+            await asyncio.to_thread(release_orphan, directory, fd, emptied)
+    return stored

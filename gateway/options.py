@@ -29,6 +29,7 @@ class SessionConfig:
         association: passed to reid's association.
         stage_reconnect_timeout_s: how long a stage may be away before the session fails, seconds.
         rpc_timeout_s: deadline of the session's unary calls, seconds.
+        collect_crops: whether tracks offer reid crops for thumbnails (not when privacy forbids storing faces).
     """
 
     media_start_ns: int
@@ -42,6 +43,7 @@ class SessionConfig:
     association: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     stage_reconnect_timeout_s: float = 60.0
     rpc_timeout_s: float = 30.0
+    collect_crops: bool = True
 
     def __post_init__(self) -> None:
         if self.frame_encoding not in FRAME_ENCODINGS:
@@ -62,4 +64,5 @@ class SessionConfig:
             association=MappingProxyType(dict(options.get("association") or {})),
             stage_reconnect_timeout_s=settings.stage_reconnect_timeout_s,
             rpc_timeout_s=settings.rpc_timeout_s,
+            collect_crops=settings.collect_crops,
         )

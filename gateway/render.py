@@ -36,6 +36,15 @@ def encode_jpeg(image: np.ndarray, quality: int = 80) -> bytes:
     return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()
 
 
+def blur_jpeg(jpeg: bytes) -> bytes:
+    """A person crop blurred beyond recognition (Gaussian, kernel a third of its shorter side), as JPEG."""
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:  # never the original bytes: an undecodable crop becomes a blank one
+        image = np.zeros((8, 8, 3), np.uint8)
+    k = max(3, (min(image.shape[:2]) // 3) | 1)
+    return cv2.imencode(".jpg", cv2.GaussianBlur(image, (k, k), 0), [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
+
+
 def render_heatmap(h: dict, px_per_m: float) -> bytes:
     """Presence-seconds grid -> a colour PNG of the floor, north up (log scale, inferno)."""
     grid = np.array(h["seconds"], float).reshape(int(h["rows"]), int(h["cols"]))

@@ -112,13 +112,17 @@ def merge_project(work: StepWork, reply: mapping_pb2.ProjectStreamResponse) -> N
 
 # ---- associate -----------------------------------------------------------------------------------------------------
 class ThumbnailPolicy:
-    """Which tracks offer reid a crop this step: a new track, then one every ``every_ns`` of media time."""
+    """Which tracks offer reid a crop this step: a new track, then one every ``every_ns`` of media time; none at
+    all when ``enabled`` is false (privacy mode that forbids storing faces)."""
 
-    def __init__(self, every_ns: int = THUMBNAIL_EVERY_NS) -> None:
+    def __init__(self, every_ns: int = THUMBNAIL_EVERY_NS, enabled: bool = True) -> None:
         self.every_ns = every_ns
+        self.enabled = enabled
         self.sent: dict[tuple[str, int], int] = {}  # (camera, track) -> media ns of its last crop
 
     def due(self, camera_id: str, track_id: int, ts_ns: int) -> bool:
+        if not self.enabled:
+            return False
         return ts_ns - self.sent.get((camera_id, track_id), ts_ns - self.every_ns) >= self.every_ns
 
     def sent_at(self, camera_id: str, track_id: int, ts_ns: int) -> None:

@@ -111,7 +111,7 @@ class Stages:
     async def associate(self, inp: asyncio.Queue, out: asyncio.Queue) -> None:
         """The session's Associate stream, on the reid replica that owns the session; the last stage, so each
         step leaves it with its ``StepResult``."""
-        thumbnails = ThumbnailPolicy()
+        thumbnails = ThumbnailPolicy(enabled=self.config.collect_crops)
         max_gid = 0
         endpoint = ""
 

@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 from gateway.clients import ServiceClients
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
-from gateway.history import HistoryWriter
+from gateway.history import HistoryWriter, replay_orphans
 from gateway.live import RedisLive
 from gateway.pipeline import Session
 from gateway.schema import migrate
@@ -26,7 +26,7 @@ from spoton.v1 import reid_pb2
 from spoton.videoset import VideoSet, VideoSetCatalog, check_sources, parse_video_set
 
 log = logging.getLogger("gateway")
-BACKGROUND = ("session-heartbeat", "history-retention")
+BACKGROUND = ("session-heartbeat", "history-retention", "session-takeover")
 
 
 class Gateway:
@@ -54,8 +54,12 @@ class Gateway:
             self.settings.history_flush_s,
             self.settings.history_batch_rows,
             self.settings.history_max_pending_rows,
+            self.settings.spool_directory,
         )
         await self.history.start()
+        with contextlib.suppress(psycopg.Error, OSError):
+            await self.history.flush()  # this replica's own spool first, so resumed sessions see its rows
+        await self.replay_dead_spools()
         self.clients = ServiceClients.connect(self.settings)
         if self.settings.redis_url:
             self.live = RedisLive(self.settings.redis_url)
@@ -63,6 +67,7 @@ class Gateway:
         await self.resume_always_on()
         self.tasks.add(asyncio.create_task(self._heartbeat(), name="session-heartbeat"))
         self.tasks.add(asyncio.create_task(self._retention(), name="history-retention"))
+        self.tasks.add(asyncio.create_task(self._takeover(), name="session-takeover"))
 
     async def stop(self) -> None:
         self.shutting_down = True
@@ -140,10 +145,16 @@ class Gateway:
         """Start again the always-on sessions that no gateway runs any more (their heartbeat is older than
         ``SESSION_HEARTBEAT_S`` × 3, or was cleared by a gateway that shut down cleanly)."""
         for row in await self.store.claim_stale_always_on(self.settings.session_heartbeat_s * 3):
+            if row.session_id in self.sessions and not self.sessions[row.session_id].done.is_set():
+                continue  # ours, its heartbeat only delayed (the claim has renewed it)
             try:
                 vs = await self.video_set(row.video_set)
                 await asyncio.to_thread(check_sources, vs, self.settings)
-                opts = row.options | {"media_start_ns": row.media_start_ns}
+                # A file source starts again at its first frame: its media clock continues after the history
+                # already stored (the dead replica's, its spool replayed first), so no key is reused.
+                last_ns = await self.store.last_point_ns(row.session_id)
+                start_ns = row.media_start_ns if last_ns is None else max(row.media_start_ns, last_ns + 1_000_000_000)
+                opts = row.options | {"media_start_ns": start_ns}
                 session = Session(
                     vs, row.cameras, opts, self.settings, self.clients, self.history, self.live, row.session_id
                 )
@@ -153,37 +164,68 @@ class Gateway:
             log.info("resuming always-on session %s (%s)", row.session_id, row.video_set)
             self.start_session(session)
 
+    async def replay_dead_spools(self) -> int:
+        """Write the history left in the spools of dead gateways (siblings of ours: a shared volume); rows they
+        had not spooled yet (one flush interval) are lost. Returns the track points newly stored."""
+        own = self.settings.spool_directory
+        if own is None or self.history is None:
+            return 0
+        return await replay_orphans(own.parent, own, self.history)
+
+    async def _takeover(self) -> None:
+        """Every SESSION_TAKEOVER_S: replay dead gateways' spools, then resume the always-on sessions whose
+        heartbeat stopped (``claim_stale_always_on``: FOR UPDATE SKIP LOCKED, so one survivor takes each)."""
+        while True:
+            await asyncio.sleep(self.settings.session_takeover_s)
+            if self.shutting_down:
+                return
+            try:
+                await self.replay_dead_spools()
+                await self.resume_always_on()
+            except (psycopg.Error, OSError, PoolTimeout) as exc:
+                log.warning("takeover pass failed (will retry): %s", exc)
+
     async def purge(self, session_id: str) -> int:
         """Delete everything stored about a session (privacy): history, events, alerts, persons, rollups, the
         session row, and reid's gallery (embeddings never leave reid_svc)."""
         if self.history is not None:
             await self.history.drop_session(session_id)
         deleted = await self.store.purge(session_id)
-        try:
-            _, reid = await self.clients.reid_for(session_id)
-            await reid.ResetGallery(
-                reid_pb2.ResetGalleryRequest(session_id=session_id), timeout=10, metadata=self.clients.metadata
-            )
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() != grpc.StatusCode.NOT_FOUND:
-                raise
+        _, reid = await self.clients.reid_for(session_id)
+        reply = await reid.PurgeHistory(
+            reid_pb2.PurgeHistoryRequest(session_id=session_id), timeout=10, metadata=self.clients.metadata
+        )
+        deleted += reply.galleries_deleted + reply.corrections_deleted
         return deleted
 
     async def expire_history(self) -> int:
-        """Delete history older than HISTORY_RETENTION_DAYS (0 = keep forever); returns the rows deleted."""
+        """Delete history older than HISTORY_RETENTION_DAYS (0 = keep forever): the gateway's tables here, reid's
+        (galleries, identity corrections) through its ``PurgeHistory``; returns the rows deleted."""
         days = self.settings.history_retention_days
         if days <= 0:
             return 0
         deleted = await self.store.expire_history(days)
+        reply = await self.clients.reid.PurgeHistory(
+            reid_pb2.PurgeHistoryRequest(older_than_s=days * 86400.0),
+            timeout=self.settings.rpc_timeout_s,
+            metadata=self.clients.metadata,
+        )
+        deleted += reply.galleries_deleted + reply.corrections_deleted
         if deleted:
-            log.info("retention: deleted %d rows older than %s days", deleted, days)
+            log.info(
+                "retention: deleted %d rows older than %s days (reid: %d galleries, %d corrections)",
+                deleted,
+                days,
+                reply.galleries_deleted,
+                reply.corrections_deleted,
+            )
         return deleted
 
     async def _retention(self) -> None:
         while True:
             try:
                 await self.expire_history()
-            except (psycopg.Error, OSError, PoolTimeout) as exc:
+            except (psycopg.Error, OSError, PoolTimeout, grpc.aio.AioRpcError) as exc:
                 log.warning("retention pass failed (will retry): %s", exc)
             await asyncio.sleep(self.settings.history_retention_check_s)
 

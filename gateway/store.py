@@ -134,6 +134,14 @@ class Store:
             for sid, video_set, cameras, options, media_start in rows
         ]
 
+    async def last_point_ns(self, session_id: str) -> int | None:
+        """The media time of a session's newest stored track point (Unix ns), None when it has none."""
+        rows = await self.query(
+            "SELECT (extract(epoch from max(time)) * 1e9)::bigint FROM track_points WHERE session_id = %s",
+            (session_id,),
+        )
+        return rows[0][0] if rows and rows[0][0] is not None else None
+
     async def session_exists(self, session_id: str) -> bool:
         return bool(await self.query("SELECT 1 FROM sessions WHERE session_id = %s", (session_id,)))
 

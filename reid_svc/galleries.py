@@ -175,9 +175,36 @@ class GalleryStore:
                 (session_id, correction["kind"], Jsonb(correction)),
             )
 
+    async def purge_older(self, older_than_s: float) -> tuple[list[str], int]:
+        """Delete galleries not updated for ``older_than_s`` seconds and corrections made before then; returns the
+        sessions whose gallery went and the corrections deleted."""
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "DELETE FROM galleries WHERE updated_at < now() - make_interval(secs => %s) RETURNING session_id",
+                (older_than_s,),
+            )
+            sessions = [r[0] for r in await cur.fetchall()]
+            cur = await conn.execute(
+                "DELETE FROM identity_corrections WHERE created_at < now() - make_interval(secs => %s)",
+                (older_than_s,),
+            )
+            return sessions, cur.rowcount
+
+    async def purge_session(self, session_id: str) -> tuple[int, int]:
+        """Delete a session's gallery, corrections and person-search entries (one transaction); returns how many
+        galleries and corrections went."""
+        galleries, corrections, _ = await self._delete_session(session_id)
+        return galleries, corrections
+
     async def delete(self, session_id: str) -> int:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute("DELETE FROM galleries WHERE session_id = %s", (session_id,))
-            await conn.execute("DELETE FROM identity_corrections WHERE session_id = %s", (session_id,))
-            searched = await conn.execute("DELETE FROM search_persons WHERE session_id = %s", (session_id,))
-            return cur.rowcount + searched.rowcount
+        """Like ``purge_session``; returns galleries plus search entries deleted (0: nothing was kept)."""
+        galleries, _, searched = await self._delete_session(session_id)
+        return galleries + searched
+
+    async def _delete_session(self, session_id: str) -> tuple[int, int, int]:
+        async with self.pool.connection() as conn, conn.transaction():
+            counts = [
+                (await conn.execute(f"DELETE FROM {table} WHERE session_id = %s", (session_id,))).rowcount
+                for table in ("galleries", "identity_corrections", "search_persons")
+            ]
+            return counts[0], counts[1], counts[2]

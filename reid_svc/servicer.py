@@ -345,5 +345,32 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
         return reid_pb2.GetPersonThumbnailResponse(jpeg=t.jpeg, timestamp_ns=t.timestamp_ns, camera_id=t.camera_id)
 
     @unary_errors
+    async def PurgeHistory(self, request, context):
+        """Retention or purge of reid's tables: one session's gallery and corrections (memory too), or every
+        gallery not updated for ``older_than_s`` and every correction older than that."""
+        scope = request.WhichOneof("scope")
+        if scope == "session_id":
+            if not request.session_id:
+                raise ValueError("session_id is required")
+            in_memory = self.galleries.pop(request.session_id, None) is not None
+            self.searchable.pop(request.session_id, None)
+            if self.search is not None:
+                self.search.remove_session(request.session_id)
+            galleries, corrections = (
+                await self.store.purge_session(request.session_id) if self.store is not None else (0, 0)
+            )
+            return reid_pb2.PurgeHistoryResponse(
+                galleries_deleted=max(galleries, int(in_memory)), corrections_deleted=corrections
+            )
+        if scope != "older_than_s" or not request.older_than_s > 0:
+            raise ValueError("give a session_id or older_than_s > 0")
+        if self.store is None:
+            return reid_pb2.PurgeHistoryResponse()
+        sessions, corrections = await self.store.purge_older(request.older_than_s)
+        for sid in sessions:  # an expired gallery held here (a session long idle) goes from memory as well
+            self.galleries.pop(sid, None)
+        return reid_pb2.PurgeHistoryResponse(galleries_deleted=len(sessions), corrections_deleted=corrections)
+
+    @unary_errors
     async def GetGalleryStats(self, request, context):
         return reid_pb2.GetGalleryStatsResponse(**(await self._gallery(request.session_id)).stats())

@@ -175,7 +175,9 @@ def stack(
     """All six services as local processes on free ports."""
     logs = tmp_path_factory.mktemp("service-logs")
     # The test cameras (tests/mjpeg_server.py) listen on loopback, which sources may not reach by default (SSRF).
-    env = {"ALERT_WEBHOOK_URL": webhook.url, "SOURCE_ALLOW_CIDRS": "127.0.0.0/8"}
+    # Gateways spool pending history under one root here (a shared volume): each in <root>/<host>-<port>.
+    spool = tmp_path_factory.mktemp("history-spool")
+    env = {"ALERT_WEBHOOK_URL": webhook.url, "SOURCE_ALLOW_CIDRS": "127.0.0.0/8", "HISTORY_SPOOL_DIR": str(spool)}
     s = start_stack(logs, database_url, demo_dir, extra_env=env)
     yield s
     s.stop()

@@ -27,6 +27,7 @@ EXPECTED = {
         "GetGalleryStats",
         "GetPersonThumbnail",
         "SearchPersons",
+        "PurgeHistory",
     },
     (tracking_pb2, "TrackingService"): {"Track", "ListTrackers"},
     (mapping_pb2, "MappingService"): {

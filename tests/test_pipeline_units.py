@@ -415,6 +415,7 @@ async def test_history_writer_flushes_a_full_batch_without_waiting_for_the_timer
         writer.add_rows(points(sid, 30))
         await asyncio.sleep(0.5)
         assert writer.status()["rows_pending"] == 30  # under a batch and long before the timer: still queued
+
         writer.add_rows(points(sid, 50)[30:])  # 20 more with keys of their own (track and time are in the key)
         for _ in range(100):
             if writer.rows_written == 50:

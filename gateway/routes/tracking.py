@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from gateway.deps import GatewayDep
 from gateway.errors import ApiError
+from gateway.render import blur_jpeg
 from spoton.v1 import reid_pb2
 
 router = APIRouter(prefix="/api/v1/tracking/{session_id}")
@@ -55,7 +58,10 @@ async def persons(session_id: str, gw: GatewayDep) -> dict:
 @router.get("/persons/{global_id}/thumbnail.jpg")
 async def person_thumbnail(session_id: str, global_id: int, gw: GatewayDep) -> Response:
     """The person's best crop (largest, sharpest, least occluded), to review a merge before making it; 404
-    when reid has none (unknown, or retired after ``retire_after_s`` unseen)."""
+    when reid has none (unknown, or retired after ``retire_after_s`` unseen). In privacy mode it is blurred, or
+    refused (403) with ``PRIVACY_THUMBNAILS=refuse``."""
+    if not gw.settings.collect_crops:
+        raise ApiError(403, "forbidden", "privacy mode: person thumbnails are not kept")
     await gw.summary(session_id)
     _, reid = await gw.clients.reid_for(session_id)
     reply = await reid.GetPersonThumbnail(
@@ -64,7 +70,8 @@ async def person_thumbnail(session_id: str, global_id: int, gw: GatewayDep) -> R
         metadata=gw.clients.metadata,
     )
     headers = {"X-Camera-Id": reply.camera_id, "X-Timestamp-Ns": str(reply.timestamp_ns)}
-    return Response(reply.jpeg, media_type="image/jpeg", headers=headers)
+    jpeg = await asyncio.to_thread(blur_jpeg, reply.jpeg) if gw.settings.privacy_mode else reply.jpeg
+    return Response(jpeg, media_type="image/jpeg", headers=headers)
 
 
 @router.post("/persons/merge")

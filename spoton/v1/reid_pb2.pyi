@@ -251,3 +251,19 @@ class SearchPersonsResponse(_message.Message):
     indexed_persons: int
     index_kind: str
     def __init__(self, hits: _Optional[_Iterable[_Union[PersonHit, _Mapping]]] = ..., indexed_persons: _Optional[int] = ..., index_kind: _Optional[str] = ...) -> None: ...
+
+class PurgeHistoryRequest(_message.Message):
+    __slots__ = ("session_id", "older_than_s")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    OLDER_THAN_S_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    older_than_s: float
+    def __init__(self, session_id: _Optional[str] = ..., older_than_s: _Optional[float] = ...) -> None: ...
+
+class PurgeHistoryResponse(_message.Message):
+    __slots__ = ("galleries_deleted", "corrections_deleted")
+    GALLERIES_DELETED_FIELD_NUMBER: _ClassVar[int]
+    CORRECTIONS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    galleries_deleted: int
+    corrections_deleted: int
+    def __init__(self, galleries_deleted: _Optional[int] = ..., corrections_deleted: _Optional[int] = ...) -> None: ...

@@ -85,6 +85,11 @@ class ReidServiceStub:
                 request_serializer=spoton_dot_v1_dot_reid__pb2.SearchPersonsRequest.SerializeToString,
                 response_deserializer=spoton_dot_v1_dot_reid__pb2.SearchPersonsResponse.FromString,
                 _registered_method=True)
+        self.PurgeHistory = channel.unary_unary(
+                '/spoton.v1.ReidService/PurgeHistory',
+                request_serializer=spoton_dot_v1_dot_reid__pb2.PurgeHistoryRequest.SerializeToString,
+                response_deserializer=spoton_dot_v1_dot_reid__pb2.PurgeHistoryResponse.FromString,
+                _registered_method=True)
 
 
 class ReidServiceServicer:
@@ -155,6 +160,14 @@ class ReidServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PurgeHistory(self, request, context):
+        """Retention and purge of reid's own tables (galleries with their embeddings, identity corrections), called by
+        the gateway: one session's, or everything older than a cut-off. Idempotent (nothing to delete is no error).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReidServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -207,6 +220,11 @@ def add_ReidServiceServicer_to_server(servicer, server):
                     servicer.SearchPersons,
                     request_deserializer=spoton_dot_v1_dot_reid__pb2.SearchPersonsRequest.FromString,
                     response_serializer=spoton_dot_v1_dot_reid__pb2.SearchPersonsResponse.SerializeToString,
+            ),
+            'PurgeHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurgeHistory,
+                    request_deserializer=spoton_dot_v1_dot_reid__pb2.PurgeHistoryRequest.FromString,
+                    response_serializer=spoton_dot_v1_dot_reid__pb2.PurgeHistoryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -480,6 +498,33 @@ class ReidService:
             '/spoton.v1.ReidService/SearchPersons',
             spoton_dot_v1_dot_reid__pb2.SearchPersonsRequest.SerializeToString,
             spoton_dot_v1_dot_reid__pb2.SearchPersonsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurgeHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/spoton.v1.ReidService/PurgeHistory',
+            spoton_dot_v1_dot_reid__pb2.PurgeHistoryRequest.SerializeToString,
+            spoton_dot_v1_dot_reid__pb2.PurgeHistoryResponse.FromString,
             options,
             channel_credentials,
             insecure,
