@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import uuid
 from datetime import datetime
 from pathlib import Path
 
@@ -22,7 +23,8 @@ from spoton.demo.data import load_mot
 from spoton.frames import MAX_CROP_BYTES, person_crop
 from spoton.videoset import load_video_set, parse_video_set
 
-SET = "searchdemo"
+# A set of its own per run: the index then holds this run's sessions only.
+SET = f"searchdemo-{uuid.uuid4().hex[:6]}"
 STEPS = 30
 URL = "/api/v1/search/persons"
 
@@ -49,23 +51,25 @@ def wait_finished(base: str, sid: str, timeout_s: float = 600) -> dict:
 
 @pytest.fixture(scope="module")
 def searchable(stack, demo_dir: Path):  # type: ignore[no-untyped-def]
-    """The demo as video set ``searchdemo`` with person search on (over REST), and two sessions on it: A over
-    cam1+cam2, B over cam3+cam4, STEPS steps each, run at once. Yields (A, B); the set is deleted afterwards."""
+    """The demo as a video set of its own (``SET``) with person search on (over REST), and two sessions on it: A over
+    cam1+cam2, B over cam3+cam4; and C over the demo set's cam1 (not opted in). STEPS steps each, run at once.
+    Yields (A, B, C); all three are purged and the set deleted afterwards."""
     base = stack.gateway_url
     doc = yaml.safe_load((demo_dir / "demo.yaml").read_text()) | {"name": SET, "person_search": True}
-    httpx.delete(f"{base}/api/v1/video-sets/{SET}", timeout=10)  # left by an interrupted run
     r = httpx.post(f"{base}/api/v1/video-sets/", json=doc, timeout=30)
     assert r.status_code == 201, r.text
     assert r.json()["person_search"] is True
     sids = []
-    for cams in (["cam1", "cam2"], ["cam3", "cam4"]):
-        body = {"video_set": SET, "cameras": cams, "options": {"max_steps": STEPS}}
+    for vs, cams in ((SET, ["cam1", "cam2"]), (SET, ["cam3", "cam4"]), ("demo", ["cam1"])):
+        body = {"video_set": vs, "cameras": cams, "options": {"max_steps": STEPS}}
         r = httpx.post(f"{base}/api/v1/sessions/", json=body, timeout=30)
         assert r.status_code == 201, r.text
         sids.append(r.json()["session_id"])
     for sid in sids:
         assert wait_finished(base, sid)["status"] == "finished"
     yield tuple(sids)
+    for sid in sids:
+        httpx.delete(f"{base}/api/v1/sessions/{sid}", params={"purge": "true"}, timeout=60)
     httpx.delete(f"{base}/api/v1/video-sets/{SET}", timeout=10)
 
 
@@ -85,7 +89,7 @@ def assert_hits_shape(hits: list[dict]) -> None:
 def test_search_by_a_known_person(searchable, stack) -> None:  # type: ignore[no-untyped-def]
     """Persons of A searched by (session, global_id): hits from A and B, never the person itself, each with ISO
     times matching the persons list and a thumbnail URL that serves a real crop from one of its cameras."""
-    sid_a, sid_b = searchable
+    sid_a, sid_b, _ = searchable
     base = stack.gateway_url
     deadline = time.monotonic() + 20
     while not (persons := httpx.get(f"{base}/api/v1/tracking/{sid_a}/persons", timeout=10).json()["persons"]):
@@ -108,9 +112,10 @@ def test_search_by_a_known_person(searchable, stack) -> None:  # type: ignore[no
     for h in (h for h in hits if h["session_id"] == sid_a and h["global_id"] in listed):
         assert abs(iso_ns(h["first_seen"]) - iso_ns(listed[h["global_id"]]["first_seen"])) <= 1e9
         assert set(h["cameras"]) <= {"cam1", "cam2"}
-    # k is honoured; the best hits come first.
+    # k is honoured; the best hits come first (persons of equal score may come in either order).
     top = httpx.post(base + URL, json=query | {"k": 3}, timeout=30).json()["hits"]
-    assert [(h["session_id"], h["global_id"]) for h in top] == [(h["session_id"], h["global_id"]) for h in hits[:3]]
+    assert np.allclose([h["score"] for h in top], [h["score"] for h in hits[:3]], atol=1e-4)
+    assert {(h["session_id"], h["global_id"]) for h in top} <= keys
     # The thumbnail URL of a hit serves that person's crop.
     served = 0
     for h in hits[:4]:
@@ -142,7 +147,7 @@ def gt_crop(demo_dir: Path, camera: str, frame: int) -> bytes:
 def test_search_by_an_uploaded_crop(searchable, stack, demo_dir: Path) -> None:  # type: ignore[no-untyped-def]
     """A crop cut from a demo frame (cam3, inside session B's window) at a ground-truth box, uploaded as multipart:
     k hits of the searchable sessions, best first."""
-    _, sid_b = searchable
+    _, sid_b, _ = searchable
     jpeg = gt_crop(demo_dir, "cam3", 10)
     r = httpx.post(
         stack.gateway_url + URL,
@@ -167,7 +172,7 @@ def test_search_by_an_uploaded_crop(searchable, stack, demo_dir: Path) -> None: 
 def test_bad_searches_get_json_errors(searchable, stack, demo_dir: Path) -> None:  # type: ignore[no-untyped-def]
     """400 bad body or image, 413 a crop over the limit, 404 unknown person or video set, 403 a set that has not
     opted in; always the JSON error body."""
-    sid_a, _ = searchable
+    sid_a, _, _ = searchable
     url = stack.gateway_url + URL
     jpeg = gt_crop(demo_dir, "cam1", 5)
     ok = {"video_set": SET, "session_id": sid_a, "global_id": 1}
@@ -202,10 +207,56 @@ def test_bad_searches_get_json_errors(searchable, stack, demo_dir: Path) -> None
         assert (r.status_code, r.json()["error"]["code"]) == (status, code), (kwargs.get("json"), r.text)
 
 
+def test_only_sessions_of_an_opted_in_set_are_kept_for_search(searchable, stack, database_url: str) -> None:  # type: ignore[no-untyped-def]
+    """The gateway sends the set's choice in AssociateStart: A and B have rows in search_persons (under their set),
+    C (the demo set, not opted in) has none and its persons are not found."""
+    sid_a, sid_b, sid_c = searchable
+    with psycopg.connect(database_url) as conn:
+        rows = dict(
+            conn.execute(
+                "SELECT session_id, count(*) FROM search_persons WHERE session_id = ANY(%s) AND video_set = %s"
+                " GROUP BY session_id",
+                ([sid_a, sid_b, sid_c], SET),
+            ).fetchall()
+        )
+        anywhere = conn.execute("SELECT count(*) FROM search_persons WHERE session_id = %s", (sid_c,)).fetchone()[0]
+    assert rows.get(sid_a, 0) > 0 and rows.get(sid_b, 0) > 0 and anywhere == 0
+    r = httpx.post(stack.gateway_url + URL, json={"video_set": SET, "session_id": sid_c, "global_id": 1}, timeout=30)
+    assert r.status_code == 404, r.text
+
+
+def fresh_gateway(stack, database_url: str, demo_dir: Path, api_keys: str = ""):  # type: ignore[no-untyped-def]
+    """A gateway app of its own (no Redis): it never ran, nor heard of, the stack's sessions."""
+    from fastapi.testclient import TestClient
+
+    from gateway.app import create_app
+    from gateway.config import GatewaySettings
+
+    addrs = {f"{n}_svc_addr": stack.addr(n) for n in ("detection", "tracking", "reid", "mapping", "analytics")}
+    settings = GatewaySettings(api_keys=api_keys, database_url=database_url, video_sets_dir=str(demo_dir), **addrs)
+    return TestClient(create_app(settings))
+
+
+def test_hit_thumbnails_from_a_gateway_that_never_ran_the_session(searchable, stack, database_url, demo_dir) -> None:  # type: ignore[no-untyped-def]
+    """Search hits from past sessions keep a working thumbnail: the route asks reid, which keeps a searchable
+    person's crop, even on a gateway that does not know the session (another replica, a restart)."""
+    _, sid_b, _ = searchable
+    with fresh_gateway(stack, database_url, demo_dir) as client:
+        assert client.get(f"/api/v1/sessions/{sid_b}").status_code == 404  # unknown to this gateway
+        gid = httpx.get(f"{stack.gateway_url}/api/v1/tracking/{sid_b}/persons", timeout=10).json()["persons"][0]
+        r = client.post(URL, json={"video_set": SET, "session_id": sid_b, "global_id": gid["global_id"], "k": 3})
+        assert r.status_code == 200, r.text
+        for h in r.json()["hits"]:
+            t = client.get(h["thumbnail"])
+            assert t.status_code == 200 and t.content[:2] == b"\xff\xd8", t.text
+        assert client.get(f"/api/v1/tracking/{sid_b}/persons/999999/thumbnail.jpg").status_code == 404
+        assert client.get("/api/v1/tracking/no-such-session/persons/1/thumbnail.jpg").status_code == 404
+
+
 def test_a_purged_session_is_not_searchable(searchable, stack, database_url: str) -> None:  # type: ignore[no-untyped-def]
     """Purge (privacy) takes a session's persons out of search: its persons are unknown, other sessions' hits no
     longer name it, and its rows in search_persons are gone. Runs last: it purges session A."""
-    sid_a, sid_b = searchable
+    sid_a, sid_b, _ = searchable
     base = stack.gateway_url
     gid_b = httpx.get(f"{base}/api/v1/tracking/{sid_b}/persons", timeout=10).json()["persons"][0]["global_id"]
     query_b = {"video_set": SET, "session_id": sid_b, "global_id": gid_b, "k": 100}
@@ -226,15 +277,8 @@ def test_a_purged_session_is_not_searchable(searchable, stack, database_url: str
 
 def test_search_needs_an_api_key(stack, database_url: str, demo_dir: Path) -> None:  # type: ignore[no-untyped-def]
     """Behind the gateway's API key like the rest of the API (to become operator-only with roles)."""
-    from fastapi.testclient import TestClient
-
-    from gateway.app import create_app
-    from gateway.config import GatewaySettings
-
-    addrs = {f"{n}_svc_addr": stack.addr(n) for n in ("detection", "tracking", "reid", "mapping", "analytics")}
-    settings = GatewaySettings(api_keys="k1", database_url=database_url, video_sets_dir=str(demo_dir), **addrs)
     body = {"video_set": "demo", "session_id": "s", "global_id": 1}
-    with TestClient(create_app(settings)) as client:
+    with fresh_gateway(stack, database_url, demo_dir, api_keys="k1") as client:
         denied = client.post(URL, json=body)
         assert denied.status_code == 401 and denied.json()["error"]["code"] == "unauthenticated"
         assert client.post(URL, json=body, headers={"X-API-Key": "wrong"}).status_code == 401
