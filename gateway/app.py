@@ -16,7 +16,17 @@ from prometheus_client import make_asgi_app
 from gateway.config import GatewaySettings
 from gateway.deps import Authenticated
 from gateway.errors import add_exception_handlers
-from gateway.routes import analytics, calibration, dashboard, sessions, system, tracking, video_sets, websockets
+from gateway.routes import (
+    analytics,
+    calibration,
+    dashboard,
+    search,
+    sessions,
+    system,
+    tracking,
+    video_sets,
+    websockets,
+)
 from gateway.state import Gateway
 from spoton.bootstrap.logs import configure_logging
 
@@ -28,6 +38,7 @@ GUARDED = (
     sessions.router,
     tracking.router,
     analytics.router,
+    search.router,  # operator-only once roles exist: the answers are biometric
     websockets.router,
 )
 

@@ -236,7 +236,7 @@ class Session:
             stages.embed(q[1], q[2]),
             stages.track(q[2], q[3], fps),
             stages.project(q[3], q[4], self.video_set.name, self.calibrated),
-            stages.associate(q[4], q[5]),
+            stages.associate(q[4], q[5], self.video_set.name, self.video_set.person_search),
             self._emit(q[5]),
         ]
         tasks = [asyncio.create_task(c) for c in coroutines]

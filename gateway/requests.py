@@ -164,12 +164,18 @@ def associate_request(work: StepWork, thumbnails: ThumbnailPolicy) -> reid_pb2.A
     return reid_pb2.AssociateRequest(step=step)
 
 
-def associate_start(session_id: str, options: dict, max_global_id: int) -> reid_pb2.AssociateRequest:
+def associate_start(
+    session_id: str, options: dict, max_global_id: int, video_set: str = "", person_search: bool = False
+) -> reid_pb2.AssociateRequest:
     """The first message of the Associate stream. A replica that comes back without the gallery is told the next
-    unused global ID, so IDs already in the history are never reused."""
+    unused global ID, so IDs already in the history are never reused. ``person_search`` (the video set's opt-in)
+    has reid keep the session's persons searchable within ``video_set``."""
     opts = struct_pb2.Struct()
     opts.update(dict(options) | ({"first_global_id": max_global_id + 1} if max_global_id else {}))
-    return reid_pb2.AssociateRequest(start=reid_pb2.AssociateStart(session_id=session_id, options=opts))
+    start = reid_pb2.AssociateStart(
+        session_id=session_id, options=opts, video_set=video_set, person_search=person_search
+    )
+    return reid_pb2.AssociateRequest(start=start)
 
 
 def merge_associate(work: StepWork, reply: reid_pb2.AssociateResponse) -> int:

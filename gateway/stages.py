@@ -108,9 +108,11 @@ class Stages:
 
         await drive(self._link("project", open_call), inp, out, request, merge_project)
 
-    async def associate(self, inp: asyncio.Queue, out: asyncio.Queue) -> None:
+    async def associate(
+        self, inp: asyncio.Queue, out: asyncio.Queue, video_set: str = "", person_search: bool = False
+    ) -> None:
         """The session's Associate stream, on the reid replica that owns the session; the last stage, so each
-        step leaves it with its ``StepResult``."""
+        step leaves it with its ``StepResult``. ``person_search``: the video set's opt-in (see ``associate_start``)."""
         thumbnails = ThumbnailPolicy(enabled=self.config.collect_crops)
         max_gid = 0
         endpoint = ""
@@ -119,7 +121,9 @@ class Stages:
             nonlocal endpoint
             endpoint, stub = await self.clients.reid_for(self.session_id)
             call = stub.Associate(metadata=self.clients.metadata)
-            await call.write(associate_start(self.session_id, self.config.association, max_gid))
+            await call.write(
+                associate_start(self.session_id, self.config.association, max_gid, video_set, person_search)
+            )
             return call
 
         async def on_failure() -> None:

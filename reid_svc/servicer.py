@@ -19,10 +19,9 @@ from spoton.bootstrap.device import pick_device
 from spoton.bootstrap.errors import NotFoundError, UnavailableError, stream_errors, unary_errors
 from spoton.bootstrap.server import COMPUTE_SECONDS
 from spoton.domain import array_to_tensor, boxes_from_proto, tensor_to_array
-from spoton.frames import decode_frame
+from spoton.frames import MAX_CROP_BYTES, decode_frame
 from spoton.v1 import common_pb2, reid_pb2, reid_pb2_grpc
 
-MAX_CROP_BYTES = 512 * 1024
 MAX_SEARCH_K = 100
 log = logging.getLogger("reid_svc")
 

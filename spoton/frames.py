@@ -11,6 +11,8 @@ from PIL import Image
 from spoton.v1 import common_pb2
 
 MAX_FRAME_PIXELS = 8192 * 8192
+# A person crop's JPEG (thumbnails, person-search queries), in bytes.
+MAX_CROP_BYTES = 512 * 1024
 
 
 def encode_frame(

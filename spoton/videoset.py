@@ -74,6 +74,9 @@ class VideoSet:
     zones: list[Zone] = field(default_factory=list)
     lines: list[Line] = field(default_factory=list)
     rules: list[Rule] = field(default_factory=list)
+    # Opt-in (biometric data): sessions of this set keep each person's representative embedding and best crop for
+    # person search across sessions (reid_svc ``SearchPersons``; ``POST /api/v1/search/persons``).
+    person_search: bool = False
 
     def camera(self, camera_id: str) -> CameraSpec:
         for cam in self.cameras:
@@ -108,6 +111,7 @@ class VideoSet:
                 {"id": r.id, "kind": r.kind, "target": r.target, "threshold": r.threshold, "allowed": r.allowed}
                 for r in self.rules
             ],
+            "person_search": self.person_search,
         }
 
 
@@ -180,11 +184,14 @@ def parse_video_set(data: dict, path: Path) -> VideoSet:
         if rule.allowed not in ("forward", "backward"):
             raise ValueError(f"{path}: rule {rule.id}: allowed must be forward or backward")
         rules.append(rule)
+    person_search = data.get("person_search", False)
+    if not isinstance(person_search, bool):
+        raise ValueError(f"{path}: person_search must be true or false, got {person_search!r}")
     if not cameras:
         raise ValueError(f"{path}: a video set needs at least one camera")
     if len({c.id for c in cameras}) != len(cameras):
         raise ValueError(f"{path}: camera ids must be unique")
-    return VideoSet(name, path, floor, cameras, zones, lines, rules)
+    return VideoSet(name, path, floor, cameras, zones, lines, rules, person_search)
 
 
 def load_video_set(path: Path) -> VideoSet:

@@ -245,6 +245,21 @@ def test_external_database_and_redis_drop_the_statefulsets() -> None:
     assert secret["stringData"]["REDIS_URL"] == values["redis"]["url"]
 
 
+def config_map(objs: list[dict]) -> dict[str, str]:
+    return next(o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-config"))["data"]
+
+
+def test_person_search_retention_follows_the_history_retention(cpu_objects: list[dict]) -> None:
+    """Person search (biometric) never outlives the history: one value sets both, in the chart and in Compose."""
+    assert config_map(cpu_objects)["REID_SEARCH_RETENTION_DAYS"] == config_map(cpu_objects)["HISTORY_RETENTION_DAYS"]
+    week = config_map(helmchart.objects(helmchart.render({"config": {"HISTORY_RETENTION_DAYS": "7"}})))
+    assert week["HISTORY_RETENTION_DAYS"] == week["REID_SEARCH_RETENTION_DAYS"] == "7"
+    own = config_map(helmchart.objects(helmchart.render({"config": {"REID_SEARCH_RETENTION_DAYS": "2"}})))
+    assert own["REID_SEARCH_RETENTION_DAYS"] == "2"  # given explicitly: kept, and listed once
+    env = yaml.safe_load((REPO / "compose.yaml").read_text())["x-service"]["environment"]
+    assert env["REID_SEARCH_RETENTION_DAYS"] == env["HISTORY_RETENTION_DAYS"] == "${HISTORY_RETENTION_DAYS:-0}"
+
+
 # ---- images --------------------------------------------------------------------------------------------------------
 def compose_builds() -> dict[str, dict]:
     """Service name -> build args, for the CPU Compose file with the GPU override applied."""

@@ -57,12 +57,13 @@ async def persons(session_id: str, gw: GatewayDep) -> dict:
 
 @router.get("/persons/{global_id}/thumbnail.jpg")
 async def person_thumbnail(session_id: str, global_id: int, gw: GatewayDep) -> Response:
-    """The person's best crop (largest, sharpest, least occluded), to review a merge before making it; 404
-    when reid has none (unknown, or retired after ``retire_after_s`` unseen). In privacy mode it is blurred, or
-    refused (403) with ``PRIVACY_THUMBNAILS=refuse``."""
+    """The person's best crop (largest, sharpest, least occluded), to review a merge or a person-search hit; 404
+    when reid has none (unknown, or retired after ``retire_after_s`` unseen and not searchable). Asked of reid
+    alone: a searchable session's persons keep their crop in reid's store after the gateway has forgotten the
+    session (a restart, Redis's summary expired). In privacy mode it is blurred, or refused (403) with
+    ``PRIVACY_THUMBNAILS=refuse``."""
     if not gw.settings.collect_crops:
         raise ApiError(403, "forbidden", "privacy mode: person thumbnails are not kept")
-    await gw.summary(session_id)
     _, reid = await gw.clients.reid_for(session_id)
     reply = await reid.GetPersonThumbnail(
         reid_pb2.GetPersonThumbnailRequest(session_id=session_id, global_id=global_id),
