@@ -116,10 +116,8 @@ SEARCH_FRAMES = 300
 
 
 @pytest.fixture(scope="module")
-def search_demo(has_ground_truth: bool) -> Path:
+def search_demo(ground_truth: Path) -> Path:
     """A demo with at least ``SEARCH_FRAMES`` frames: the full one when built, else the identity test's window."""
-    if not has_ground_truth:
-        pytest.skip("PETS ground truth not found under SPOTON_DATA_DIR")
     for d in (DEFAULT_OUT, IDENTITY_DIR):
         report = d / "report.json"
         if report.exists() and json.loads(report.read_text())["frames"] >= SEARCH_FRAMES:
