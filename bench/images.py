@@ -11,7 +11,8 @@
            recorded and scored against the demo ground truth, rows counted in PostgreSQL, every container stopped
            and its exit code checked; figures in ``build/images/smoke.json``.
 ``compose`` ``podman-compose`` (pinned, in its own venv under build/) on compose.yaml as it is, with the images
-           above: ``config`` and ``up``, then the same session through its gateway.
+           above (POSTGRES_IMAGE / REDIS_IMAGE set to the Debian-built ones): ``up``, the same session through its
+           gateway on :8000, ``down``; in ``build/images/compose.json``.
 
 The engine is podman where installed, else docker (``ENGINE``). For podman, a ``containers.conf`` under
 build/containers (runc, cgroupfs, explicit ulimits: DESIGN §11) is written and used (``CONTAINERS_CONF``). pip
@@ -56,6 +57,7 @@ LOCAL_PYTHON_IMAGE = "localhost/spoton-python:3.11-bookworm"
 POSTGRES_IMAGE = "localhost/spoton-postgres:15-bookworm"
 REDIS_IMAGE = "localhost/spoton-redis:7-bookworm"
 DEBIAN_MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
+PODMAN_COMPOSE = "podman-compose==1.6.0"
 CONTAINERS_CONF = """\
 # Written by bench/images.py (CONTAINERS_CONF): crun and podman's default ulimits are refused on these hosts.
 [containers]
@@ -374,6 +376,44 @@ def cmd_smoke(a: argparse.Namespace) -> None:
         sys.exit("smoke run: not every container stopped cleanly or the session fell short (see above)")
 
 
+def cmd_compose(a: argparse.Namespace) -> None:
+    """podman-compose (pinned, its own venv under build/) on compose.yaml as it is: up, the demo session through its
+    gateway on :8000, down. Images from ``build``; PostgreSQL and Redis from ``base`` (no registry here)."""
+    eng = engine()
+    if eng != "podman":
+        sys.exit("the compose check is for podman-compose; with docker, `docker compose` runs compose.yaml")
+    venv = REPO / "build" / "compose-venv"
+    if not (venv / "bin" / "podman-compose").exists():
+        sh(sys.executable, "-m", "venv", str(venv))
+        sh(str(venv / "bin" / "pip"), "install", "--quiet", PODMAN_COMPOSE)
+    os.environ.update(
+        POSTGRES_IMAGE=POSTGRES_IMAGE, REDIS_IMAGE=REDIS_IMAGE, REGISTRY=a.registry, IMAGE_TAG=a.tag, TORCH=a.torch
+    )
+    compose = [str(venv / "bin" / "podman-compose"), "--env-file", ".env.cpu", "-p", "spoton-compose"]
+    api_keys = os.environ.get("API_KEYS", "")
+    report: dict = {"podman_compose": PODMAN_COMPOSE}
+    t0 = time.perf_counter()
+    try:
+        up = sh(*compose, "up", "-d", check=False, cwd=REPO)
+        report["up_rc"] = up.returncode
+        import httpx
+
+        base = "http://127.0.0.1:8000"
+        healthy = lambda: _ok(lambda: httpx.get(f"{base}/health", timeout=5).status_code == 200)  # noqa: E731
+        report["ready_s"] = round(wait_for("gateway (compose)", healthy, 600), 1)
+        report["session"] = drive_session(base, a.steps, api_keys, Path(a.demo).resolve())
+    finally:
+        ps = sh(eng, "ps", "-a", "--filter", "label=io.podman.compose.project=spoton-compose", "--format",
+                "{{.Names}} {{.Status}}", check=False, capture=True)  # fmt: skip
+        report["containers"] = ps.stdout.splitlines()
+        down = sh(*compose, "down", "-v", "-t", "30", check=False, cwd=REPO)
+        report["down_rc"] = down.returncode
+        report["wall_s"] = round(time.perf_counter() - t0, 1)
+        OUT.mkdir(parents=True, exist_ok=True)
+        (OUT / "compose.json").write_text(json.dumps(report, indent=1))
+        print(json.dumps(report, indent=1))
+
+
 def succeeds(cmd: list[str]) -> bool:
     return subprocess.run(cmd, capture_output=True).returncode == 0
 
@@ -387,7 +427,7 @@ def _ok(fn) -> bool:  # type: ignore[no-untyped-def]
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=("base", "build", "smoke"))
+    p.add_argument("command", choices=("base", "build", "smoke", "compose"))
     p.add_argument("--registry", default=os.environ.get("REGISTRY", "spoton"), help="image name prefix")
     p.add_argument("--tag", default=os.environ.get("IMAGE_TAG") or version())
     p.add_argument(
@@ -400,7 +440,7 @@ def main() -> None:
     p.add_argument("--port", type=int, default=18000, help="host port of the gateway container (loopback)")
     p.add_argument("--demo", default=str(REPO / "build" / "demo"), help="the demo video set (mounted read-only)")
     a = p.parse_args()
-    {"base": cmd_base, "build": cmd_build, "smoke": cmd_smoke}[a.command](a)
+    {"base": cmd_base, "build": cmd_build, "smoke": cmd_smoke, "compose": cmd_compose}[a.command](a)
 
 
 if __name__ == "__main__":
