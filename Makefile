@@ -7,7 +7,7 @@ PIP    := $(VENV)/bin/pip
 # resolve a multi-GB download. torchvision is needed by ultralytics and boxmot.
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install weights protos manifests demo-data demo test lint format bench clean
+.PHONY: install weights protos manifests demo-data demo test lint format bench clean images smoke-images
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,26 @@ format: $(VENV)/.installed
 bench: install
 	$(PY) bench/detection_eval.py --every 10
 	$(PY) bench/e2e.py
+
+## Container images (bench/images.py): podman where installed, else docker. `make images` builds the six service
+## images REGISTRY/<name>:IMAGE_TAG (the names the Helm chart renders with image.registry=REGISTRY); PYTHON_IMAGE is
+## the base (default: Python 3.11 from Debian's packages on a debootstrap'd bookworm, built first where missing: no
+## registry needed); IMAGE_TORCH is the Dockerfile's TORCH for detection, tracking and reid: pypi (the pinned wheels
+## of `make install`, from the configured package index), cpu (download.pytorch.org's CPU wheels, smaller) or cuda.
+REGISTRY     ?= spoton
+IMAGE_TAG    ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE_TORCH  ?= pypi
+PYTHON_IMAGE ?= localhost/spoton-python:3.11-bookworm
+IMAGES_ARGS  := --registry $(REGISTRY) --tag $(IMAGE_TAG) --torch $(IMAGE_TORCH) --python-image $(PYTHON_IMAGE)
+
+images:
+	$(PYTHON) bench/images.py build $(IMAGES_ARGS)
+
+## The six images plus PostgreSQL and Redis containers on one network, a 50-step demo session through the gateway
+## container, scored; not in CI (minutes). API_KEYS from the environment goes to every service and the client.
+smoke-images: $(VENV)/.installed
+	test -f build/demo/demo.yaml || $(PY) -m spoton.demo.generate
+	$(PY) bench/images.py smoke $(IMAGES_ARGS)
 
 clean:
 	rm -rf build .spoton .pytest_cache .ruff_cache

@@ -261,15 +261,103 @@ def test_person_search_retention_follows_the_history_retention(cpu_objects: list
 
 
 # ---- images --------------------------------------------------------------------------------------------------------
+def compose_defaults(value: str) -> str:
+    """A Compose value with every ``${VAR:-default}`` replaced by its default (the variable unset)."""
+    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value)
+
+
 def compose_builds() -> dict[str, dict]:
     """Service name -> build args, for the CPU Compose file with the GPU override applied."""
     cpu = yaml.safe_load((REPO / "compose.yaml").read_text())["services"]
     gpu = yaml.safe_load((REPO / "compose.gpu.yaml").read_text())["services"]
     return {
-        name: {**cpu[name]["build"]["args"], **(gpu.get(name, {}).get("build", {}).get("args", {}))}
+        name: {
+            k: compose_defaults(v)
+            for k, v in {**cpu[name]["build"]["args"], **(gpu.get(name, {}).get("build", {}).get("args", {}))}.items()
+        }
         for name in cpu
         if "build" in cpu[name]
     }
+
+
+def images_script():  # type: ignore[no-untyped-def]
+    """bench/images.py (what `make images` runs), imported as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_images", REPO / "bench" / "images.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_variable(name: str) -> str:
+    """The default of a ``NAME ?= value`` / ``NAME := value`` line of the Makefile."""
+    m = re.search(rf"^{name}\s*[?:]=\s*(.*)$", (REPO / "Makefile").read_text(), re.M)
+    assert m, f"{name} not in the Makefile"
+    return m.group(1).strip()
+
+
+@pytest.mark.parametrize("profile", ["cpu_objects", "gpu_objects"])
+def test_make_images_tags_what_the_chart_deploys(profile: str, request: pytest.FixtureRequest) -> None:
+    """`make images` (bench/images.py) tags REGISTRY/<name>:TAG[-cuda]; the chart renders exactly those names from
+    the same defaults, and a custom registry prefix and tag move both the same way."""
+    script = images_script()
+    values = helmchart.load_values(helmchart.CHART / "values.yaml")["image"]
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert make_variable("REGISTRY") == values["registry"] == "spoton"
+    assert values["tag"] == version == script.version()
+    assert "pyproject.toml" in make_variable("IMAGE_TAG")
+    assert values["gpuTagSuffix"] == "-cuda"
+    torch = "cuda" if profile == "gpu_objects" else make_variable("IMAGE_TORCH")
+    assert torch in ("pypi", "cuda")
+    built = {
+        name: script.image_name(values["registry"], name, values["tag"], torch if needs else "none")
+        for name, _extra, needs, _port in script.SERVICES.values()
+    }
+    rendered = {
+        name: dep["spec"]["template"]["spec"]["containers"][0]["image"]
+        for name, dep in of_kind(request.getfixturevalue(profile), "Deployment").items()
+    }
+    assert rendered == built
+    if profile == "cpu_objects":
+        custom = {"image": {"registry": "registry.example:5000/team", "tag": "9.9"}}
+        objs = helmchart.objects(helmchart.render(custom))
+        images = {d["spec"]["template"]["spec"]["containers"][0]["image"] for d in objs if d["kind"] == "Deployment"}
+        assert images == {script.image_name("registry.example:5000/team", n, "9.9", "pypi") for n in rendered}
+
+
+def test_images_script_builds_what_compose_builds() -> None:
+    """bench/images.py's service table (package, extra, whether it needs PyTorch) is Compose's, and the image
+    names Compose gives are the same REGISTRY/<name>:TAG."""
+    script = images_script()
+    builds = compose_builds()
+    compose = yaml.safe_load((REPO / "compose.yaml").read_text())["services"]
+    assert {name for name, *_ in script.SERVICES.values()} == set(builds) == set(SERVICES.values())
+    for package, (name, extra, needs_torch, _port) in script.SERVICES.items():
+        assert SERVICES[package] == name
+        assert builds[name]["SERVICE"] == package and builds[name]["EXTRA"] == extra
+        assert (builds[name]["TORCH"] != "none") == needs_torch
+        assert compose_defaults(compose[name]["image"]) == script.image_name("spoton", name, "0.1.0", "pypi")
+
+
+def test_dockerfile_torch_matches_make_install() -> None:
+    """The Dockerfile installs the torch/torchvision pins of `make install` for every TORCH but none, knows every
+    value the Makefile, Compose and the chart's comments use, and values.yaml documents TORCH (not VARIANT)."""
+    dockerfile = (REPO / "Dockerfile").read_text()
+    pins = make_variable("TORCH")
+    assert pins.startswith("torch==") and "torchvision==" in pins
+    torch_step = dockerfile[dockerfile.index('case "$TORCH" in') :]
+    torch_step = torch_step[: torch_step.index("esac")]
+    for variant in ("cpu", "pypi|cuda"):
+        line = next(x for x in torch_step.splitlines() if x.strip().startswith(f"{variant})"))
+        assert line.rstrip(" ;\\").endswith(pins), line
+    assert re.search(r"^\s*none\) ;;", torch_step, re.M)
+    assert set(compose_builds()[n]["TORCH"] for n in ("tracking",)) <= {"cpu", "pypi"}
+    assert "--torch $(IMAGE_TORCH)" in (REPO / "Makefile").read_text()
+    values_text = (helmchart.CHART / "values.yaml").read_text()
+    assert "VARIANT" not in values_text and "--build-arg TORCH=cuda" in values_text
+    assert "ARG TORCH=none" in dockerfile and "VARIANT" not in dockerfile
 
 
 @pytest.mark.parametrize("package", sorted(SERVICES))
