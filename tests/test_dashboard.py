@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import shutil
 
-import httpx
 import pytest
+
+from tests.conftest import gwapi
 
 CHROMIUM = shutil.which("chromium")
 
@@ -13,7 +14,7 @@ CHROMIUM = shutil.which("chromium")
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
 def test_dashboard_shows_live_tracking(stack) -> None:  # type: ignore[no-untyped-def]
     sync_api = pytest.importorskip("playwright.sync_api")
-    r = httpx.post(
+    r = gwapi.post(
         f"{stack.gateway_url}/api/v1/sessions/", json={"video_set": "demo", "options": {"max_steps": 200}}, timeout=30
     )
     sid = r.json()["session_id"]
@@ -31,5 +32,5 @@ def test_dashboard_shows_live_tracking(stack) -> None:  # type: ignore[no-untype
         assert "people" in page.inner_text("#status")
         page.wait_for_function("document.querySelectorAll('#tiles img')[0].naturalWidth > 0", timeout=30_000)
         browser.close()
-    httpx.delete(f"{stack.gateway_url}/api/v1/sessions/{sid}", timeout=30)
+    gwapi.delete(f"{stack.gateway_url}/api/v1/sessions/{sid}", timeout=30)
     assert errors == []

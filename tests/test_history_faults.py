@@ -11,7 +11,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pgserver
 import psutil
 import psycopg
@@ -19,6 +18,7 @@ import pytest
 import websockets
 
 from spoton.launcher import Stack
+from tests.conftest import AUTH, gwapi
 
 
 @pytest.fixture
@@ -34,12 +34,14 @@ def test_no_track_point_is_lost_across_a_database_restart(stack: Stack, throwawa
     port = int(url.rsplit(":", 1)[1])
     try:
         body = {"video_set": "demo", "options": {"max_steps": 50}}
-        sid = httpx.post(url + "/api/v1/sessions/", json=body, timeout=30).json()["session_id"]
+        sid = gwapi.post(url + "/api/v1/sessions/", json=body, timeout=30).json()["session_id"]
         seen: dict[str, object] = {}
 
         async def run() -> list[dict]:
             out: list[dict] = []
-            async with websockets.connect(f"ws://127.0.0.1:{port}/ws/tracking/{sid}", max_size=None) as ws:
+            async with websockets.connect(
+                f"ws://127.0.0.1:{port}/ws/tracking/{sid}", max_size=None, additional_headers=AUTH
+            ) as ws:
                 async for raw in ws:
                     msg = json.loads(raw)
                     out.append(msg)
@@ -50,7 +52,7 @@ def test_no_track_point_is_lost_across_a_database_restart(stack: Stack, throwawa
                         os.kill(pid, signal.SIGINT)  # fast shutdown: the database goes away, clients cut off
                         await asyncio.to_thread(psutil.Process(pid).wait, 30)
                         await asyncio.sleep(2.0)
-                        seen["during"] = httpx.get(url + "/health", timeout=10).json()
+                        seen["during"] = gwapi.get(url + "/health", timeout=10).json()
                         await asyncio.to_thread(throwaway_db.ensure_postgres_running)
             return out
 
@@ -70,7 +72,7 @@ def test_no_track_point_is_lost_across_a_database_restart(stack: Stack, throwawa
                 break
             time.sleep(0.5)
         assert rows == emitted
-        history = httpx.get(url + "/health", timeout=10).json()["history"]
+        history = gwapi.get(url + "/health", timeout=10).json()["history"]
         assert history["write_failures"] >= 1 and history["rows_dropped"] == 0 and history["connected"] is True
     finally:
         stack.procs.pop("gateway-db").terminate()

@@ -9,6 +9,7 @@ import pytest
 from mapping_svc.geometry import CameraGeometry, fit_homography, floor_sign
 from spoton.demo.data import PETS_VIEW1_HOMOGRAPHY
 from spoton.v1 import common_pb2, mapping_pb2, mapping_pb2_grpc
+from tests.conftest import gwapi
 
 IMAGE = [(100, 500), (700, 480), (600, 250), (200, 260), (400, 350)]
 
@@ -155,34 +156,33 @@ def test_pg_store_versions_and_yaml_precedence(database_url, tmp_path) -> None: 
 
 def test_gateway_calibration_endpoints(stack) -> None:  # type: ignore[no-untyped-def]
     import cv2
-    import httpx
 
     base = f"{stack.gateway_url}/api/v1/video-sets/demo/cameras/cam2/calibration"
-    got = httpx.get(base, timeout=10).json()
+    got = gwapi.get(base, timeout=10).json()
     assert len(got["homography"]) == 3 and got["source"] == "yaml"
     for picture in ("overlay.png", "birdseye.png"):
-        r = httpx.get(f"{base}/{picture}", params={"frame": 5}, timeout=30)
+        r = gwapi.get(f"{base}/{picture}", params={"frame": 5}, timeout=30)
         assert r.status_code == 200 and r.headers["content-type"] == "image/png"
         img = cv2.imdecode(np.frombuffer(r.content, np.uint8), cv2.IMREAD_COLOR)
         assert img is not None and img.shape[0] > 100
-    overlay_img = cv2.imdecode(np.frombuffer(httpx.get(f"{base}/overlay.png", timeout=30).content, np.uint8), 1)
+    overlay_img = cv2.imdecode(np.frombuffer(gwapi.get(f"{base}/overlay.png", timeout=30).content, np.uint8), 1)
     frame = cv2.VideoCapture(str(stack.env["VIDEO_SETS_DIR"]) + "/cam2.mp4").read()[1]
     assert (np.abs(overlay_img.astype(int) - frame.astype(int)).sum(axis=2) > 60).mean() > 0.01  # grid drawn
 
     pairs = [{"image": list(i), "floor": f.tolist()} for i, f in zip(IMAGE, floor_of(IMAGE), strict=True)]
-    fit = httpx.post(f"{base}/fit", json={"points": pairs}, timeout=10).json()
+    fit = gwapi.post(f"{base}/fit", json={"points": pairs}, timeout=10).json()
     assert fit["reprojection_error_m"] < 1e-4 and all(fit["inliers"])
-    bad = httpx.post(f"{base}/fit", json={"points": pairs[:3]}, timeout=10)
+    bad = gwapi.post(f"{base}/fit", json={"points": pairs[:3]}, timeout=10)
     assert bad.status_code == 400 and "4" in bad.json()["error"]["message"]
-    unknown = httpx.get(f"{stack.gateway_url}/api/v1/video-sets/demo/cameras/nope/calibration", timeout=10)
+    unknown = gwapi.get(f"{stack.gateway_url}/api/v1/video-sets/demo/cameras/nope/calibration", timeout=10)
     assert unknown.status_code == 404
-    empty = httpx.get(f"{stack.gateway_url}/api/v1/video-sets/empty/cameras/blank/calibration", timeout=10)
+    empty = gwapi.get(f"{stack.gateway_url}/api/v1/video-sets/empty/cameras/blank/calibration", timeout=10)
     assert empty.status_code in (200, 409)  # 409 until someone calibrates it (the PUT below may have run before)
-    put = httpx.put(
+    put = gwapi.put(
         f"{stack.gateway_url}/api/v1/video-sets/empty/cameras/blank/calibration", json={"points": pairs}, timeout=10
     )
     assert put.status_code == 200 and put.json()["calibration"]["source"] == "api"
-    nan = httpx.put(
+    nan = gwapi.put(
         f"{stack.gateway_url}/api/v1/video-sets/empty/cameras/blank/calibration",
         json={"homography": [[0, 0, 0], [0, 0, 0], [0, 0, 0]]},
         timeout=10,

@@ -6,19 +6,19 @@ import time
 import uuid
 
 import grpc
-import httpx
 import psycopg
 
 from gateway.store import PURGE_TABLES
 from spoton.launcher import Stack
 from spoton.v1 import reid_pb2, reid_pb2_grpc
+from tests.conftest import gwapi, service_channel
 
 
 def test_purging_a_session_deletes_everything_about_it(stack: Stack, database_url: str) -> None:
     api = stack.gateway_url + "/api/v1/sessions/"
-    sid = httpx.post(api, json={"video_set": "rules", "options": {"max_steps": 12}}, timeout=30).json()["session_id"]
+    sid = gwapi.post(api, json={"video_set": "rules", "options": {"max_steps": 12}}, timeout=30).json()["session_id"]
     deadline = time.monotonic() + 60
-    while httpx.get(api + sid, timeout=10).json()["status"] != "finished":
+    while gwapi.get(api + sid, timeout=10).json()["status"] != "finished":
         assert time.monotonic() < deadline
         time.sleep(0.3)
     with psycopg.connect(database_url) as conn:
@@ -26,9 +26,9 @@ def test_purging_a_session_deletes_everything_about_it(stack: Stack, database_ur
         while not conn.execute("SELECT count(*) FROM persons WHERE session_id = %s", (sid,)).fetchone()[0]:
             assert time.monotonic() < deadline, "history never arrived"
             time.sleep(0.3)
-    reid = reid_pb2_grpc.ReidServiceStub(grpc.insecure_channel(stack.addr("reid")))
+    reid = reid_pb2_grpc.ReidServiceStub(service_channel(stack.addr("reid")))
     assert reid.GetGalleryStats(reid_pb2.GetGalleryStatsRequest(session_id=sid), timeout=10).persons > 0
-    r = httpx.delete(api + sid, params={"purge": True}, timeout=60)
+    r = gwapi.delete(api + sid, params={"purge": True}, timeout=60)
     assert r.status_code == 200 and r.json()["purged_rows"] > 0, r.text
     with psycopg.connect(database_url) as conn:
         for table in PURGE_TABLES:
@@ -39,8 +39,8 @@ def test_purging_a_session_deletes_everything_about_it(stack: Stack, database_ur
         raise AssertionError("the gallery survived the purge")
     except grpc.RpcError as exc:
         assert exc.code() == grpc.StatusCode.NOT_FOUND
-    assert httpx.get(api + sid, timeout=10).status_code == 404
-    assert httpx.delete(api + sid, params={"purge": True}, timeout=10).status_code == 404
+    assert gwapi.get(api + sid, timeout=10).status_code == 404
+    assert gwapi.delete(api + sid, params={"purge": True}, timeout=10).status_code == 404
 
 
 def test_history_older_than_the_retention_expires(stack: Stack, database_url: str) -> None:

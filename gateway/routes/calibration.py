@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Response
 from google.protobuf import json_format
 from pydantic import BaseModel, Field
 
-from gateway.deps import GatewayDep
+from gateway.deps import GatewayDep, Operator
 from gateway.errors import ApiError
 from gateway.render import encode_png
 from gateway.sources import read_frame
@@ -82,7 +82,7 @@ async def get_calibration(name: str, camera_id: str, gw: GatewayDep) -> dict:
     return calibration_json(await calibration_proto(gw, name, camera_id))
 
 
-@router.put("")
+@router.put("", dependencies=[Operator])
 async def put_calibration(name: str, camera_id: str, body: CalibrationBody, gw: GatewayDep) -> dict:
     (await gw.video_set(name)).camera(camera_id)
     cal = mapping_pb2.Calibration(
@@ -104,7 +104,7 @@ async def put_calibration(name: str, camera_id: str, body: CalibrationBody, gw: 
     return {"calibration": calibration_json(reply.calibration), "reprojection_error_m": reply.reprojection_error_m}
 
 
-@router.post("/fit")
+@router.post("/fit", dependencies=[Operator])
 async def fit_calibration(name: str, camera_id: str, body: FitBody, gw: GatewayDep) -> dict:
     (await gw.video_set(name)).camera(camera_id)
     reply = await gw.clients.mapping.FitCalibration(
