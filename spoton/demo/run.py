@@ -10,14 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import time
 
 import httpx
 
 from spoton.db import resolve_database_url
 from spoton.demo.generate import DEFAULT_OUT, generate
-from spoton.launcher import REPO, start_stack
+from spoton.launcher import REPO, local_auth, start_stack
 from spoton.setup_weights import export_onnx, fetch_checkpoint
 
 
@@ -36,11 +35,8 @@ def main() -> None:
     database_url = resolve_database_url(os.environ.get("DATABASE_URL", ""))
     # Auth is on (DESIGN section 3): this run's console key (admin, unless API_KEYS is set) and the gateway's key
     # for the stage services. Neither is stored; the next run makes new ones.
-    env = {"SERVICE_KEY": os.environ.get("SERVICE_KEY") or secrets.token_urlsafe(24)}
-    key = os.environ.get("SPOTON_API_KEY", "")
-    if not key and not os.environ.get("API_KEYS"):
-        key = "spk_demo_" + secrets.token_urlsafe(24)
-        env["API_KEYS"] = f"{key}:admin"
+    env = local_auth() if not os.environ.get("API_KEYS") else {}
+    key = env.get("SPOTON_API_KEY") or os.environ.get("SPOTON_API_KEY", "")
     headers = {"X-API-Key": key} if key else {}
     print("starting services...")
     stack = start_stack(REPO / ".spoton" / "logs", database_url, DEFAULT_OUT, extra_env=env, default_ports=True)
