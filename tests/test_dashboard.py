@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from tests.conftest import gwapi
+from tests.conftest import VIEWER_KEY, gwapi
 
 CHROMIUM = shutil.which("chromium")
 
@@ -26,7 +26,11 @@ def test_dashboard_shows_live_tracking(stack) -> None:  # type: ignore[no-untype
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(stack.gateway_url + "/")
+        # Auth is on: the login box takes a key (a viewer's here); the page then uses headers, tickets, signed URLs.
+        page.fill("#credential", VIEWER_KEY)
+        page.click("#login button[type=submit]")
         page.select_option("#session", sid)
+        assert page.is_hidden("#stop") and page.inner_text("#whoami") == "viewer"
         page.wait_for_function("document.getElementById('status').textContent.startsWith('step')", timeout=60_000)
         page.wait_for_function("document.querySelectorAll('#tiles .tile').length === 4", timeout=30_000)
         assert "people" in page.inner_text("#status")

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
+from redis.exceptions import RedisError
 
 from gateway.auth import Role
 from gateway.deps import Admin, GatewayDep, PrincipalDep
@@ -33,7 +34,11 @@ async def me(principal: PrincipalDep) -> dict:
 @router.post("/ticket")
 async def ticket(principal: PrincipalDep, gw: GatewayDep) -> dict:
     """A single-use WebSocket ticket (``/ws/...?ticket=``) with the caller's role, valid WS_TICKET_TTL_S."""
-    return {"ticket": await gw.auth.tickets.issue(principal), "expires_in_s": gw.settings.ws_ticket_ttl_s}
+    try:
+        issued = await gw.auth.tickets.issue(principal)
+    except (RedisError, OSError) as exc:
+        raise ApiError(503, "unavailable", f"ticket store (Redis) unavailable: {exc}") from None
+    return {"ticket": issued, "expires_in_s": gw.settings.ws_ticket_ttl_s}
 
 
 @router.post("/sign")
