@@ -8,11 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 
 from spoton.launcher import REPO, SERVICES, free_port, start_stack
-from tests.conftest import fresh_database, gwapi
+from tests.conftest import fresh_database
 
 # Services started one after another hold their ports a while before binding; no metrics ports to race for.
 NO_METRICS = {f"{n.upper()}_SVC_METRICS_PORT": "-1" for n in SERVICES}
@@ -35,7 +36,7 @@ def test_services_start_in_reverse_order_on_a_fresh_database(tmp_path: Path, dat
                 "CREATE UNIQUE INDEX track_points_key ON public.track_points "
                 'USING btree (session_id, camera_id, track_id, "time")',
             )
-            assert gwapi.get(stack.gateway_url + "/health", timeout=10).json()["status"] == "healthy"
+            assert httpx.get(stack.gateway_url + "/health", timeout=10).json()["status"] == "healthy"
         finally:
             stack.stop()
 

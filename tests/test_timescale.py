@@ -27,7 +27,7 @@ from gateway.schema import migrate
 from spoton.launcher import SERVICES, Stack, start_stack
 from spoton.rollups import REFRESH_SQL, minute_floor, refresh_params
 from spoton.videoset import parse_video_set
-from tests.conftest import fresh_database, gwapi
+from tests.conftest import AUTH_ENV, fresh_database, gwapi
 
 TS_URL_ENV = "SPOTON_TEST_TIMESCALE_URL"
 pytestmark = [
@@ -72,7 +72,7 @@ def pg_database(database_url: str) -> Iterator[str]:
 def ts_stack(tmp_path_factory: pytest.TempPathFactory, ts_database: str, demo_dir: Path) -> Iterator[Stack]:
     """Every service on the fresh TimescaleDB database, started one at a time in the launcher's order."""
     stack = start_stack(
-        tmp_path_factory.mktemp("ts-logs"), ts_database, demo_dir, extra_env=SETTINGS | NO_METRICS, only=()
+        tmp_path_factory.mktemp("ts-logs"), ts_database, demo_dir, extra_env=SETTINGS | NO_METRICS | AUTH_ENV, only=()
     )
     try:
         for name in ORDER:
