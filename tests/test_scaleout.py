@@ -19,7 +19,7 @@ from spoton.bootstrap.client import sync_channel
 from spoton.bootstrap.replicas import ReplicaRing, resolve
 from spoton.launcher import SERVICES, Stack, start_stack
 from spoton.v1 import mapping_pb2, mapping_pb2_grpc
-from tests.conftest import AUTH, gwapi
+from tests.conftest import AUTH, AUTH_ENV, gwapi
 
 STEPS = 80
 
@@ -53,7 +53,7 @@ def scaled(tmp_path_factory: pytest.TempPathFactory, database_url: str, demo_dir
         tmp_path_factory.mktemp("scaled-logs"),
         database_url,
         demo_dir,
-        extra_env={"REID_GALLERY_PERSIST_S": "0.5"},
+        extra_env={"REID_GALLERY_PERSIST_S": "0.5", **AUTH_ENV},
         only=SERVICES,
     )
     try:
