@@ -19,7 +19,7 @@ from spoton.bootstrap.client import sync_channel
 from spoton.bootstrap.replicas import ReplicaRing, resolve
 from spoton.launcher import SERVICES, Stack, start_stack
 from spoton.v1 import mapping_pb2, mapping_pb2_grpc
-from tests.conftest import AUTH, AUTH_ENV, gwapi
+from tests.conftest import AUTH, AUTH_ENV, SERVICE_KEY, gwapi
 
 STEPS = 80
 
@@ -83,7 +83,9 @@ def test_unary_calls_are_spread_over_replicas(scaled: Stack) -> None:
     with sync_channel(target) as ch:
         stub = mapping_pb2_grpc.MappingServiceStub(ch)
         for _ in range(20):
-            stub.ListCalibrations(mapping_pb2.ListCalibrationsRequest(), timeout=10)
+            stub.ListCalibrations(
+                mapping_pb2.ListCalibrationsRequest(), metadata=(("x-api-key", SERVICE_KEY),), timeout=10
+            )
     first = started_calls(scaled.metrics_ports["mapping"], "ListCalibrations")
     second = started_calls(scaled.metrics_ports["mapping-2"], "ListCalibrations")
     assert first + second >= 20 and first >= 5 and second >= 5, (first, second)

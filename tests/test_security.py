@@ -15,7 +15,7 @@ from gateway.config import GatewaySettings
 from spoton.bootstrap.settings import key_matches
 from spoton.launcher import Stack, free_port, wait_serving
 from spoton.v1 import mapping_pb2, mapping_pb2_grpc
-from tests.conftest import AUTH, gwapi
+from tests.conftest import AUTH, SERVICE_KEY, gwapi
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,8 @@ def start_tls_mapping(stack: Stack, key: str, env: dict[str, str]) -> str:
 
 def list_calibrations(channel: grpc.Channel) -> int:
     stub = mapping_pb2_grpc.MappingServiceStub(channel)
-    return len(stub.ListCalibrations(mapping_pb2.ListCalibrationsRequest(), timeout=5).calibrations)
+    key = (("x-api-key", SERVICE_KEY),)  # the gateway's service key, as the stages require
+    return len(stub.ListCalibrations(mapping_pb2.ListCalibrationsRequest(), metadata=key, timeout=5).calibrations)
 
 
 def test_tls_between_services(stack: Stack, pki: dict[str, Path]) -> None:
