@@ -55,7 +55,10 @@ gwapi = _Api()
 
 
 class _ServiceKey(
-    grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor, grpc.StreamStreamClientInterceptor
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
 ):
     """Adds the gateway's service key to every call, as the gateway does."""
 
@@ -69,6 +72,9 @@ class _ServiceKey(
         return continuation(self._details(details), request)
 
     def intercept_stream_stream(self, continuation, details, requests):  # type: ignore[no-untyped-def]
+        return continuation(self._details(details), requests)
+
+    def intercept_stream_unary(self, continuation, details, requests):  # type: ignore[no-untyped-def]
         return continuation(self._details(details), requests)
 
 
