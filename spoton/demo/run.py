@@ -38,6 +38,8 @@ def main() -> None:
     env = local_auth() if not os.environ.get("API_KEYS") else {}
     key = env.get("SPOTON_API_KEY") or os.environ.get("SPOTON_API_KEY", "")
     headers = {"X-API-Key": key} if key else {}
+    if not key:
+        raise SystemExit("API_KEYS is set: export SPOTON_API_KEY=<an operator or admin key> so the demo can start")
     print("starting services...")
     stack = start_stack(REPO / ".spoton" / "logs", database_url, DEFAULT_OUT, extra_env=env, default_ports=True)
     try:
