@@ -70,12 +70,13 @@ def test_tls_between_services(stack: Stack, pki: dict[str, Path]) -> None:
             list_calibrations(grpc.insecure_channel(addr))
         assert plain.value.code() == grpc.StatusCode.UNAVAILABLE
         # The gateway's clients speak TLS when GRPC_TLS_CA is set.
-        settings = GatewaySettings(mapping_svc_addr=addr, grpc_tls_ca=str(pki["ca"]))
+        settings = GatewaySettings(mapping_svc_addr=addr, grpc_tls_ca=str(pki["ca"]), service_key=SERVICE_KEY)
 
         async def through_gateway_clients() -> int:
             clients = ServiceClients.connect(settings)
             try:
-                reply = await clients.mapping.ListCalibrations(mapping_pb2.ListCalibrationsRequest(), timeout=5)
+                request = mapping_pb2.ListCalibrationsRequest()
+                reply = await clients.mapping.ListCalibrations(request, metadata=clients.metadata, timeout=5)
                 return len(reply.calibrations)
             finally:
                 await clients.close()
