@@ -22,7 +22,7 @@ from spoton.v1 import (
     tracking_pb2,
     tracking_pb2_grpc,
 )
-from tests.conftest import gwapi
+from tests.conftest import SERVICE_KEY, gwapi
 from tests.test_contracts import venv_tool
 
 FULL_NAMES = {
@@ -56,6 +56,9 @@ def test_metrics_endpoint(stack, channel_to, name: str) -> None:  # type: ignore
     assert "spoton_grpc_started_total" in text
 
 
+LIST_TRACKERS = "spoton.v1.TrackingService/ListTrackers"
+
+
 def test_grpcurl_list_and_call(stack) -> None:  # type: ignore[no-untyped-def]
     grpcurl = venv_tool("grpcurl")
     if grpcurl is None:
@@ -65,7 +68,7 @@ def test_grpcurl_list_and_call(stack) -> None:  # type: ignore[no-untyped-def]
     )
     assert "spoton.v1.TrackingService" in out.stdout, out.stderr
     out = subprocess.run(
-        [grpcurl, "-plaintext", "-d", "{}", stack.addr("tracking"), "spoton.v1.TrackingService/ListTrackers"],
+        [grpcurl, "-plaintext", "-H", f"x-api-key: {SERVICE_KEY}", "-d", "{}", stack.addr("tracking"), LIST_TRACKERS],
         capture_output=True,
         text=True,
         timeout=30,
