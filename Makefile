@@ -19,8 +19,9 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed weights/.ready
 
-weights/.ready: $(VENV)/.installed spoton/setup_weights.py
+weights/.ready: $(VENV)/.installed spoton/setup_weights.py reid_svc/export.py
 	$(PY) -m spoton.setup_weights
+	$(PY) -m reid_svc.export
 	touch $@
 
 weights: weights/.ready

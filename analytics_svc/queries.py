@@ -6,7 +6,7 @@ import io
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import cv2
 import numpy as np
@@ -15,8 +15,8 @@ import psycopg
 from spoton.bootstrap.errors import NotFoundError
 from spoton.db import bucket_sql
 from spoton.rollups import ROLLUP_CELL_M, aligned
+from spoton.timeutil import dt_to_ns, ns_to_dt
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Export's columns, in order (bbox as x1, y1, x2, y2 pixels; floor in metres).
 EXPORT_COLUMNS = (
     "time",
@@ -32,14 +32,6 @@ EXPORT_COLUMNS = (
     "x2",
     "y2",
 )
-
-
-def ns_to_dt(ns: int) -> datetime:
-    return EPOCH + timedelta(microseconds=ns // 1000)
-
-
-def dt_to_ns(dt: datetime) -> int:
-    return (dt - EPOCH) // timedelta(microseconds=1) * 1000
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,14 @@
 """Detection recall/precision (IoU 0.5) and ms/frame per setting: ``python bench/detection_eval.py``.
 
-Settings are ``backend:WxH:classes[:tileWxH]`` (backend ``onnx`` = weights/best.onnx on ONNX Runtime, ``int8`` = its
-INT8 quantization weights/best_int8.onnx, ``torch`` = weights/best.pt on PyTorch; classes ``0`` or ``all``) plus
-``hog`` (OpenCV's people detector, the floor).
+Settings are ``backend:WxH:classes[:option...]``: backend ``onnx`` = weights/best.onnx on ONNX Runtime, ``int8`` =
+its INT8 quantization weights/best_int8.onnx, ``ov`` = the OpenVINO IR weights/best_openvino_model (FP32),
+``ov-int8`` = its NNCF INT8 quantization weights/best_int8_openvino_model, ``torch`` = weights/best.pt on
+PyTorch; classes ``0`` or ``all``; options ``tileWxH`` (SAHI tiles), ``bN`` (N frames per forward pass, default 1),
+``tN`` (runtime threads, default the runtime's), ``spin`` (ONNX Runtime busy-waits), ``tput`` (OpenVINO throughput
+hint), ``f32``/``bf16`` (OpenVINO inference precision; default bf16 on AMX/AVX-512 BF16 CPUs), ``pin`` (OpenVINO
+threads pinned to cores); plus ``hog`` (OpenCV's people detector, the floor).
+All settings run interleaved, frame group by frame group (in turn-rotating order), so a busy machine slows them
+alike; CPU ms (all threads of this process) is the cost that matters where services share the cores.
 Datasets: ``pets`` (vtest.avi against the PETS09-S2L1 ground truth) and ``demo`` (the four demo cameras).
 Writes ``bench/results/detection_eval.json``.
 """
@@ -17,7 +23,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from detection_svc.config import DEFAULT_WEIGHTS, SHORT_NAMES
 from detection_svc.detector import Detector
+from detection_svc.runtimes import RuntimeOptions
 from spoton.demo.data import gt_path, vtest_path
 from spoton.demo.generate import DEFAULT_OUT
 from spoton.domain import Detections
@@ -62,21 +70,45 @@ class HogDetector:
 
 
 def build(setting: str):  # type: ignore[no-untyped-def]
+    """The detector of one setting and its frames per call."""
     if setting == "hog":
-        return HogDetector()
+        return HogDetector(), 1
     parts = setting.split(":")
     backend, size, classes = parts[:3]
     w, h = (int(v) for v in size.split("x"))
-    tile = None
-    if len(parts) > 3 and parts[3].startswith("tile"):
-        tw, th = (int(v) for v in parts[3][4:].split("x"))
-        tile = (tw, th)
-    weights = WEIGHTS / {"onnx": "best.onnx", "int8": "best_int8.onnx", "torch": "best.pt"}[backend]
+    tile, batch, threads, spin, hint, precision, pin = None, 1, 0, False, "LATENCY", "", False
+    for option in parts[3:]:
+        if option.startswith("tile"):
+            tw, th = (int(v) for v in option[4:].split("x"))
+            tile = (tw, th)
+        elif option.startswith("b"):
+            batch = int(option[1:])
+        elif option.startswith("t") and option[1:].isdigit():
+            threads = int(option[1:])
+        elif option == "spin":
+            spin = True
+        elif option == "tput":
+            hint = "THROUGHPUT"
+        elif option in ("f32", "bf16"):
+            precision = option
+        elif option == "pin":
+            pin = True
+        else:
+            raise ValueError(f"unknown option {option!r} in {setting!r}")
+    runtime, model_precision = SHORT_NAMES[backend]
+    name = DEFAULT_WEIGHTS[runtime, model_precision]
     det = Detector(
-        weights, (w, h), "cpu", None if classes == "all" else [int(c) for c in classes.split("+")], tile_wh=tile
+        WEIGHTS / name,
+        (w, h),
+        "cpu",
+        None if classes == "all" else [int(c) for c in classes.split("+")],
+        batch=batch,
+        tile_wh=tile,
+        backend=runtime,
+        runtime=RuntimeOptions(threads=threads, spinning=spin, ov_hint=hint, ov_precision=precision, ov_pinning=pin),
     )
     det.warmup()
-    return det
+    return det, batch
 
 
 def datasets(name: str, every: int, limit: int) -> list[tuple[str, dict, list[tuple[int, np.ndarray]]]]:
@@ -88,25 +120,49 @@ def datasets(name: str, every: int, limit: int) -> list[tuple[str, dict, list[tu
     return [(c.id, gts[c.id], frames_of(vs.source_uri(c), every, limit)) for c in vs.cameras]
 
 
-def evaluate(det, data, conf: float) -> dict:  # type: ignore[no-untyped-def]
-    tp = fp = fn = 0
-    times = []
+def evaluate(detectors: dict, data, conf: float) -> dict[str, dict]:  # type: ignore[no-untyped-def]
+    """Every setting over the same frames, interleaved: for each group of frames (the largest batch), each setting in
+    turn (the order rotating per group) detects the group, ``batch`` frames per call."""
+    group = max(batch for _, batch in detectors.values())
+    names = list(detectors)
+    counts = {name: [0, 0, 0] for name in names}  # tp, fp, fn
+    times: dict[str, list[float]] = {name: [] for name in names}
+    cpu_times: dict[str, list[float]] = {name: [] for name in names}  # CPU time of every thread of this process
+    turn = 0
     for _, gt, frames in data:
-        hyp = {}
-        for index, image in frames:
-            (d,), ms = det.detect([image], conf, 0.5, 100)
-            times.append(ms)
-            hyp[index] = FrameBoxes(np.arange(len(d)), d.xyxy.astype(np.float64))
-        s = score_camera(gt, hyp, [i for i, _ in frames])
-        n_gt = sum(len(gt[i].ids) for i, _ in frames if i in gt)
-        tp_c = n_gt - int(s["num_misses"])
-        tp, fp, fn = tp + tp_c, fp + int(s["num_false_positives"]), fn + int(s["num_misses"])
+        hyp: dict[str, dict] = {name: {} for name in names}
+        for start in range(0, len(frames), group):
+            chunk = frames[start : start + group]
+            turn += 1
+            for name in names[turn % len(names) :] + names[: turn % len(names)]:
+                det, batch = detectors[name]
+                for i in range(0, len(chunk), batch):
+                    part = chunk[i : i + batch]
+                    cpu = time.process_time()
+                    found, ms = det.detect([image for _, image in part], conf, 0.5, 100)
+                    cpu_ms = (time.process_time() - cpu) * 1000.0
+                    times[name].extend([ms / len(part)] * len(part))
+                    cpu_times[name].extend([cpu_ms / len(part)] * len(part))
+                    for (index, _), d in zip(part, found, strict=True):
+                        hyp[name][index] = FrameBoxes(np.arange(len(d)), d.xyxy.astype(np.float64))
+        indices = [i for i, _ in frames]
+        n_gt = sum(len(gt[i].ids) for i in indices if i in gt)
+        for name in names:
+            s = score_camera(gt, hyp[name], indices)
+            c = counts[name]
+            c[0] += n_gt - int(s["num_misses"])
+            c[1] += int(s["num_false_positives"])
+            c[2] += int(s["num_misses"])
     return {
-        "recall": tp / max(tp + fn, 1),
-        "precision": tp / max(tp + fp, 1),
-        "frames": len(times),
-        "ms_median": float(np.median(times)),
-        "ms_p95": float(np.percentile(times, 95)),
+        name: {
+            "recall": tp / max(tp + fn, 1),
+            "precision": tp / max(tp + fp, 1),
+            "frames": len(times[name]),
+            "ms_median": float(np.median(times[name])),
+            "ms_p95": float(np.percentile(times[name], 95)),
+            "cpu_ms_median": float(np.median(cpu_times[name])),
+        }
+        for name, (tp, fp, fn) in counts.items()
     }
 
 
@@ -120,16 +176,17 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "detection_eval.json")
     a = p.parse_args()
     data = datasets(a.dataset, a.every, a.limit)
-    results = []
-    for setting in a.settings.split(","):
-        t0 = time.time()
-        r = {"setting": setting, "dataset": a.dataset, "conf": a.conf, **evaluate(build(setting), data, a.conf)}
-        results.append(r)
+    t0 = time.time()
+    detectors = {setting: build(setting) for setting in a.settings.split(",")}
+    scores = evaluate(detectors, data, a.conf)
+    results = [{"setting": k, "dataset": a.dataset, "conf": a.conf, **r} for k, r in scores.items()]
+    for r in results:
         print(
-            f"{a.dataset} {setting:28s} recall {r['recall']:.3f} precision {r['precision']:.3f} "
-            f"{r['ms_median']:6.1f} ms/frame (p95 {r['ms_p95']:.1f}; {time.time() - t0:.0f} s)",
+            f"{a.dataset} {r['setting']:28s} recall {r['recall']:.3f} precision {r['precision']:.3f} "
+            f"{r['ms_median']:6.1f} ms/frame (p95 {r['ms_p95']:.1f}), CPU {r['cpu_ms_median']:6.1f} ms/frame",
             flush=True,
         )
+    print(f"{len(results)} settings interleaved in {time.time() - t0:.0f} s")
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(results, indent=2))
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from detection_svc.config import DEFAULT_WEIGHTS, SHORT_NAMES
 from detection_svc.detector import Detector
 from spoton.demo.data import vtest_path
 
@@ -23,7 +24,7 @@ SIZES = {640: (640, 480), 512: (512, 384), 416: (416, 320), 320: (320, 256)}
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--backends", default="onnx,torch")
+    p.add_argument("--backends", default="onnx,int8,ov,ov-int8,torch", help=", ".join(SHORT_NAMES))
     p.add_argument("--sizes", default="640,512,416,320")
     p.add_argument("--batches", default="1,4")
     p.add_argument("--frames", type=int, default=24)
@@ -33,10 +34,11 @@ def main() -> None:
     images = [cap.read()[1] for _ in range(a.frames)]
     results = []
     for backend in a.backends.split(","):
-        weights = WEIGHTS / ("best.onnx" if backend == "onnx" else "best.pt")
+        runtime, precision = SHORT_NAMES[backend]
+        name = DEFAULT_WEIGHTS[runtime, precision]
         for size in (int(s) for s in a.sizes.split(",")):
             for batch in (int(b) for b in a.batches.split(",")):
-                det = Detector(weights, SIZES[size], "cpu", [0], batch=batch)
+                det = Detector(WEIGHTS / name, SIZES[size], "cpu", [0], batch=batch, backend=runtime)
                 det.detect(images[:batch], 0.25, 0.5, 100)
                 per_frame = []
                 for i in range(0, len(images) - batch + 1, batch):
@@ -54,7 +56,7 @@ def main() -> None:
                 }
                 results.append(r)
                 print(
-                    f"{backend:5s} {size:4d} batch {batch}: {r['ms_median']:6.1f} ms/frame (p95 {r['ms_p95']:.1f}) "
+                    f"{backend:7s} {size:4d} batch {batch}: {r['ms_median']:6.1f} ms/frame (p95 {r['ms_p95']:.1f}) "
                     f"{r['frames_per_s']:5.1f} frames/s  peak RSS {r['peak_rss_mb']:.0f} MB",
                     flush=True,
                 )

@@ -226,7 +226,8 @@ def main() -> None:
     p.add_argument(
         "--variants",
         default="",
-        help="detector variants for the speed/accuracy curve, PRECISION:WxH,... (e.g. fp32:640x480,int8:960x736)",
+        help="detector variants for the speed/accuracy curve, [BACKEND:]PRECISION:WxH,... (e.g. fp32:640x480,"
+        "onnx:int8:960x736; BACKEND auto|onnx|openvino|torch, default auto)",
     )
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "e2e.json")
     a = p.parse_args()
@@ -257,8 +258,9 @@ def main() -> None:
                 stack, sampler, "pets", ["pets"], a.steps, options, pets_gt
             )
         for variant in filter(None, a.variants.split(",")):
-            precision, size = variant.split(":")
-            restart_detector(stack, {"DETECTOR_PRECISION": precision, "DETECTOR_INPUT_SIZE": size})
+            *backend, precision, size = variant.split(":")
+            env = {"DETECTOR_BACKEND": backend[0] if backend else "auto"}
+            restart_detector(stack, {**env, "DETECTOR_PRECISION": precision, "DETECTOR_INPUT_SIZE": size})
             entry = run_session(stack, sampler, "demo", ALL_CAMERAS, a.steps, options, gt)
             pets = run_session(stack, sampler, "pets", ["pets"], a.steps, options, pets_gt) if has_gt else {}
             results["curve"].append(

@@ -2,25 +2,68 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from pathlib import Path
 
 from pydantic import Field
 
-from spoton.bootstrap.device import cpu_has_int8_dot_product
+from detection_svc.runtimes import RuntimeOptions
+from spoton.bootstrap.device import INT8_DOT_PRODUCT_FLAGS, cpu_flags
 from spoton.bootstrap.settings import CommonSettings, parse_wh
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+# The setup step's files (spoton/setup_weights.py) per (backend, precision).
+DEFAULT_WEIGHTS = {
+    ("onnx", "fp32"): "best.onnx",
+    ("onnx", "int8"): "best_int8.onnx",
+    ("openvino", "fp32"): "best_openvino_model",
+    ("openvino", "int8"): "best_int8_openvino_model",
+    ("torch", "fp32"): "best.pt",
+}
+# The short names bench/detection_eval.py and bench/detection_speed.py take -> (backend, precision).
+SHORT_NAMES = {
+    "onnx": ("onnx", "fp32"),
+    "int8": ("onnx", "int8"),
+    "ov": ("openvino", "fp32"),
+    "ov-int8": ("openvino", "int8"),
+    "torch": ("torch", "fp32"),
+}
+
+
+def cpu_choice(flags: frozenset[str]) -> tuple[str, str]:
+    """``DETECTOR_BACKEND=auto`` on a CPU: (backend, precision) by the CPU's features. Measured with
+    bench/detection_eval.py on PETS (README, "Detector on a CPU"), CPU ms per frame at one thread:
+
+    - AMX (amx_bf16): the OpenVINO FP32 model, which OpenVINO computes in bf16 there: 43 ms at FP32's recall
+      (0.709 / 0.728), where its NNCF INT8 model costs the same (42) and loses a little (0.698 / 0.712).
+    - VNNI without AMX (avx512_vnni, avx_vnni): OpenVINO INT8, 2.6x cheaper than FP32 (58 vs 149 ms).
+    - AVX2 without VNNI: OpenVINO FP32 (146 ms, ONNX Runtime 170). INT8 there multiplies through 16-bit
+      saturating instructions and loses recall (OpenVINO 0.757 vs 0.793, ONNX Runtime likewise on an AVX2 EPYC).
+    - Anything else (no AVX2, non-x86): ONNX Runtime FP32, the portable path.
+    """
+    if "amx_bf16" in flags:
+        return "openvino", "fp32"
+    if INT8_DOT_PRODUCT_FLAGS & flags:
+        return "openvino", "int8"
+    if "avx2" in flags:
+        return "openvino", "fp32"
+    return "onnx", "fp32"
 
 
 class DetectionSettings(CommonSettings):
     port: int = Field(50051, validation_alias="DETECTION_SVC_PORT")
     metrics_port: int = Field(9101, validation_alias="DETECTION_SVC_METRICS_PORT")
-    detector_backend: str = "auto"  # auto | torch | onnx
-    # auto = the INT8 model (weights/best_int8.onnx, made at setup) on a CPU with VNNI/AMX when present: 2.4x
-    # faster than FP32 at the same recall/precision on PETS (0.711/0.721 vs 0.704/0.724, bench/detection_eval.py);
-    # FP32 on other CPUs, where INT8 loses accuracy (spoton/bootstrap/device.py); fp32 | int8 force.
+    # auto = on a CPU the (backend, precision) of ``cpu_choice`` (OpenVINO FP32, computed in bf16, with AMX;
+    # OpenVINO INT8 with VNNI; OpenVINO FP32 with AVX2; else ONNX Runtime FP32), falling back to ONNX Runtime when
+    # OpenVINO or its files are missing; on a GPU the ONNX model through Ultralytics (CUDA). torch | onnx | openvino
+    # force a runtime.
+    detector_backend: str = "auto"
+    # auto = the precision of the CPU table for OpenVINO; INT8 with VNNI/AMX for ONNX Runtime (2.4x faster than its
+    # FP32 at the same recall; without VNNI INT8 loses accuracy); fp32 | int8 force.
     detector_precision: str = "auto"
-    # Empty = weights/best.onnx exported at setup if present (ONNX Runtime is 2x faster on CPU), else best.pt.
+    # Empty = the setup step's file for the chosen backend and precision (DEFAULT_WEIGHTS), else best.pt. A user
+    # .onnx runs on ONNX Runtime or (DETECTOR_BACKEND=openvino) OpenVINO; a *_openvino_model/ folder on OpenVINO.
     detector_weights: str = ""
     # Comma-separated class ids counted as people; empty = every class of the model. The default model's class 0
     # ("Normal") alone: on the demo cameras recall 0.904 vs 0.906 with both, precision 0.858 vs 0.707 (its
@@ -31,9 +74,23 @@ class DetectionSettings(CommonSettings):
     detection_confidence_threshold: float = 0.25
     detection_iou_threshold: float = 0.5
     detection_max_detections: int = 100
-    # Frames per forward pass; 1 on CPU (batched ONNX inference measured slower there), larger on GPU.
+    # Frames per forward pass; 0 = 4 on the CPU runtimes (one call per DetectStream message of four cameras), 1 for
+    # PyTorch on CPU, 16 on GPU.
     detector_batch: int = 0
+    # CPU runtime threads: ONNX Runtime intra-op / OpenVINO INFERENCE_NUM_THREADS (0 = half the cores this process
+    # may use, at least 1: the other five services share them), ONNX Runtime inter-op, busy-waiting between runs,
+    # OpenVINO's performance hint (LATENCY | THROUGHPUT), streams (0 = the hint's choice), float precision ("" =
+    # OpenVINO's default: bf16 on CPUs with AMX/AVX-512 BF16, f32 elsewhere; f32 | bf16) and thread pinning.
+    # Measured on the 2-core Xeon under load (bench/detection_eval.py, CPU ms per frame, README): 1 thread costs
+    # 24-28 % less CPU than 2 for OpenVINO and 8 % less for ONNX Runtime, and was faster in wall time too;
+    # spinning costs ORT 69 % more CPU; unpinned OpenVINO threads 8 % less than pinned ones.
     detector_threads: int = 0
+    detector_inter_threads: int = 1
+    detector_spinning: bool = False
+    detector_ov_hint: str = "LATENCY"
+    detector_ov_streams: int = 0
+    detector_ov_precision: str = ""
+    detector_ov_pinning: bool = False
     # "WxH" slices for SAHI tiled inference (small, distant people); empty = whole frames only.
     detector_tile_size: str = ""
     # Largest frame accepted, in pixels (bounded memory), and the most frames in one batch.
@@ -53,29 +110,75 @@ class DetectionSettings(CommonSettings):
         ids = [int(c) for c in self.detector_classes.split(",") if c.strip()]
         return ids or None
 
+    @property
+    def runtime_options(self) -> RuntimeOptions:
+        if self.detector_ov_hint not in ("LATENCY", "THROUGHPUT"):
+            raise ValueError(f"DETECTOR_OV_HINT must be LATENCY or THROUGHPUT, got {self.detector_ov_hint!r}")
+        if self.detector_ov_precision not in ("", "f32", "bf16"):
+            raise ValueError(f"DETECTOR_OV_PRECISION must be empty, f32 or bf16, got {self.detector_ov_precision!r}")
+        return RuntimeOptions(
+            self.detector_threads or max(1, len(os.sched_getaffinity(0)) // 2),
+            self.detector_inter_threads,
+            self.detector_spinning,
+            self.detector_ov_hint,
+            self.detector_ov_streams,
+            self.detector_ov_precision,
+            self.detector_ov_pinning,
+        )
+
     def resolve_weights(self) -> Path:
-        """The weights file to load: the configured path, else the setup step's default."""
+        """The weights file to load (see ``resolve``)."""
+        return self.resolve()[1]
+
+    def resolve(self) -> tuple[str, Path]:
+        """(backend, weights) to load: ``torch`` | ``onnx`` | ``openvino`` and the configured path, else the setup
+        step's file for the backend and precision ``DETECTOR_BACKEND``/``DETECTOR_PRECISION`` choose."""
+        if self.detector_backend not in ("auto", "torch", "onnx", "openvino"):
+            raise ValueError(f"DETECTOR_BACKEND must be auto, torch, onnx or openvino, got {self.detector_backend!r}")
+        if self.detector_precision not in ("auto", "fp32", "int8"):
+            raise ValueError(f"DETECTOR_PRECISION must be auto, fp32 or int8, got {self.detector_precision!r}")
+        cpu = self.device == "cpu" or (self.device in ("", "auto") and _visible_device() == "cpu")
+        table_backend, table_precision = cpu_choice(cpu_flags()) if cpu else ("onnx", "fp32")
+        openvino = importlib.util.find_spec("openvino") is not None
         if self.detector_weights:
+            from detection_svc.detector import backend_of
+
             path = Path(self.detector_weights)
             if not path.is_absolute() and not path.exists():
                 path = WEIGHTS_DIR / path
             if not path.exists():
                 raise FileNotFoundError(f"DETECTOR_WEIGHTS {self.detector_weights} not found")
-            return path
-        onnx, int8, pt = WEIGHTS_DIR / "best.onnx", WEIGHTS_DIR / "best_int8.onnx", WEIGHTS_DIR / "best.pt"
-        if self.detector_precision not in ("auto", "fp32", "int8"):
-            raise ValueError(f"DETECTOR_PRECISION must be auto, fp32 or int8, got {self.detector_precision!r}")
-        cpu = self.device == "cpu" or (self.device in ("", "auto") and _visible_device() == "cpu")
-        if self.detector_backend in ("auto", "onnx"):
-            auto_int8 = self.detector_precision == "auto" and cpu and cpu_has_int8_dot_product()
-            if int8.exists() and (self.detector_precision == "int8" or auto_int8):
-                return int8
-            if self.detector_precision == "int8":
-                raise FileNotFoundError(f"DETECTOR_PRECISION=int8 but {int8} is missing: run `make weights`")
-            if onnx.exists():
-                return onnx
+            backend = self.detector_backend
+            if backend == "auto":
+                own = backend_of(path)
+                backend = "openvino" if own == "onnx" and table_backend == "openvino" and openvino else own
+            return backend, path
+        candidates = {
+            "auto": list(dict.fromkeys([table_backend, "onnx"])) if openvino else ["onnx"],
+            "onnx": ["onnx"],
+            "openvino": ["openvino"],
+            "torch": [],
+        }[self.detector_backend]
+        if self.detector_precision == "int8":
+            for backend in candidates:
+                if (path := WEIGHTS_DIR / DEFAULT_WEIGHTS[backend, "int8"]).exists():
+                    return backend, path
+            raise FileNotFoundError(f"DETECTOR_PRECISION=int8 but no INT8 model for {candidates}: run `make weights`")
+        # ONNX Runtime has no bf16 path: INT8 wherever the CPU has VNNI/AMX (2.4x faster than its FP32, same recall).
+        ort_int8 = cpu and bool(INT8_DOT_PRODUCT_FLAGS & cpu_flags())
+        auto = {"openvino": table_precision, "onnx": "int8" if ort_int8 else "fp32"}
+        # The table's backend before its precision: a missing INT8 file (no demo video at setup) falls back to FP32
+        # on the same runtime.
+        for backend in candidates:
+            wanted = auto[backend] if self.detector_precision == "auto" else self.detector_precision
+            for precision in dict.fromkeys((wanted, "fp32")):
+                if (path := WEIGHTS_DIR / DEFAULT_WEIGHTS[backend, precision]).exists():
+                    return backend, path
+        if self.detector_backend == "openvino":
+            raise FileNotFoundError(f"DETECTOR_BACKEND=openvino but {WEIGHTS_DIR} has no IR: run `make weights`")
+        pt = WEIGHTS_DIR / "best.pt"
         if pt.exists():
-            return pt
+            return "torch", pt
         raise FileNotFoundError(f"no detector weights in {WEIGHTS_DIR}: run `make weights` first")
 
 

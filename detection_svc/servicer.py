@@ -21,7 +21,17 @@ class DetectionServicer(detection_pb2_grpc.DetectionServiceServicer):
         s = self.settings
 
         def build() -> Detector:
-            det = Detector(s.resolve_weights(), s.input_wh, s.device, s.class_ids, s.detector_batch, s.detector_threads)
+            backend, weights = s.resolve()
+            det = Detector(
+                weights,
+                s.input_wh,
+                s.device,
+                s.class_ids,
+                s.detector_batch,
+                tile_wh=s.tile_wh,
+                backend=backend,
+                runtime=s.runtime_options,
+            )
             det.warmup()
             return det
 

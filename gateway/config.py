@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from spoton.bootstrap.settings import CommonSettings
+from spoton.sourceurl import parse_cidrs
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -41,6 +42,11 @@ class GatewaySettings(CommonSettings):
     # Where file sources may live (comma-separated; default VIDEO_SETS_DIR) and which URL schemes live sources may use.
     source_dirs: str = ""
     source_schemes: str = "rtsp,rtsps,http,https"
+    # Addresses (comma-separated CIDRs) live sources may reach besides globally routable ones: loopback, private,
+    # link-local, ... are refused otherwise (SSRF); cloud metadata addresses only when named as a single address.
+    source_allow_cidrs: str = ""
+    # Opening a live source, and each read from it, fail after this many seconds.
+    source_timeout_s: float = 10.0
     # Comma-separated origins allowed by CORS (browser frontends on other hosts); empty = same origin only.
     cors_origins: str = ""
     # Blur every person on the annotated camera streams.
@@ -51,6 +57,16 @@ class GatewaySettings(CommonSettings):
     @property
     def source_dir_list(self) -> list[str]:
         return [d.strip() for d in self.source_dirs.split(",") if d.strip()] or [self.video_sets_dir]
+
+    @field_validator("source_allow_cidrs")
+    @classmethod
+    def _check_cidrs(cls, value: str) -> str:
+        parse_cidrs(value)
+        return value
+
+    @property
+    def source_allow_networks(self) -> tuple:
+        return parse_cidrs(self.source_allow_cidrs)
 
     @property
     def source_scheme_list(self) -> list[str]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from shapely.geometry import LineString, Point, Polygon
 
+from spoton.timeutil import ns_to_iso
 from spoton.videoset import VideoSet
 
 
@@ -24,12 +25,10 @@ class ZoneEvent:
     kind: str  # enter | exit | cross_forward | cross_backward
 
     def to_dict(self, session_id: str) -> dict:
-        from gateway.pipeline import iso
-
         return {
             "type": "zone_event",
             "session_id": session_id,
-            "timestamp": iso(self.timestamp_ns),
+            "timestamp": ns_to_iso(self.timestamp_ns),
             "zone_id": self.zone_id,
             "global_id": self.global_id,
             "kind": self.kind,
@@ -89,13 +88,3 @@ class ZoneEventDetector:
                 side0 = np.cross(b - a, p0 - a)
                 out.append(ZoneEvent(ts, lid, gid, "cross_forward" if side0 > 0 else "cross_backward"))
         return out
-
-
-def step_floor_points(message: dict) -> dict[int, np.ndarray]:
-    """A step message -> global id -> mean floor point over the cameras that place the person."""
-    acc: dict[int, list] = {}
-    for cam in message["cameras"].values():
-        for t in cam["tracks"]:
-            if t["global_id"] and t["floor"] is not None:
-                acc.setdefault(t["global_id"], []).append(t["floor"])
-    return {gid: np.mean(np.array(pts, float), axis=0) for gid, pts in acc.items()}

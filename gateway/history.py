@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import datetime
+from typing import NamedTuple
 
 import psycopg
 from prometheus_client import Counter
@@ -16,26 +17,50 @@ from spoton.rollups import REFRESH_SQL, refresh_params
 
 log = logging.getLogger("gateway.history")
 
-TRACK_POINT_COLUMNS = (
-    "time",
-    "session_id",
-    "step",
-    "camera_id",
-    "frame_index",
-    "track_id",
-    "global_id",
-    "bbox",
-    "confidence",
-    "floor_x_m",
-    "floor_y_m",
-)
 
-ZONE_EVENT_COLUMNS = ("time", "session_id", "zone_id", "global_id", "kind")
-ALERT_COLUMNS = ("time", "session_id", "rule_id", "kind", "target", "global_id", "value", "message")
+class TrackPoint(NamedTuple):
+    """One ``track_points`` row: a track seen by a camera at a step (pixels, metres, UTC time)."""
+
+    time: datetime
+    session_id: str
+    step: int
+    camera_id: str
+    frame_index: int
+    track_id: int
+    global_id: int | None
+    bbox: list[float]  # [x1, y1, x2, y2] pixels
+    confidence: float
+    floor_x_m: float | None
+    floor_y_m: float | None
 
 
-def ns_to_dt(ts_ns: int) -> datetime:
-    return datetime.fromtimestamp(ts_ns / 1e9, tz=UTC)
+class ZoneEventRow(NamedTuple):
+    """One ``zone_events`` row."""
+
+    time: datetime
+    session_id: str
+    zone_id: str
+    global_id: int
+    kind: str
+
+
+class AlertRow(NamedTuple):
+    """One ``alerts`` row."""
+
+    time: datetime
+    session_id: str
+    rule_id: str
+    kind: str
+    target: str
+    global_id: int | None
+    value: float
+    message: str
+
+
+# The COPY column lists are the rows' field names, so their order lives in one place.
+TRACK_POINT_COLUMNS = TrackPoint._fields
+ZONE_EVENT_COLUMNS = ZoneEventRow._fields
+ALERT_COLUMNS = AlertRow._fields
 
 
 ROWS_DROPPED = Counter(
@@ -57,9 +82,9 @@ class HistoryWriter:
         self.rows_dropped = 0
         self.flush_s = flush_s
         self.batch_rows = batch_rows
-        self._pending: list[tuple] = []
-        self._pending_events: list[tuple] = []
-        self._pending_alerts: list[tuple] = []
+        self._pending: list[TrackPoint] = []
+        self._pending_events: list[ZoneEventRow] = []
+        self._pending_alerts: list[AlertRow] = []
         self._sessions: dict[str, tuple] = {}
         self._conn: psycopg.AsyncConnection | None = None
         self._task: asyncio.Task | None = None
@@ -72,7 +97,7 @@ class HistoryWriter:
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run())
 
-    def add_rows(self, rows: list[tuple]) -> None:
+    def add_rows(self, rows: list[TrackPoint]) -> None:
         """Queue track points; beyond ``max_pending_rows`` (a database away for too long) the oldest are dropped
         and counted, so memory stays bounded."""
         self._pending.extend(rows)
@@ -87,9 +112,9 @@ class HistoryWriter:
     async def drop_session(self, session_id: str) -> None:
         """Forget a purged session's pending rows and wait for a flush in progress to finish."""
         async with self._flush_lock:
-            self._pending = [r for r in self._pending if r[1] != session_id]
-            self._pending_events = [r for r in self._pending_events if r[1] != session_id]
-            self._pending_alerts = [r for r in self._pending_alerts if r[1] != session_id]
+            self._pending = [r for r in self._pending if r.session_id != session_id]
+            self._pending_events = [r for r in self._pending_events if r.session_id != session_id]
+            self._pending_alerts = [r for r in self._pending_alerts if r.session_id != session_id]
 
     def status(self) -> dict:
         return {
@@ -100,12 +125,10 @@ class HistoryWriter:
             "write_failures": self.failures,
         }
 
-    def add_events(self, rows: list[tuple]) -> None:
-        """zone_events rows: (time, session_id, zone_id, global_id, kind)."""
+    def add_events(self, rows: list[ZoneEventRow]) -> None:
         self._pending_events.extend(rows)
 
-    def add_alerts(self, rows: list[tuple]) -> None:
-        """alerts rows: (time, session_id, rule_id, kind, target, global_id, value, message)."""
+    def add_alerts(self, rows: list[AlertRow]) -> None:
         self._pending_alerts.extend(rows)
 
     @property
@@ -155,12 +178,12 @@ class HistoryWriter:
             log_event(log, "history write failed; will retry", level=logging.WARNING, rows=len(batch), error=str(exc))
             raise
 
-    async def _refresh_rollups(self, conn: psycopg.AsyncConnection, batch: list[tuple]) -> None:
+    async def _refresh_rollups(self, conn: psycopg.AsyncConnection, batch: list[TrackPoint]) -> None:
         """Recompute the per-minute rollups for the minutes this batch touched (spoton/rollups.py)."""
         spans: dict[str, list] = {}
         for row in batch:
-            span = spans.setdefault(row[1], [row[0], row[0]])
-            span[0], span[1] = min(span[0], row[0]), max(span[1], row[0])
+            span = spans.setdefault(row.session_id, [row.time, row.time])
+            span[0], span[1] = min(span[0], row.time), max(span[1], row.time)
         for session_id, (first, last) in spans.items():
             if session_id not in self._sessions:
                 cur = await conn.execute(
@@ -177,17 +200,16 @@ class HistoryWriter:
             for sql in REFRESH_SQL:
                 await conn.execute(sql, params)
 
-    async def _upsert_persons(self, conn: psycopg.AsyncConnection, batch: list[tuple]) -> None:
+    async def _upsert_persons(self, conn: psycopg.AsyncConnection, batch: list[TrackPoint]) -> None:
         agg: dict[tuple[str, int], list] = {}
         cams: dict[tuple[str, int], set[str]] = defaultdict(set)
         for row in batch:
-            t, session_id, _, camera_id, _, _, gid = row[:7]
-            if gid is None:
+            if row.global_id is None:
                 continue
-            key = (session_id, gid)
+            key, t = (row.session_id, row.global_id), row.time
             first_last = agg.setdefault(key, [t, t])
             first_last[0], first_last[1] = min(first_last[0], t), max(first_last[1], t)
-            cams[key].add(camera_id)
+            cams[key].add(row.camera_id)
         async with conn.cursor() as cur:
             await cur.executemany(
                 "INSERT INTO persons (session_id, global_id, first_seen, last_seen, cameras) "

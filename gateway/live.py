@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from gateway.messages import session_ended_from_summary
 from spoton.bootstrap.logs import log_event
 
 log = logging.getLogger("gateway.live")
@@ -135,7 +136,7 @@ class RedisLive:
             # The session may have ended between the caller's summary check and the subscription.
             summary = await self.summary(session_id)
             if summary and summary.get("status") not in ("starting", "running"):
-                yield {"type": "session_ended", "session_id": session_id, **_ended(summary)}
+                yield session_ended_from_summary(session_id, summary)
                 return
             while True:
                 if task.done():
@@ -147,7 +148,3 @@ class RedisLive:
                 await task
             with contextlib.suppress(RedisError, OSError):
                 await pubsub.aclose()
-
-
-def _ended(summary: dict) -> dict:
-    return {"status": summary.get("status"), "steps": summary.get("steps"), "error": summary.get("last_error")}

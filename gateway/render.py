@@ -28,7 +28,12 @@ def annotate_jpeg(frame: common_pb2.Frame, tracks: list[dict], privacy: bool = F
                 image[b:d, a:c] = cv2.GaussianBlur(image[b:d, a:c], (k, k), 0)
         cv2.rectangle(image, (x1, y1), (x2, y2), colour, 2)
         cv2.putText(image, str(gid), (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 2, cv2.LINE_AA)
-    return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
+    return encode_jpeg(image)
+
+
+def encode_jpeg(image: np.ndarray, quality: int = 80) -> bytes:
+    """A BGR (H, W, 3) uint8 image as JPEG bytes."""
+    return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()
 
 
 def render_heatmap(h: dict, px_per_m: float) -> bytes:

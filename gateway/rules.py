@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.events import ZoneEvent
+from spoton.timeutil import ns_to_iso
 from spoton.videoset import Rule
 
 
@@ -31,12 +32,10 @@ class Alert:
         return f"person {self.global_id} crossed {self.target} the wrong way"
 
     def to_dict(self, session_id: str) -> dict:
-        from gateway.pipeline import iso
-
         return {
             "type": "alert",
             "session_id": session_id,
-            "timestamp": iso(self.timestamp_ns),
+            "timestamp": ns_to_iso(self.timestamp_ns),
             "rule_id": self.rule_id,
             "kind": self.kind,
             "target": self.target,

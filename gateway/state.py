@@ -145,7 +145,7 @@ class Gateway:
         for row in await self.store.claim_stale_always_on(self.settings.session_heartbeat_s * 3):
             try:
                 vs = await self.video_set(row.video_set)
-                check_sources(vs, self.settings)
+                await asyncio.to_thread(check_sources, vs, self.settings)
                 opts = row.options | {"media_start_ns": row.media_start_ns}
                 session = Session(
                     vs, row.cameras, opts, self.settings, self.clients, self.history, self.live, row.session_id

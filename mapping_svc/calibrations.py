@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass, field, replace
 
 import cv2
@@ -17,7 +18,7 @@ from mapping_svc.geometry import (
     reprojection_error_m,
     validate_homography,
 )
-from spoton.bootstrap.errors import PreconditionError
+from spoton.bootstrap.errors import NotFoundError, PreconditionError
 from spoton.videoset import CameraSpec, VideoSet
 
 
@@ -35,6 +36,8 @@ class Calibration:
     version: int = 1
     source: str = "api"
     yaml_hash: str | None = None
+    created_ns: int = 0
+    restored_from: int = 0
 
     def geometry(self) -> CameraGeometry:
         ref = self.points_image if len(self.points_image) else np.array([[0.0, 1e4]])
@@ -103,7 +106,10 @@ def _calibration_from_yaml(vs: VideoSet, cam: CameraSpec) -> Calibration:
 
 
 class CalibrationStore:
-    """Versioned calibrations per (video set, camera). Subclasses keep them in memory or in PostgreSQL."""
+    """Versioned calibrations per (video set, camera). Subclasses keep them in memory or in PostgreSQL.
+
+    History is append-only: a new calibration, a YAML change or a rollback each add a version; the latest is current.
+    """
 
     def _history(self, video_set: str, camera_id: str) -> list[Calibration]:
         raise NotImplementedError
@@ -117,11 +123,38 @@ class CalibrationStore:
     def put(self, cal: Calibration) -> Calibration:
         return self._insert(cal)
 
-    def get(self, video_set: str, camera_id: str) -> Calibration:
-        history = self._history(video_set, camera_id)
-        if not history:
-            raise PreconditionError(f"camera {camera_id!r} of video set {video_set!r} has no calibration")
-        return history[-1]
+    def versions(self, video_set: str, camera_id: str) -> list[Calibration]:
+        """Every stored version of one camera, oldest first (empty when it was never calibrated)."""
+        if not video_set or not camera_id:
+            raise ValueError("video_set and camera_id are required")
+        return self._history(video_set, camera_id)
+
+    def get(self, video_set: str, camera_id: str, version: int = 0) -> Calibration:
+        """The current calibration (``version`` 0) or a given stored version."""
+        if version < 0:
+            raise ValueError(f"version must be >= 0 (0 = current), got {version}")
+        history = self.versions(video_set, camera_id)
+        if version == 0:
+            if not history:
+                raise PreconditionError(f"camera {camera_id!r} of video set {video_set!r} has no calibration")
+            return history[-1]
+        found = next((c for c in history if c.version == version), None)
+        if found is None:
+            raise NotFoundError(f"camera {camera_id!r} of video set {video_set!r} has no calibration version {version}")
+        return found
+
+    def rollback(self, video_set: str, camera_id: str, version: int) -> Calibration:
+        """Make ``version`` current again by appending a copy of it (source "rollback"); history stays as it was.
+
+        When the current version already is that version or a copy of it, it is returned and nothing is stored.
+        """
+        if version < 1:
+            raise ValueError(f"version must be >= 1, got {version}")
+        old = self.get(video_set, camera_id, version)
+        current = self._history(video_set, camera_id)[-1]
+        if version in (current.version, current.restored_from):
+            return current
+        return self._insert(replace(old, source="rollback", restored_from=old.version, yaml_hash=None))
 
     def seed(self, vs: VideoSet) -> int:
         """Store each camera's YAML calibration unless an API calibration is newer than the last YAML change."""
@@ -150,7 +183,7 @@ class MemoryCalibrationStore(CalibrationStore):
 
     def _insert(self, cal: Calibration) -> Calibration:
         history = self._data.setdefault((cal.video_set, cal.camera_id), [])
-        cal = replace(cal, version=len(history) + 1)
+        cal = replace(cal, version=len(history) + 1, created_ns=time.time_ns())
         history.append(cal)
         return cal
 
@@ -160,8 +193,10 @@ class MemoryCalibrationStore(CalibrationStore):
 
 _COLUMNS = (
     "video_set, camera_id, version, homography, points_image, points_floor, camera_matrix, dist_coeffs, "
-    "foot_offset_px, reprojection_error_m, source, yaml_hash"
+    "foot_offset_px, reprojection_error_m, source, yaml_hash, restored_from"
 )
+# Read back with the time it was stored, Unix ns.
+_SELECT = f"{_COLUMNS}, (extract(epoch FROM created_at) * 1e9)::bigint"
 
 
 class PgCalibrationStore(CalibrationStore):
@@ -186,12 +221,14 @@ class PgCalibrationStore(CalibrationStore):
             reprojection_error_m=r[9],
             source=r[10],
             yaml_hash=r[11],
+            restored_from=r[12] or 0,
+            created_ns=r[13],
         )
 
     def _history(self, video_set: str, camera_id: str) -> list[Calibration]:
         with psycopg.connect(self.url) as conn:
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM calibrations WHERE video_set = %s AND camera_id = %s ORDER BY version",
+                f"SELECT {_SELECT} FROM calibrations WHERE video_set = %s AND camera_id = %s ORDER BY version",
                 (video_set, camera_id),
             ).fetchall()
         return [self._row_to_cal(r) for r in rows]
@@ -204,8 +241,9 @@ class PgCalibrationStore(CalibrationStore):
                 (cal.video_set, cal.camera_id),
             ).fetchone()[0]
             cal = replace(cal, version=version)
-            conn.execute(
-                f"INSERT INTO calibrations ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            created = conn.execute(
+                f"INSERT INTO calibrations ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                "RETURNING (extract(epoch FROM created_at) * 1e9)::bigint",
                 (
                     cal.video_set,
                     cal.camera_id,
@@ -219,14 +257,15 @@ class PgCalibrationStore(CalibrationStore):
                     cal.reprojection_error_m,
                     cal.source,
                     cal.yaml_hash,
+                    cal.restored_from or None,
                 ),
-            )
-        return cal
+            ).fetchone()[0]
+        return replace(cal, created_ns=created)
 
     def list(self, video_set: str = "") -> list[Calibration]:
         with psycopg.connect(self.url) as conn:
             rows = conn.execute(
-                f"SELECT DISTINCT ON (video_set, camera_id) {_COLUMNS} FROM calibrations "
+                f"SELECT DISTINCT ON (video_set, camera_id) {_SELECT} FROM calibrations "
                 "WHERE %s = '' OR video_set = %s ORDER BY video_set, camera_id, version DESC",
                 (video_set, video_set),
             ).fetchall()

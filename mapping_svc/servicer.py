@@ -9,7 +9,7 @@ import numpy as np
 
 from mapping_svc.calibrations import Calibration, CalibrationStore, MemoryCalibrationStore, build_calibration
 from mapping_svc.config import MappingSettings
-from mapping_svc.geometry import CameraGeometry, fit_homography
+from mapping_svc.geometry import CameraGeometry, fit_homography, reprojection_error_m
 from spoton.bootstrap.errors import stream_errors, unary_errors
 from spoton.bootstrap.server import COMPUTE_SECONDS
 from spoton.domain import boxes_from_proto
@@ -31,6 +31,8 @@ def calibration_to_proto(cal: Calibration) -> mapping_pb2.Calibration:
         version=cal.version,
         reprojection_error_m=cal.reprojection_error_m,
         source=cal.source,
+        created_ns=cal.created_ns,
+        restored_from=cal.restored_from,
         points=[
             mapping_pb2.PointPair(
                 image=common_pb2.Point2(x=float(i[0]), y=float(i[1])),
@@ -52,10 +54,10 @@ class MappingServicer(mapping_pb2_grpc.MappingServiceServicer):
         self.cache_ttl_s = 2.0
         self._cache: dict[tuple[str, str], tuple[float, CameraGeometry]] = {}
 
-    async def _get(self, video_set: str, camera_id: str) -> Calibration:
+    async def _get(self, video_set: str, camera_id: str, version: int = 0) -> Calibration:
         if not video_set or not camera_id:
             raise ValueError("video_set and camera_id are required")
-        return await asyncio.to_thread(self.store.get, video_set, camera_id)
+        return await asyncio.to_thread(self.store.get, video_set, camera_id, version)
 
     async def _geometry(self, video_set: str, camera_id: str) -> CameraGeometry:
         """The camera's geometry, cached per calibration version for the hot projection path."""
@@ -95,8 +97,19 @@ class MappingServicer(mapping_pb2_grpc.MappingServiceServicer):
     @unary_errors
     async def GetCalibration(self, request, context):
         return mapping_pb2.GetCalibrationResponse(
-            calibration=calibration_to_proto(await self._get(request.video_set, request.camera_id))
+            calibration=calibration_to_proto(await self._get(request.video_set, request.camera_id, request.version))
         )
+
+    @unary_errors
+    async def ListCalibrationVersions(self, request, context):
+        history = await asyncio.to_thread(self.store.versions, request.video_set, request.camera_id)
+        return mapping_pb2.ListCalibrationVersionsResponse(calibrations=[calibration_to_proto(c) for c in history])
+
+    @unary_errors
+    async def RollbackCalibration(self, request, context):
+        cal = await asyncio.to_thread(self.store.rollback, request.video_set, request.camera_id, request.version)
+        self._cache.pop((cal.video_set, cal.camera_id), None)
+        return mapping_pb2.RollbackCalibrationResponse(calibration=calibration_to_proto(cal))
 
     @unary_errors
     async def ListCalibrations(self, request, context):
@@ -109,7 +122,10 @@ class MappingServicer(mapping_pb2_grpc.MappingServiceServicer):
         image, floor = _pairs(request.points)
         h, err, inliers = fit_homography(image, floor, self.settings.ransac_threshold_m)
         return mapping_pb2.FitCalibrationResponse(
-            homography=h.reshape(-1).tolist(), reprojection_error_m=err, inliers=inliers.tolist()
+            homography=h.reshape(-1).tolist(),
+            reprojection_error_m=err,
+            inliers=inliers.tolist(),
+            point_errors_m=reprojection_error_m(h, image, floor).tolist(),
         )
 
     @unary_errors

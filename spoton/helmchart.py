@@ -50,17 +50,33 @@ def load_values(*files: Path) -> dict:
     return values
 
 
+# Custom resources the chart may render (cert-manager's Certificate): Kubernetes' own schemas do not cover them.
+CUSTOM_GROUPS = ("cert-manager.io/",)
+# The plain manifests name a Secret the operator creates (README): a render would otherwise commit generated keys.
+PLAIN_VALUES = {"existingSecret": f"{RELEASE}-secrets"}
+
+
 def validate(objs: list[dict], kube_version: str = KUBE_VERSION) -> None:
-    """Raise ``kubernetes_validate.ValidationError`` for the first object its schema rejects."""
+    """Raise ``kubernetes_validate.ValidationError`` for the first object its schema rejects (custom resources
+    of ``CUSTOM_GROUPS`` are left to their operators' admission checks)."""
     import kubernetes_validate
 
     for obj in objs:
-        kubernetes_validate.validate(obj, kube_version, strict=True)
+        if not str(obj.get("apiVersion", "")).startswith(CUSTOM_GROUPS):
+            kubernetes_validate.validate(obj, kube_version, strict=True)
 
 
 def manifest_text(rendered: dict[str, str]) -> str:
     docs = objects(rendered)
-    header = "# Rendered from k8s/helm/spoton with its default values (CPU profile) by `make manifests`. Do not edit.\n"
+    header = (
+        "# Rendered from k8s/helm/spoton with its default values (CPU profile) and existingSecret=spoton-secrets by\n"
+        "# `make manifests`. Do not edit. Create the Secret first (k8s/README.md):\n"
+        "#   kubectl create secret generic spoton-secrets --from-literal=POSTGRES_PASSWORD=... \\\n"
+        "#     --from-literal=DATABASE_URL=postgresql://spoton:...@spoton-timescaledb:5432/spoton \\\n"
+        "#     --from-literal=REDIS_URL=redis://spoton-redis:6379/0 --from-literal=API_KEYS= \\\n"
+        "#     --from-literal=SERVICE_API_KEY=$(openssl rand -hex 24) \\\n"
+        "#     --from-literal=ADMIN_API_KEY=$(openssl rand -hex 24)\n"
+    )
     return header + "---\n".join(yaml.safe_dump(d, sort_keys=False) for d in docs)
 
 
@@ -69,7 +85,7 @@ def main() -> None:
     parser.add_argument("-f", "--values", type=Path, action="append", default=[], help="extra values files")
     parser.add_argument("--out", type=Path, default=MANIFESTS / "spoton.yaml")
     args = parser.parse_args()
-    rendered = render(load_values(*args.values))
+    rendered = render(PLAIN_VALUES | load_values(*args.values))
     validate(objects(rendered))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(manifest_text(rendered))

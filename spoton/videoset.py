@@ -10,6 +10,7 @@ import numpy as np
 import yaml
 
 from spoton.bootstrap.errors import NotFoundError
+from spoton.sourceurl import SourceRefused, check_url, redact_url
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class VideoSet:
         return str(path if path.is_absolute() else (self.path.parent / path).resolve())
 
     def to_dict(self) -> dict:
+        """The set as JSON for API answers: source credentials shown as ``***`` (stored as given)."""
         return {
             "name": self.name,
             "floor": {
@@ -97,7 +99,7 @@ class VideoSet:
                 "image": self.floor.image,
             },
             "cameras": [
-                {"id": c.id, "source": c.source, "fps": c.fps, "calibrated": bool(c.homography or c.points)}
+                {"id": c.id, "source": redact_url(c.source), "fps": c.fps, "calibrated": bool(c.homography or c.points)}
                 for c in self.cameras
             ],
             "zones": [{"id": z.id, "polygon": [list(p) for p in z.polygon]} for z in self.zones],
@@ -214,7 +216,8 @@ class VideoSetCatalog:
 def check_sources(vs: VideoSet, settings) -> None:  # type: ignore[no-untyped-def]
     """ValueError unless every camera's source is a file inside one of ``settings.source_dir_list`` or a URL whose
     scheme is in ``settings.source_scheme_list`` (an operator's video set must not read ``/etc/passwd`` or
-    ``file:///...``)."""
+    ``file:///...``) and whose host is not internal (SSRF; ``settings.source_allow_networks`` opens addresses).
+    A host that does not resolve now passes: it is checked again, and refused, when the source is opened."""
     dirs = [os.path.normpath(os.path.abspath(d)) for d in settings.source_dir_list]
     for cam in vs.cameras:
         if "://" in cam.source:
@@ -224,6 +227,13 @@ def check_sources(vs: VideoSet, settings) -> None:  # type: ignore[no-untyped-de
                     f"camera {cam.id}: source scheme {scheme!r} is not allowed "
                     f"(SOURCE_SCHEMES: {', '.join(settings.source_scheme_list)})"
                 )
+            try:
+                check_url(cam.source, settings.source_allow_networks)
+            except SourceRefused as exc:
+                raise ValueError(f"camera {cam.id}: {exc}") from None
+            except ValueError as exc:
+                if "does not resolve" not in str(exc):
+                    raise ValueError(f"camera {cam.id}: {exc}") from None
             continue
         # Lexically, not through symlinks: an operator may link media into the directory; a request cannot.
         path = os.path.normpath(os.path.join(os.path.abspath(vs.path.parent), cam.source))

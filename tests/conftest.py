@@ -1,4 +1,5 @@
-"""Shared fixtures: the short demo video set, the test database, and the six services as real processes."""
+"""Shared fixtures: the short demo video set, the test database, and the six services as real processes; ``require``,
+the one gate for a missing prerequisite."""
 
 from __future__ import annotations
 
@@ -87,6 +88,24 @@ def service_channel(addr: str) -> grpc.Channel:
 
 
 DEMO_DIR = REPO / "build" / "demo-test"
+IN_CI = os.environ.get("CI") == "true"
+DATA_HINT = (
+    "put the PETS09-S2L1 files (PETS09-S2L1-gt.txt, PETS09-S2L1-det-sort-frcnn.txt) in SPOTON_DATA_DIR "
+    "(default ../shared/data; README, 'Quick start')"
+)
+
+
+def require(present: object, what: str, install: str) -> None:
+    """Skip the calling test when ``present`` is falsy, saying ``what`` is missing and ``install``, the step that
+    installs it. Under ``CI=true`` (where `.ci/run` installs every prerequisite) fail instead: a broken install
+    must not pass as a skip. The one skip CI allows, a service CI cannot have (a GPU, a real TimescaleDB), is a plain
+    ``pytest.skip`` naming its environment variable."""
+    if present:
+        return
+    message = f"{what} is missing; install: {install}"
+    if IN_CI:
+        pytest.fail(f"{message} (CI=true: a missing prerequisite fails)", pytrace=False)
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
@@ -103,7 +122,29 @@ def database_url() -> str:
                     " AND coalesce((options->>'always_on')::boolean, false)"
                 )
     except psycopg.OperationalError as exc:
-        pytest.fail(f"test database {url} is not reachable: {exc}")
+        # Always a failure (nearly every test needs it): `.ci/run` starts the cluster and creates `test`.
+        pytest.fail(
+            f"test database {url} is not reachable ({exc}); install: apt-get install -y postgresql, then .ci/run "
+            "starts it and creates the database (or set SPOTON_TEST_DATABASE_URL)",
+            pytrace=False,
+        )
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The machine's Redis (127.0.0.1:6379); unreachable is a failure (`.ci/run` starts it)."""
+    import redis
+
+    url = "redis://127.0.0.1:6379/0"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=5).ping()
+    except redis.exceptions.ConnectionError as exc:
+        pytest.fail(
+            f"Redis at {url} is not reachable ({exc}); install: apt-get install -y redis-server, then .ci/run "
+            "starts it",
+            pytrace=False,
+        )
     return url
 
 
@@ -156,8 +197,10 @@ def write_edge_case_sets(directory: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def has_ground_truth() -> bool:
-    return gt_path() is not None
+def ground_truth() -> Path:
+    """The PETS09-S2L1 ground truth file; skips locally without it, fails under CI=true."""
+    require(gt_path(), "the PETS09-S2L1 ground truth", DATA_HINT)
+    return gt_path()
 
 
 class WebhookReceiver:
@@ -197,7 +240,9 @@ def stack(
 ) -> Iterator[Stack]:
     """All six services as local processes on free ports."""
     logs = tmp_path_factory.mktemp("service-logs")
-    s = start_stack(logs, database_url, demo_dir, extra_env={"ALERT_WEBHOOK_URL": webhook.url, **AUTH_ENV})
+    # The test cameras (tests/mjpeg_server.py) listen on loopback, which sources may not reach by default (SSRF).
+    env = {"ALERT_WEBHOOK_URL": webhook.url, "SOURCE_ALLOW_CIDRS": "127.0.0.0/8"}
+    s = start_stack(logs, database_url, demo_dir, extra_env=env | AUTH_ENV)
     yield s
     s.stop()
 

@@ -11,10 +11,10 @@ import cv2
 
 
 class MjpegCamera:
-    """``http://127.0.0.1:{port}/cam.mjpeg`` at ``fps``, looping ``video``; ``stop()`` and ``start()`` again on the
-    same port to simulate a camera that vanishes and comes back."""
+    """``http://{host}:{port}/cam.mjpeg`` at ``fps``, looping ``video``; ``stop()`` and ``start()`` again on the
+    same port to simulate a camera that vanishes and comes back. ``requests`` holds each request's Host header."""
 
-    def __init__(self, video: Path, port: int, fps: float = 20.0, frames: int = 60) -> None:
+    def __init__(self, video: Path, port: int, fps: float = 20.0, frames: int = 60, host: str = "127.0.0.1") -> None:
         cap = cv2.VideoCapture(str(video))
         self.jpegs = []
         while len(self.jpegs) < frames:
@@ -23,19 +23,21 @@ class MjpegCamera:
                 break
             self.jpegs.append(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes())
         cap.release()
-        self.port, self.period = port, 1.0 / fps
+        self.host, self.port, self.period = host, port, 1.0 / fps
         self.served = 0
+        self.requests: list[str] = []
         self._server: ThreadingHTTPServer | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/cam.mjpeg"
+        return f"http://{self.host}:{self.port}/cam.mjpeg"
 
     def start(self) -> None:
         camera = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                camera.requests.append(self.headers.get("Host", ""))
                 self.send_response(200)
                 self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
                 self.end_headers()
@@ -59,7 +61,7 @@ class MjpegCamera:
             def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        server = ThreadingHTTPServer((self.host, self.port), Handler)
         server.daemon_threads = True
         server.allow_reuse_address = True
         self._server = server

@@ -12,6 +12,7 @@ import pytest
 from spoton.launcher import REPO
 from spoton.protogen import generate
 from spoton.v1 import analytics_pb2, detection_pb2, mapping_pb2, reid_pb2, tracking_pb2
+from tests.conftest import require
 
 EXPECTED = {
     (detection_pb2, "DetectionService"): {"Detect", "DetectStream", "GetModelInfo"},
@@ -25,12 +26,15 @@ EXPECTED = {
         "ResetGallery",
         "GetGalleryStats",
         "GetPersonThumbnail",
+        "SearchPersons",
     },
     (tracking_pb2, "TrackingService"): {"Track", "ListTrackers"},
     (mapping_pb2, "MappingService"): {
         "SetCalibration",
         "GetCalibration",
         "ListCalibrations",
+        "ListCalibrationVersions",
+        "RollbackCalibration",
         "FitCalibration",
         "Project",
         "ProjectBoxes",
@@ -71,8 +75,7 @@ def test_generated_stubs_match_protos(tmp_path: Path) -> None:
 
 def test_buf_lint_standard() -> None:
     buf = venv_tool("buf")
-    if buf is None:
-        pytest.skip("buf (PyPI buf-bin) is not installed")
+    require(buf, "buf (PyPI buf-bin)", "pip install -e '.[dev]' (make install)")
     result = subprocess.run([buf, "lint"], cwd=REPO / "protos", capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 

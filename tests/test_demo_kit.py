@@ -13,7 +13,7 @@ from spoton.demo.generate import CAMERAS, camera_homography, foot_floor_error, g
 from spoton.evaluation import ground_truth_from_mot, score_run
 from spoton.videoset import load_video_set
 
-needs_gt = pytest.mark.skipif(gt_path() is None, reason="PETS ground truth not found under SPOTON_DATA_DIR")
+needs_gt = pytest.mark.usefixtures("ground_truth")  # skips locally without it, fails under CI=true
 
 
 def gt_messages(gt, id_of=lambda cam, i: int(i)):  # type: ignore[no-untyped-def]

@@ -75,7 +75,91 @@ def test_a_broken_object_is_refused_by_the_validator(cpu_objects: list[dict]) ->
 
 def test_committed_manifests_match_a_fresh_render() -> None:
     committed = (helmchart.MANIFESTS / "spoton.yaml").read_text()
-    assert committed == helmchart.manifest_text(helmchart.render()), "run `make manifests`"
+    assert committed == helmchart.manifest_text(helmchart.render(helmchart.PLAIN_VALUES)), "run `make manifests`"
+
+
+SECRET_KEYS = ("SERVICE_API_KEY", "ADMIN_API_KEY", "POSTGRES_PASSWORD")
+
+
+def env_of(dep: dict) -> dict[str, dict]:
+    return {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+def test_secrets_are_generated_never_committed(cpu_objects: list[dict]) -> None:
+    """No password or key in the chart or the committed manifests: each is generated at install (kept on upgrades
+    through ``lookup``), given, or in an ``existingSecret``; pods read them from the Secret only."""
+    assert "change-me" not in (helmchart.CHART / "values.yaml").read_text()
+    first = next(o for o in cpu_objects if o["kind"] == "Secret")["stringData"]
+    second = next(o for o in helmchart.objects(helmchart.render()) if o["kind"] == "Secret")["stringData"]
+    for key in SECRET_KEYS:
+        assert len(first[key]) >= 32 and first[key].isalnum() and first[key] != second[key], key
+    assert f":{first['POSTGRES_PASSWORD']}@" in first["DATABASE_URL"]
+    given = {"serviceApiKey": "svc-" + "x" * 30, "adminApiKey": "adm-" + "y" * 30, "timescaledb": {"password": "pw1"}}
+    secret = next(o for o in helmchart.objects(helmchart.render(given)) if o["kind"] == "Secret")["stringData"]
+    assert (secret["SERVICE_API_KEY"], secret["ADMIN_API_KEY"], secret["POSTGRES_PASSWORD"]) == (
+        given["serviceApiKey"],
+        given["adminApiKey"],
+        "pw1",
+    )
+    # The stages know the gateway's service key only; the gateway gets it and the admin bootstrap key as well.
+    for name, dep in of_kind(cpu_objects, "Deployment").items():
+        env = env_of(dep)
+        for var, entry in env.items():
+            if any(w in var for w in ("KEY", "PASSWORD", "DATABASE_URL", "REDIS_URL")):
+                assert "value" not in entry and entry["valueFrom"]["secretKeyRef"]["name"] == "spoton-secrets", var
+        expected = "API_KEYS" if name == "gateway" else "SERVICE_API_KEY"
+        assert env["API_KEYS"]["valueFrom"]["secretKeyRef"]["key"] == expected
+        assert ({"SERVICE_API_KEY", "ADMIN_API_KEY"} <= set(env)) == (name == "gateway")
+    # The committed manifests carry no Secret at all: they name one the operator creates.
+    plain = list(yaml.safe_load_all((helmchart.MANIFESTS / "spoton.yaml").read_text()))
+    assert not [o for o in plain if o and o["kind"] == "Secret"]
+    text = (helmchart.MANIFESTS / "spoton.yaml").read_text()
+    assert first["SERVICE_API_KEY"] not in text and "postgresql://spoton:" not in text.split("\napiVersion", 1)[1]
+
+
+def test_chart_renders_with_tls_and_validates() -> None:
+    on = helmchart.objects(helmchart.render({"tls": {"enabled": True, "secretName": "spoton-certs"}}))
+    helmchart.validate(on)
+    for name, dep in of_kind(on, "Deployment").items():
+        pod = dep["spec"]["template"]["spec"]
+        (c,) = pod["containers"]
+        env = env_of(dep)
+        assert {"name": "tls", "secret": {"secretName": "spoton-certs", "defaultMode": 0o440}} in pod["volumes"]
+        assert {"name": "tls", "mountPath": "/etc/spoton/tls", "readOnly": True} in c["volumeMounts"]
+        # Every pod is a TLS client with its certificate (the gateway's calls, the probes), mutual by default.
+        assert env["GRPC_TLS_CA"]["value"] == "/etc/spoton/tls/ca.crt"
+        assert env["GRPC_TLS_CLIENT_CERT"]["value"] == "/etc/spoton/tls/tls.crt"
+        assert env["GRPC_TLS_CLIENT_KEY"]["value"] == "/etc/spoton/tls/tls.key"
+        if name == "gateway":
+            assert "GRPC_TLS_CERT" not in env and c["readinessProbe"]["httpGet"]["path"] == "/health"
+            continue
+        assert env["GRPC_TLS_CERT"]["value"] == "/etc/spoton/tls/tls.crt"
+        assert env["GRPC_TLS_CLIENT_CA"]["value"] == "/etc/spoton/tls/ca.crt"
+        port = next(p["containerPort"] for p in c["ports"] if p["name"] == "grpc")
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert "grpc" not in c[probe]  # Kubernetes' gRPC probe cannot speak TLS
+            assert c[probe]["exec"]["command"] == ["python", "-m", "spoton.bootstrap.probe", f"localhost:{port}"]
+    one_way = helmchart.objects(helmchart.render({"tls": {"enabled": True, "secretName": "c", "mutual": False}}))
+    for dep in of_kind(one_way, "Deployment").values():
+        assert not {"GRPC_TLS_CLIENT_CA", "GRPC_TLS_CLIENT_CERT", "GRPC_TLS_CLIENT_KEY"} & set(env_of(dep))
+    # cert-manager issues one certificate naming every Service (and localhost for the probes).
+    issuer = {"enabled": True, "issuerRef": {"name": "spoton-ca", "kind": "Issuer"}}
+    cm = helmchart.objects(helmchart.render({"tls": {"enabled": True, "certManager": issuer}}, namespace="cams"))
+    helmchart.validate(cm)
+    (cert,) = [o for o in cm if o["kind"] == "Certificate"]
+    assert cert["spec"]["secretName"] == "spoton-tls" and cert["spec"]["issuerRef"]["name"] == "spoton-ca"
+    assert {"server auth", "client auth"} <= set(cert["spec"]["usages"])
+    for name in SERVICES.values():
+        assert {f"spoton-{name}", f"spoton-{name}.cams.svc", "localhost"} <= set(cert["spec"]["dnsNames"])
+    vols = of_kind(cm, "Deployment")["detection"]["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "tls", "secret": {"secretName": "spoton-tls", "defaultMode": 0o440}} in vols
+    # Off by default: plaintext gRPC probes, no certificate anywhere.
+    off = helmchart.objects(helmchart.render())
+    assert not [o for o in off if o["kind"] == "Certificate"]
+    detection = of_kind(off, "Deployment")["detection"]["spec"]["template"]["spec"]["containers"][0]
+    assert "grpc" in detection["livenessProbe"] and "GRPC_TLS_CA" not in {e["name"] for e in detection["env"]}
+    with pytest.raises(Exception, match=r"tls\.secretName"):
+        helmchart.render({"tls": {"enabled": True}})
 
 
 def test_gpu_profile_puts_detection_and_reid_on_gpu_nodes(gpu_objects: list[dict], cpu_objects: list[dict]) -> None:

@@ -61,25 +61,24 @@ def test_step_messages_have_the_documented_shape(demo_run) -> None:  # type: ign
     assert sum(t["floor"] is not None for t in tracks) / len(tracks) > 0.95
 
 
-def test_scores_against_ground_truth(demo_run, demo_dir, has_ground_truth) -> None:  # type: ignore[no-untyped-def]
-    if not has_ground_truth:
-        pytest.skip("PETS ground truth not found under SPOTON_DATA_DIR")
+def test_scores_against_ground_truth(demo_run, demo_dir, ground_truth) -> None:  # type: ignore[no-untyped-def]
     _, messages, _ = demo_run
     gt = ground_truth_from_mot({c: demo_dir / "gt" / f"{c}.txt" for c in ("cam1", "cam2", "cam3", "cam4")})
     result = score_run(gt, messages)
     print(json.dumps(result, indent=1))
     multi = result["multi_camera"]
-    # Measured on this window (ByteTrack track_thresh 0.4, same-step "busy" rule): multi-camera IDF1 0.72,
-    # same-person precision 0.885 / recall 0.795, floor median 0.20 m. Per-camera ids as global ids score IDF1 < 0.6
-    # and same-person recall 0 (test_demo_kit). (An earlier rule scored 0.99 / 0.98 on this window but worse over
-    # the whole video: bench/identity_eval.py.)
-    assert multi["idf1"] > 0.65
-    assert multi["same_person_precision"] > 0.8 and multi["same_person_recall"] > 0.7
-    assert multi["floor_median_m"] < 0.5
-    assert multi["global_ids"] <= 3 * multi["gt_people"]
+    # Measured on this window (current rule, ByteTrack, INT8 detector on an AMX CPU): multi-camera IDF1 0.730,
+    # same-person precision 0.885 / recall 0.793, 8 global ids for 6 people, floor median 0.205 m (0.201-0.209 per
+    # camera), per-camera recall 0.745-0.875. Before the floors were lowered (commit 5fded94) they were precision
+    # > 0.9 / recall > 0.8, which this rule does not reach: the floors sit at what it measures and go back up with
+    # the identity work. Per-camera ids as global ids score IDF1 < 0.6 and same-person recall 0 (test_demo_kit).
+    assert multi["idf1"] > 0.72
+    assert multi["same_person_precision"] > 0.88 and multi["same_person_recall"] > 0.79
+    assert multi["floor_median_m"] <= 0.25
+    assert multi["global_ids"] <= 2 * multi["gt_people"]
     for cam, s in result["cameras"].items():
-        assert s["recall"] > 0.6, cam
-        assert s["floor_median_m"] <= 0.3, cam  # mapping target; measured 0.16-0.22 m per camera
+        assert s["recall"] > 0.7, cam
+        assert s["floor_median_m"] <= 0.25, cam  # mapping target 0.3 m; measured 0.201-0.209 m
 
 
 def test_history_lands_in_postgres(demo_run, database_url, stack) -> None:  # type: ignore[no-untyped-def]

@@ -1,7 +1,11 @@
-"""ReID embedders: the default MobileNetV2, CLIP-ReID and OSNet checkpoints (built here with the real key layouts,
-since real checkpoints cannot be downloaded), on PyTorch and on ONNX Runtime, and a reid service serving one."""
+"""ReID embedders: the default MobileNetV2, CLIP-ReID, OSNet and Deep SORT checkpoints (built here with the real key
+layouts, since real checkpoints cannot be downloaded), on PyTorch and on ONNX Runtime, and a reid service serving
+one."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -153,3 +157,103 @@ def test_reid_service_serves_a_clip_reid_checkpoint(tmp_path, stack) -> None:  #
             assert info.weights_source == str(path)
     finally:
         stack.kill("reid-clip")
+
+
+def deepsort_checkpoint(path, num_classes: int = 751) -> dict:  # type: ignore[no-untyped-def]
+    """A Deep SORT ReID checkpoint in deep_sort_pytorch's layout (``{"net_dict": …, "acc", "epoch"}``; stem
+    ``conv.*``, four stages of two BasicBlocks, ``classifier.*``), random tensors, as ``ckpt.t7`` is laid out."""
+    g = torch.Generator().manual_seed(1)
+
+    def r(*shape: int, scale: float = 0.1) -> torch.Tensor:
+        return torch.randn(*shape, generator=g) * scale
+
+    def bn(prefix: str, c: int) -> dict:
+        return {
+            f"{prefix}.weight": 1 + r(c),
+            f"{prefix}.bias": r(c),
+            f"{prefix}.running_mean": r(c),
+            f"{prefix}.running_var": 1 + r(c).abs(),
+        }
+
+    sd = {"conv.0.weight": r(64, 3, 3, 3), "conv.0.bias": r(64)} | bn("conv.1", 64)
+    for layer, (c_in, c_out) in enumerate(((64, 64), (64, 128), (128, 256), (256, 512)), start=1):
+        for block in (0, 1):
+            p, cin = f"layer{layer}.{block}", c_in if block == 0 else c_out
+            sd |= {f"{p}.conv1.weight": r(c_out, cin, 3, 3, scale=0.05)} | bn(f"{p}.bn1", c_out)
+            sd |= {f"{p}.conv2.weight": r(c_out, c_out, 3, 3, scale=0.05)} | bn(f"{p}.bn2", c_out)
+            if block == 0 and layer > 1:
+                sd |= {f"{p}.downsample.0.weight": r(c_out, cin, 1, 1)} | bn(f"{p}.downsample.1", c_out)
+    sd |= {"classifier.0.weight": r(256, 512), "classifier.0.bias": r(256)} | bn("classifier.1", 256)
+    sd |= {"classifier.4.weight": r(num_classes, 256), "classifier.4.bias": r(num_classes)}
+    torch.save({"net_dict": sd, "acc": 0.9, "epoch": 40}, path)
+    return sd
+
+
+def reference_deepsort_feature(sd: dict, x: torch.Tensor) -> torch.Tensor:
+    """deep_sort_pytorch's ``Net(reid=True).forward`` written out functionally: stem conv-BN-ReLU-maxpool, the
+    BasicBlocks (stride 2 and a 1x1 projection opening stages 2-4), 8x4 average pool, L2 norm."""
+    F = torch.nn.functional
+
+    def bn(t: torch.Tensor, p: str) -> torch.Tensor:
+        return F.batch_norm(t, sd[f"{p}.running_mean"], sd[f"{p}.running_var"], sd[f"{p}.weight"], sd[f"{p}.bias"])
+
+    t = F.relu(bn(F.conv2d(x, sd["conv.0.weight"], sd["conv.0.bias"], padding=1), "conv.1"))
+    t = F.max_pool2d(t, 3, 2, padding=1)
+    for layer in range(1, 5):
+        for block in (0, 1):
+            p = f"layer{layer}.{block}"
+            stride = 2 if block == 0 and layer > 1 else 1
+            y = F.relu(bn(F.conv2d(t, sd[f"{p}.conv1.weight"], stride=stride, padding=1), f"{p}.bn1"))
+            y = bn(F.conv2d(y, sd[f"{p}.conv2.weight"], padding=1), f"{p}.bn2")
+            if f"{p}.downsample.0.weight" in sd:
+                t = bn(F.conv2d(t, sd[f"{p}.downsample.0.weight"], stride=stride), f"{p}.downsample.1")
+            t = F.relu(t + y)
+    return F.normalize(F.avg_pool2d(t, (8, 4), 1).flatten(1), dim=1)
+
+
+def test_deepsort_checkpoint_loads_strictly_and_onnx_matches_torch(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    sd = deepsort_checkpoint(tmp_path / "ckpt.t7")
+    outs = {}
+    for backend in ("torch", "onnx"):
+        emb = Embedder("deepsort", tmp_path / "ckpt.t7", backend=backend)
+        assert (emb.info.embedding_dim, emb.info.input_wh) == (512, (64, 128))
+        outs[backend] = emb.embed(CROPS)
+    assert emb.info.backend == "onnxruntime" and list((tmp_path / "cache").glob("reid-deepsort-*-64x128.onnx"))
+    with torch.no_grad():
+        ref = reference_deepsort_feature(sd, torch.from_numpy(emb.preprocess(CROPS))).numpy()
+    assert np.abs(outs["torch"] - ref).max() < 1e-5
+    assert np.abs(outs["onnx"] - ref).max() < 1e-4
+    # Batched: one crop alone embeds as it does in a batch.
+    assert np.abs(emb.embed(CROPS[1:2])[0] - outs["onnx"][1]).max() < 1e-5
+
+
+def test_deepsort_refuses_other_checkpoints_and_crop_sizes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    torch.save({"state_dict": {"conv.0.weight": torch.zeros(1)}}, tmp_path / "other.t7")
+    with pytest.raises(ValueError, match="not a Deep SORT ReID checkpoint"):
+        Embedder("deepsort", tmp_path / "other.t7", backend="torch")
+    sd = deepsort_checkpoint(tmp_path / "ckpt.t7")
+    del sd["layer2.0.downsample.0.weight"]
+    torch.save({"net_dict": sd}, tmp_path / "partial.t7")
+    with pytest.raises(RuntimeError, match="Missing key"):
+        Embedder("deepsort", tmp_path / "partial.t7", backend="torch")
+    with pytest.raises(ValueError, match="64x128"):
+        Embedder("deepsort", tmp_path / "ckpt.t7", input_wh=(128, 256), backend="torch")
+    with pytest.raises(FileNotFoundError, match="make weights"):
+        Embedder("deepsort", tmp_path / "absent.t7")
+
+
+def test_the_real_deepsort_checkpoint_loads_when_present() -> None:
+    """``weights/deepsort_ckpt.t7`` as ``make weights`` unpacks it from ``pymot==0.0.5``: 11.5 M parameters, strict
+    load, ONNX Runtime within 1e-4 of PyTorch. (How well it tells people apart: bench/embedder_eval.py.)"""
+    path = Path(embedders.__file__).resolve().parent.parent / "weights" / embedders.DEEPSORT_CHECKPOINT
+    if not path.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{path} is missing: run make weights")
+        pytest.skip(f"{path} is missing (make weights unpacks it)")
+    model = embedders._deepsort(path, (64, 128)).eval()
+    assert sum(p.numel() for p in model.parameters()) == 11_493_743
+    onnx = Embedder("deepsort", path)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(onnx.preprocess(CROPS))).numpy()
+    out = onnx.embed(CROPS)
+    assert out.shape == (3, 512) and np.abs(out - ref).max() < 1e-4

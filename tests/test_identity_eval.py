@@ -7,6 +7,8 @@ identity"), so a change that makes identity worse fails here.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bench.identity_eval import evaluate
@@ -15,27 +17,41 @@ from spoton.launcher import REPO
 
 FRAMES = 300
 DIR = REPO / "build" / "demo-identity-test"
-# Measured on this window (10 people). Default (ByteTrack tracks): IDF1 0.630, same-person P 0.841 / R 0.722,
-# handovers kept 0.794 of 34, 13 global ids. On BoT-SORT tracks: IDF1 0.757, P 0.993 / R 0.935, handovers 0.906,
-# 12 global ids. The rule this work started from scores 0.582 / P 0.770 / R 0.634 here (0.706 on BoT-SORT tracks).
-DEFAULT_FLOORS = {"idf1": 0.60, "precision": 0.81, "recall": 0.69, "handover": 0.76, "max_ids": 15}
-BOTSORT_FLOORS = {"idf1": 0.72, "precision": 0.97, "recall": 0.90, "handover": 0.87, "max_ids": 14}
+
+# Measured on this window (10 people; deterministic: cached detections, in-process rule), current rule. Default
+# (ByteTrack tracks): IDF1 0.6305, same-person P 0.8414 / R 0.7218, handovers kept 0.794 of 34, 13 global ids. On
+# BoT-SORT tracks: IDF1 0.7571, P 0.9933 / R 0.9349, handovers 0.906 of 32, 12 global ids.
+# Before the floors were lowered (commit efa9265) they were: default IDF1 0.63, P 0.82, R 0.80, handovers 0.78,
+# <= 18 ids; BoT-SORT IDF1 0.72, P 0.97, R 0.95, handovers 0.85, <= 15 ids. Each floor is now the current
+# measurement (two decimals) and never below those, except both recalls (0.72 < 0.80, 0.93 < 0.95): the current
+# rule does not reach them, so they sit at its measurement until the identity work raises them.
+DEFAULT_FLOORS = {"idf1": 0.63, "precision": 0.84, "recall": 0.72, "handover": 0.79, "max_ids": 13}
+BOTSORT_FLOORS = {"idf1": 0.75, "precision": 0.99, "recall": 0.93, "handover": 0.90, "max_ids": 12}
+# The tracklet window (reid_svc/tracklets.py) on the same ByteTrack tracks, measured on this window: settled ids
+# IDF1 0.681, P 0.948 / R 0.730, handovers kept 0.794 of 34, 13 global ids; ids as first sent (live) 0.661, P 0.927 /
+# R 0.741, 0.794, 19 global ids (short tracklets get an id of their own until the window joins them). Floors: the
+# measurement cut to two decimals, as above (settled recall one step lower: 0.730 was printed to three decimals).
+WINDOW_SETTLED_FLOORS = {"idf1": 0.68, "precision": 0.94, "recall": 0.72, "handover": 0.79, "max_ids": 13}
+WINDOW_LIVE_FLOORS = {"idf1": 0.66, "precision": 0.92, "recall": 0.74, "handover": 0.79, "max_ids": 19}
 
 
 @pytest.fixture(scope="module")
-def scores(has_ground_truth: bool) -> dict[str, dict]:
-    if not has_ground_truth:
-        pytest.skip("PETS ground truth not found under SPOTON_DATA_DIR")
+def scores(ground_truth: Path) -> dict[str, dict]:
     report = DIR / "report.json"
     if not (report.exists() and f'"frames": {FRAMES},' in report.read_text()):
         generate(DIR, FRAMES)
-    names = ["appearance + floor (default)", "default on BoT-SORT tracks"]
-    return {row["variant"]: row for row in evaluate(DIR, FRAMES, names=names)}
+    names = ["appearance + floor (default)", "default on BoT-SORT tracks", "tracklet window (default)"]
+    return {f"{row['variant']} {row['ids']}": row for row in evaluate(DIR, FRAMES, names=names, bounds=False)}
 
 
 @pytest.mark.parametrize(
     ("variant", "floors"),
-    [("appearance + floor (default)", DEFAULT_FLOORS), ("default on BoT-SORT tracks", BOTSORT_FLOORS)],
+    [
+        ("appearance + floor (default) live", DEFAULT_FLOORS),
+        ("default on BoT-SORT tracks live", BOTSORT_FLOORS),
+        ("tracklet window (default) settled", WINDOW_SETTLED_FLOORS),
+        ("tracklet window (default) live", WINDOW_LIVE_FLOORS),
+    ],
 )
 def test_one_person_one_global_id_across_the_demo_cameras(scores, variant, floors) -> None:  # type: ignore[no-untyped-def]
     d = scores[variant]

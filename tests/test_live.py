@@ -16,13 +16,11 @@ import websockets
 from spoton.launcher import Stack, free_port
 from tests.conftest import AUTH, gwapi
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
 
 @pytest.fixture(scope="module")
-def two_gateways(stack: Stack) -> Iterator[tuple[str, str]]:
-    a = stack.start_gateway("gateway-a", {"REDIS_URL": REDIS_URL})
-    b = stack.start_gateway("gateway-b", {"REDIS_URL": REDIS_URL})
+def two_gateways(stack: Stack, redis_url: str) -> Iterator[tuple[str, str]]:
+    a = stack.start_gateway("gateway-a", {"REDIS_URL": redis_url})
+    b = stack.start_gateway("gateway-b", {"REDIS_URL": redis_url})
     yield a, b
     for key in ("gateway-a", "gateway-b"):
         stack.procs.pop(key).terminate()
@@ -69,7 +67,7 @@ def test_a_session_on_one_gateway_is_served_by_another(two_gateways: tuple[str, 
 def throwaway_redis() -> Iterator[tuple[int, list[subprocess.Popen]]]:
     server = shutil.which("redis-server")
     if server is None:
-        pytest.fail("redis-server is not installed")
+        pytest.fail("redis-server is not installed; install: apt-get install -y redis-server", pytrace=False)
     port = free_port()
     procs: list[subprocess.Popen] = []
 

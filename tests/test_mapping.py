@@ -154,7 +154,15 @@ def test_pg_store_versions_and_yaml_precedence(database_url, tmp_path) -> None: 
     assert [c.camera_id for c in fresh.list(name)] == ["c1"]
 
 
-def test_gateway_calibration_endpoints(stack) -> None:  # type: ignore[no-untyped-def]
+def forget_calibrations(database_url: str, video_set: str, camera_id: str) -> None:
+    """Delete every stored calibration of one camera (the test database outlives a run)."""
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        conn.execute("DELETE FROM calibrations WHERE video_set = %s AND camera_id = %s", (video_set, camera_id))
+
+
+def test_gateway_calibration_endpoints(stack, database_url) -> None:  # type: ignore[no-untyped-def]
     import cv2
 
     base = f"{stack.gateway_url}/api/v1/video-sets/demo/cameras/cam2/calibration"
@@ -176,15 +184,134 @@ def test_gateway_calibration_endpoints(stack) -> None:  # type: ignore[no-untype
     assert bad.status_code == 400 and "4" in bad.json()["error"]["message"]
     unknown = gwapi.get(f"{stack.gateway_url}/api/v1/video-sets/demo/cameras/nope/calibration", timeout=10)
     assert unknown.status_code == 404
-    empty = gwapi.get(f"{stack.gateway_url}/api/v1/video-sets/empty/cameras/blank/calibration", timeout=10)
-    assert empty.status_code in (200, 409)  # 409 until someone calibrates it (the PUT below may have run before)
-    put = gwapi.put(
-        f"{stack.gateway_url}/api/v1/video-sets/empty/cameras/blank/calibration", json={"points": pairs}, timeout=10
+    # The empty set's camera has no homography in its YAML: uncalibrated until the PUT below (which an earlier run
+    # of this test stored in the same database, so it is forgotten first and again at the end).
+    blank = f"{stack.gateway_url}/api/v1/video-sets/empty/cameras/blank/calibration"
+    forget_calibrations(database_url, "empty", "blank")
+    try:
+        empty = gwapi.get(blank, timeout=10)
+        # Measured: 409 failed_precondition "camera 'blank' of video set 'empty' has no calibration".
+        assert empty.status_code == 409 and empty.json()["error"]["code"] == "failed_precondition", empty.text
+        put = gwapi.put(blank, json={"points": pairs}, timeout=10)
+        assert put.status_code == 200 and put.json()["calibration"]["source"] == "api"
+        got = gwapi.get(blank, timeout=10)
+        assert got.status_code == 200 and got.json()["source"] == "api" and len(got.json()["homography"]) == 3
+        nan = gwapi.put(blank, json={"homography": [[0, 0, 0], [0, 0, 0], [0, 0, 0]]}, timeout=10)
+        assert nan.status_code == 400
+    finally:
+        forget_calibrations(database_url, "empty", "blank")
+
+
+def _check_versions_and_rollback(store, name: str) -> None:  # type: ignore[no-untyped-def]
+    """Shared by the memory and PostgreSQL stores: every version kept, rollback appends a copy, errors are typed."""
+    from mapping_svc.calibrations import build_calibration
+    from spoton.bootstrap.errors import NotFoundError, PreconditionError
+
+    first = store.put(build_calibration(name, "c1", np.array(IMAGE, float), floor_of(IMAGE)))
+    shifted = floor_of(IMAGE) + np.array([1.0, 0.5])
+    second = store.put(build_calibration(name, "c1", np.array(IMAGE, float), shifted))
+    assert (first.version, second.version) == (1, 2) and second.created_ns >= first.created_ns > 0
+    assert store.get(name, "c1").version == 2
+    np.testing.assert_allclose(store.get(name, "c1", 1).homography, first.homography)
+    back = store.rollback(name, "c1", 1)
+    assert (back.version, back.source, back.restored_from) == (3, "rollback", 1)
+    np.testing.assert_allclose(back.homography, first.homography)
+    np.testing.assert_allclose(back.points_floor, floor_of(IMAGE))
+    assert store.rollback(name, "c1", 1).version == 3  # already current: nothing stored
+    assert store.rollback(name, "c1", 3).version == 3
+    history = store.versions(name, "c1")
+    assert [(c.version, c.source, c.restored_from) for c in history] == [
+        (1, "api", 0),
+        (2, "api", 0),
+        (3, "rollback", 1),
+    ]
+    np.testing.assert_allclose(history[1].points_floor, shifted)  # the rolled-back-from version is untouched
+    assert store.get(name, "c1").version == 3
+    with pytest.raises(NotFoundError, match="version 9"):
+        store.get(name, "c1", 9)
+    with pytest.raises(NotFoundError):
+        store.rollback(name, "c1", 9)
+    with pytest.raises(ValueError, match=">= 0"):
+        store.get(name, "c1", -1)
+    with pytest.raises(ValueError, match=">= 1"):
+        store.rollback(name, "c1", 0)
+    with pytest.raises(PreconditionError):
+        store.get(name, "never")
+    assert store.versions(name, "never") == []
+
+
+def test_memory_store_versions_and_rollback() -> None:
+    from mapping_svc.calibrations import MemoryCalibrationStore
+
+    _check_versions_and_rollback(MemoryCalibrationStore(), "mem")
+
+
+def test_pg_store_versions_and_rollback(database_url) -> None:  # type: ignore[no-untyped-def]
+    import uuid
+
+    from mapping_svc.calibrations import PgCalibrationStore
+    from spoton.db import apply_migrations
+    from spoton.launcher import REPO
+
+    apply_migrations(database_url, REPO / "mapping_svc" / "migrations", "mapping")
+    name = f"vs-{uuid.uuid4().hex[:8]}"
+    try:
+        _check_versions_and_rollback(PgCalibrationStore(database_url), name)
+    finally:
+        forget_calibrations(database_url, name, "c1")
+
+
+def test_calibration_versions_over_grpc(channel_to) -> None:  # type: ignore[no-untyped-def]
+    import uuid
+
+    stub = mapping_pb2_grpc.MappingServiceStub(channel_to("mapping"))
+    name = f"t-ver-{uuid.uuid4().hex[:6]}"
+    for floor in (floor_of(IMAGE), floor_of(IMAGE) + np.array([2.0, 0.0])):
+        cal = mapping_pb2.Calibration(video_set=name, camera_id="c1", points=_pairs(IMAGE, floor))
+        stub.SetCalibration(mapping_pb2.SetCalibrationRequest(calibration=cal), timeout=5)
+    listed = stub.ListCalibrationVersions(
+        mapping_pb2.ListCalibrationVersionsRequest(video_set=name, camera_id="c1"), timeout=5
+    ).calibrations
+    assert [c.version for c in listed] == [1, 2] and all(c.created_ns > 0 and c.source == "api" for c in listed)
+    old = stub.GetCalibration(mapping_pb2.GetCalibrationRequest(video_set=name, camera_id="c1", version=1), timeout=5)
+    assert list(old.calibration.homography) == list(listed[0].homography)
+    back = stub.RollbackCalibration(
+        mapping_pb2.RollbackCalibrationRequest(video_set=name, camera_id="c1", version=1), timeout=5
+    ).calibration
+    assert (back.version, back.source, back.restored_from) == (3, "rollback", 1)
+    # Projection follows the rolled-back calibration at once (the servicer drops its cached geometry).
+    out = stub.Project(
+        mapping_pb2.ProjectRequest(video_set=name, camera_id="c1", points=[common_pb2.Point2(x=384, y=400)]), timeout=5
     )
-    assert put.status_code == 200 and put.json()["calibration"]["source"] == "api"
-    nan = gwapi.put(
-        f"{stack.gateway_url}/api/v1/video-sets/empty/cameras/blank/calibration",
-        json={"homography": [[0, 0, 0], [0, 0, 0], [0, 0, 0]]},
-        timeout=10,
+    expected = floor_of([(384, 400)])[0]
+    assert abs(out.points[0].floor.x_m - expected[0]) < 1e-3 and abs(out.points[0].floor.y_m - expected[1]) < 1e-3
+    for call, request, code in (
+        (
+            stub.GetCalibration,
+            mapping_pb2.GetCalibrationRequest(video_set=name, camera_id="c1", version=7),
+            "NOT_FOUND",
+        ),
+        (stub.GetCalibration, mapping_pb2.GetCalibrationRequest(video_set=name, camera_id="c1", version=-1), "INVALID"),
+        (
+            stub.RollbackCalibration,
+            mapping_pb2.RollbackCalibrationRequest(video_set=name, camera_id="c1", version=7),
+            "NOT_FOUND",
+        ),
+        (
+            stub.RollbackCalibration,
+            mapping_pb2.RollbackCalibrationRequest(video_set=name, camera_id="zz", version=1),
+            "NOT_FOUND",
+        ),
+        (stub.RollbackCalibration, mapping_pb2.RollbackCalibrationRequest(video_set=name, camera_id="c1"), "INVALID"),
+        (stub.ListCalibrationVersions, mapping_pb2.ListCalibrationVersionsRequest(video_set=name), "INVALID"),
+    ):
+        with pytest.raises(grpc.RpcError) as err:
+            call(request, timeout=5)
+        assert err.value.code().name.startswith(code), (request, err.value.code())
+    fit = stub.FitCalibration(
+        mapping_pb2.FitCalibrationRequest(points=_pairs(IMAGE, [*floor_of(IMAGE)[:4], [40.0, 40.0]])), timeout=5
     )
-    assert nan.status_code == 400
+    # Measured: the wrong fifth floor point is a RANSAC outlier, tens of metres off; the other four fit exactly.
+    assert (
+        max(fit.point_errors_m[:4]) < 1e-3 and fit.point_errors_m[4] > 5 and list(fit.inliers) == [True] * 4 + [False]
+    )

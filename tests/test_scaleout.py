@@ -14,7 +14,7 @@ import psycopg
 import pytest
 import websockets
 
-from gateway.pipeline import TRACK_ID_EPOCH
+from gateway.requests import TRACK_ID_EPOCH
 from spoton.bootstrap.client import sync_channel
 from spoton.bootstrap.replicas import ReplicaRing, resolve
 from spoton.launcher import SERVICES, Stack, start_stack
@@ -143,8 +143,19 @@ def test_session_survives_a_lost_tracking_replica_and_a_restarted_detector(scale
     assert time.monotonic() - t0 < 240
 
 
-async def follow_and_kill(stack: Stack, sid: str, plan: dict[int, str], restart: set[str]) -> list[dict]:
-    """Record the session; at each planned step SIGKILL that process, and start it again if it is in ``restart``."""
+def restart(stack: Stack, key: str) -> None:
+    """Start process ``key`` again on its ports (a replica such as ``reid-2`` is a second process of ``reid``)."""
+    name = key.split("-")[0]
+    ports = {
+        f"{name.upper()}_SVC_PORT": str(stack.ports[key]),
+        f"{name.upper()}_SVC_METRICS_PORT": str(stack.metrics_ports[key]),
+    }
+    stack.start_service(name, key, {} if key == name else ports)
+
+
+async def follow_and_kill(stack: Stack, sid: str, plan: dict[int, str], restart_keys: set[str]) -> list[dict]:
+    """Record the session; at each planned step SIGKILL that process, and start it again if it is in
+    ``restart_keys``."""
     messages: list[dict] = []
     url = f"ws://127.0.0.1:{stack.gateway_port}/ws/tracking/{sid}"
     async with websockets.connect(url, max_size=None, additional_headers=AUTH) as ws:
@@ -156,26 +167,32 @@ async def follow_and_kill(stack: Stack, sid: str, plan: dict[int, str], restart:
             victim = plan.pop(msg["step"], None)
             if victim:
                 stack.kill(victim)
-                if victim in restart:
-                    stack.start_service(victim)
+                if victim in restart_keys:
+                    restart(stack, victim)
     return messages
 
 
 def test_gallery_moves_to_another_reid_replica_and_mapping_restarts(scaled: Stack, database_url: str) -> None:
-    """The reid replica holding the session's gallery dies for good: the session's Associate stream moves to the
-    other replica, which resumes the stored gallery (the same people keep their global IDs). Then mapping is
-    SIGKILLed and restarted."""
+    """The reid replica holding the session's gallery dies for good (step 12): the session's Associate stream moves
+    to the other replica, which resumes the stored gallery (the same people keep their global IDs). Then that
+    replica, by now serving both reid streams (Embed and Associate), is SIGKILLed and restarted (step 30), and
+    mapping too (step 40)."""
     body = {"video_set": "demo", "options": {"max_steps": STEPS}}
     sid = gwapi.post(f"{scaled.gateway_url}/api/v1/sessions/", json=body, timeout=30).json()["session_id"]
     replicas = {scaled.addr("reid"): "reid", f"127.0.0.1:{scaled.ports['reid-2']}": "reid-2"}
     owner = replicas[ReplicaRing(list(replicas)).owner(sid)]
-    messages = asyncio.run(follow_and_kill(scaled, sid, {12: owner, 40: "mapping"}, restart={"mapping"}))
+    survivor = next(k for k in replicas.values() if k != owner)
+    plan = {12: owner, 30: survivor, 40: "mapping"}
+    messages = asyncio.run(follow_and_kill(scaled, sid, plan, restart_keys={survivor, "mapping"}))
     summary = gwapi.get(f"{scaled.gateway_url}/api/v1/sessions/{sid}", timeout=10).json()
     assert messages[-1]["status"] == "finished", (messages[-1], summary)
     steps = [m for m in messages if m["type"] == "step"]
     assert [m["step"] for m in steps] == list(range(1, STEPS + 1))
     reconnects = summary["reconnects"]
-    assert reconnects.get("associate", 0) >= 1 and reconnects.get("project", 0) >= 1, reconnects
+    # Embed's stream ran on one of the two replicas, so it broke by step 30 at the latest; Associate broke twice.
+    # Measured: embed 2, associate 2, project 1.
+    assert reconnects.get("embed", 0) >= 1 and reconnects.get("associate", 0) >= 2, reconnects
+    assert reconnects.get("project", 0) >= 1, reconnects
 
     def gid_of(m: dict) -> dict[tuple[str, int], int]:
         return {(c, t["track_id"]): t["global_id"] for c, body in m["cameras"].items() for t in body["tracks"]}
@@ -186,7 +203,8 @@ def test_gallery_moves_to_another_reid_replica_and_mapping_restarts(scaled: Stac
     assert sum(before[k] == after[k] for k in kept) >= 0.8 * len(kept), (before, after)  # resumed, not restarted
     earlier = {g for m in steps[:12] for g in gid_of(m).values()}
     newer = {g for m in steps[20:] for g in gid_of(m).values()} - earlier
-    assert not newer or min(newer) > max(earlier)  # no global ID is ever reused
+    # No global ID is ever reused; people do enter after step 20 (measured: 1-4 before step 12, 5-9 after step 20).
+    assert newer and min(newer) > max(earlier), (earlier, newer)
     assert any(t["floor"] for m in steps[50:] for c in m["cameras"].values() for t in c["tracks"])  # mapping is back
     emitted = sum(len(c["tracks"]) for m in steps for c in m["cameras"].values())
     deadline = time.monotonic() + 20

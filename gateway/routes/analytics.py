@@ -13,14 +13,12 @@ from google.protobuf.message import Message
 
 from gateway.deps import GatewayDep, Span
 from gateway.errors import ApiError
-from gateway.pipeline import iso as iso_ns
 from gateway.render import render_heatmap
 from gateway.state import Gateway
+from spoton.timeutil import ns_to_iso
 from spoton.v1 import analytics_pb2
 
 router = APIRouter(prefix="/api/v1/analytics")
-
-__all__ = ["iso_ns", "router"]
 
 
 async def analytics_call(gw: Gateway, method: str, request: Message) -> dict:
@@ -36,7 +34,7 @@ def as_int_ns(d: dict) -> dict:
     for key in ("start_ns", "timestamp_ns", "first_ns", "last_ns"):
         if key in d:
             d[key] = int(d[key])
-            d[key.replace("_ns", "")] = iso_ns(d[key]) if d[key] else None
+            d[key.replace("_ns", "")] = ns_to_iso(d[key]) if d[key] else None
     for v in d.values():
         for item in v if isinstance(v, list) else []:
             if isinstance(item, dict):

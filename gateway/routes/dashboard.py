@@ -1,4 +1,5 @@
-"""The live dashboard page (static HTML + JS, open without a key: it asks for one itself)."""
+"""The operator's pages (static HTML + JS, open without a key: each asks for one itself): the live dashboard and
+the calibration page."""
 
 from __future__ import annotations
 
@@ -18,3 +19,9 @@ async def dashboard() -> Response:
     if not page.exists():
         raise HTTPException(404, "dashboard not built")
     return FileResponse(page)
+
+
+@router.get("/calibrate.html", include_in_schema=False)
+async def calibrate() -> Response:
+    """Calibrate a camera: click image and floor points, see the fit, save a version, roll back."""
+    return FileResponse(STATIC / "calibrate.html")

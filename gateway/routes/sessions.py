@@ -68,7 +68,7 @@ async def create_session(body: SessionCreate, gw: GatewayDep) -> dict:
     if running >= settings.max_concurrent_sessions:
         raise ApiError(429, "too_many_sessions", f"at most {settings.max_concurrent_sessions} sessions at once")
     options = body.options.model_dump(exclude_defaults=True)
-    check_sources(vs, settings)
+    await asyncio.to_thread(check_sources, vs, settings)  # resolves source hosts (DNS): off the event loop
     session = Session(vs, cameras, options, settings, gw.clients, gw.history, gw.live)
     await gw.store.record_session(session)
     if gw.live is not None:

@@ -13,6 +13,8 @@ from gateway.deps import Admin, GatewayDep
 from gateway.errors import ApiError
 from gateway.routes.calibration import pairs_proto
 from gateway.state import Gateway
+from spoton.bootstrap.errors import NotFoundError
+from spoton.sourceurl import restore_credentials
 from spoton.v1 import common_pb2, mapping_pb2
 from spoton.videoset import VideoSet
 
@@ -46,6 +48,17 @@ async def replace_video_set(name: str, body: VideoSetDoc, gw: GatewayDep) -> dic
     if body.root.get("name", name) != name:
         raise ApiError(400, "invalid_argument", "the body's name must match the path")
     doc = {**body.root, "name": name}
+    try:
+        stored = {cam.id: cam.source for cam in (await gw.video_set(name)).cameras}
+    except NotFoundError:
+        stored = {}
+    # A client sends back what it read: redacted credentials (``***``) mean "keep the stored ones".
+    doc["cameras"] = [
+        {**cam, "source": restore_credentials(cam["source"], stored[cam["id"]])}
+        if isinstance(cam, dict) and isinstance(cam.get("source"), str) and cam.get("id") in stored
+        else cam
+        for cam in doc.get("cameras") or []
+    ]
     vs = await checked_video_set(gw, doc)
     if not await gw.store.update_video_set(vs.name, doc):
         raise ApiError(404, "not_found", f"unknown video set {vs.name!r}")
@@ -91,7 +104,7 @@ async def refuse_yaml_name(gw: Gateway, name: str) -> None:
 
 async def checked_video_set(gw: Gateway, doc: dict) -> VideoSet:
     """The document as a video set, its sources checked, its name not one of a YAML file."""
-    vs = gw.parse_and_check(doc)
+    vs = await asyncio.to_thread(gw.parse_and_check, doc)  # resolves source hosts (DNS): off the event loop
     await refuse_yaml_name(gw, vs.name)
     return vs
 

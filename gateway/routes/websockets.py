@@ -10,7 +10,6 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from redis.exceptions import RedisError
 
 from gateway.deps import GatewayDep
-from gateway.pipeline import Session
 from gateway.state import Gateway
 
 router = APIRouter(prefix="/ws")
@@ -43,7 +42,7 @@ async def relay(gw: Gateway, websocket: WebSocket, session_id: str, events: bool
     queue = session.subscribe(events=events)
     try:
         if session.done.is_set():
-            await websocket.send_json(ended_message(session))
+            await websocket.send_json(session.ended_message())
             return
         while True:
             message = await queue.get()
@@ -74,17 +73,6 @@ async def relay_remote(gw: Gateway, websocket: WebSocket, session_id: str, event
     finally:
         with contextlib.suppress(RuntimeError):
             await websocket.close()
-
-
-def ended_message(session: Session) -> dict:
-    """What a client joining an ended session gets."""
-    return {
-        "type": "session_ended",
-        "session_id": session.id,
-        "status": session.status,
-        "steps": session.steps,
-        "error": session.last_error,
-    }
 
 
 def filter_person(message: dict, global_id: int) -> dict:

@@ -1,4 +1,5 @@
-"""Structured logs: JSON lines in containers, readable lines in a terminal."""
+"""Structured logs: JSON lines in containers, readable lines in a terminal; credentials in URLs written as
+``***`` in every line (``spoton.sourceurl.redact_text``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import json
 import logging
 import sys
 import time
+
+from spoton.sourceurl import redact_text
 
 
 class JsonFormatter(logging.Formatter):
@@ -19,7 +22,7 @@ class JsonFormatter(logging.Formatter):
         entry.update(getattr(record, "fields", {}))
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return redact_text(json.dumps(entry, default=str))
 
 
 class TextFormatter(logging.Formatter):
@@ -30,7 +33,7 @@ class TextFormatter(logging.Formatter):
         text = f"{base} {extra}".rstrip()
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
-        return text
+        return redact_text(text)
 
 
 def configure_logging(service: str, level: str = "INFO", json_lines: bool | None = None) -> logging.Logger:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from spoton.v1 import common_pb2 as spoton_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17spoton/v1/mapping.proto\x12\tspoton.v1\x1a\x16spoton/v1/common.proto\"S\n\tPointPair\x12 \n\x05image\x18\x01 \x01(\x0b\x32\x11.spoton.v1.Point2\x12$\n\x05\x66loor\x18\x02 \x01(\x0b\x32\x15.spoton.v1.FloorPoint\"=\n\x0eLensDistortion\x12\x15\n\rcamera_matrix\x18\x01 \x03(\x01\x12\x14\n\x0c\x63oefficients\x18\x02 \x03(\x01\"\x86\x02\n\x0b\x43\x61libration\x12\x11\n\tvideo_set\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\x12$\n\x06points\x18\x03 \x03(\x0b\x32\x14.spoton.v1.PointPair\x12\x12\n\nhomography\x18\x04 \x03(\x01\x12-\n\ndistortion\x18\x05 \x01(\x0b\x32\x19.spoton.v1.LensDistortion\x12)\n\x0e\x66oot_offset_px\x18\x06 \x01(\x0b\x32\x11.spoton.v1.Point2\x12\x0f\n\x07version\x18\x07 \x01(\x05\x12\x1c\n\x14reprojection_error_m\x18\x08 \x01(\x01\x12\x0e\n\x06source\x18\t \x01(\t\"D\n\x15SetCalibrationRequest\x12+\n\x0b\x63\x61libration\x18\x01 \x01(\x0b\x32\x16.spoton.v1.Calibration\"c\n\x16SetCalibrationResponse\x12+\n\x0b\x63\x61libration\x18\x01 \x01(\x0b\x32\x16.spoton.v1.Calibration\x12\x1c\n\x14reprojection_error_m\x18\x02 \x01(\x01\"=\n\x15GetCalibrationRequest\x12\x11\n\tvideo_set\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\"E\n\x16GetCalibrationResponse\x12+\n\x0b\x63\x61libration\x18\x01 \x01(\x0b\x32\x16.spoton.v1.Calibration\",\n\x17ListCalibrationsRequest\x12\x11\n\tvideo_set\x18\x01 \x01(\t\"H\n\x18ListCalibrationsResponse\x12,\n\x0c\x63\x61librations\x18\x01 \x03(\x0b\x32\x16.spoton.v1.Calibration\"l\n\x15\x46itCalibrationRequest\x12$\n\x06points\x18\x01 \x03(\x0b\x32\x14.spoton.v1.PointPair\x12-\n\ndistortion\x18\x02 \x01(\x0b\x32\x19.spoton.v1.LensDistortion\"[\n\x16\x46itCalibrationResponse\x12\x12\n\nhomography\x18\x01 \x03(\x01\x12\x1c\n\x14reprojection_error_m\x18\x02 \x01(\x01\x12\x0f\n\x07inliers\x18\x03 \x03(\x08\"E\n\x0eProjectedPoint\x12$\n\x05\x66loor\x18\x01 \x01(\x0b\x32\x15.spoton.v1.FloorPoint\x12\r\n\x05valid\x18\x02 \x01(\x08\"Y\n\x0eProjectRequest\x12\x11\n\tvideo_set\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\x12!\n\x06points\x18\x03 \x03(\x0b\x32\x11.spoton.v1.Point2\"<\n\x0fProjectResponse\x12)\n\x06points\x18\x01 \x03(\x0b\x32\x19.spoton.v1.ProjectedPoint\"[\n\x13ProjectBoxesRequest\x12\x11\n\tvideo_set\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\x12\x1e\n\x05\x62oxes\x18\x03 \x03(\x0b\x32\x0f.spoton.v1.BBox\"A\n\x14ProjectBoxesResponse\x12)\n\x06points\x18\x01 \x03(\x0b\x32\x19.spoton.v1.ProjectedPoint\"@\n\x0b\x43\x61meraBoxes\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x1e\n\x05\x62oxes\x18\x02 \x03(\x0b\x32\x0f.spoton.v1.BBox\"Q\n\x11\x43\x61meraFloorPoints\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12)\n\x06points\x18\x02 \x03(\x0b\x32\x19.spoton.v1.ProjectedPoint\"`\n\x14ProjectStreamRequest\x12\x0c\n\x04step\x18\x01 \x01(\x03\x12\x11\n\tvideo_set\x18\x02 \x01(\t\x12\'\n\x07\x63\x61meras\x18\x03 \x03(\x0b\x32\x16.spoton.v1.CameraBoxes\"T\n\x15ProjectStreamResponse\x12\x0c\n\x04step\x18\x01 \x01(\x03\x12-\n\x07\x63\x61meras\x18\x02 \x03(\x0b\x32\x1c.spoton.v1.CameraFloorPoints2\xdd\x04\n\x0eMappingService\x12U\n\x0eSetCalibration\x12 .spoton.v1.SetCalibrationRequest\x1a!.spoton.v1.SetCalibrationResponse\x12U\n\x0eGetCalibration\x12 .spoton.v1.GetCalibrationRequest\x1a!.spoton.v1.GetCalibrationResponse\x12[\n\x10ListCalibrations\x12\".spoton.v1.ListCalibrationsRequest\x1a#.spoton.v1.ListCalibrationsResponse\x12U\n\x0e\x46itCalibration\x12 .spoton.v1.FitCalibrationRequest\x1a!.spoton.v1.FitCalibrationResponse\x12@\n\x07Project\x12\x19.spoton.v1.ProjectRequest\x1a\x1a.spoton.v1.ProjectResponse\x12O\n\x0cProjectBoxes\x12\x1e.spoton.v1.ProjectBoxesRequest\x1a\x1f.spoton.v1.ProjectBoxesResponse\x12V\n\rProjectStream\x12\x1f.spoton.v1.ProjectStreamRequest\x1a .spoton.v1.ProjectStreamResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17spoton/v1/mapping.proto\x12\tspoton.v1\x1a\x16spoton/v1/common.proto\"S\n\tPointPair\x12 \n\x05image\x18\x01 \x01(\x0b\x32\x11.spoton.v1.Point2\x12$\n\x05\x66loor\x18\x02 \x01(\x0b\x32\x15.spoton.v1.FloorPoint\"=\n\x0eLensDistortion\x12\x15\n\rcamera_matrix\x18\x01 \x03(\x01\x12\x14\n\x0c\x63oefficients\x18\x02 \x03(\x01\"\xb1\x02\n\x0b\x43\x61libration\x12\x11\n\tvideo_set\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\x12$\n\x06points\x18\x03 \x03(\x0b\x32\x14.spoton.v1.PointPair\x12\x12\n\nhomography\x18\x04 \x03(\x01\x12-\n\ndistortion\x18\x05 \x01(\x0b\x32\x19.spoton.v1.LensDistortion\x12)\n\x0e\x66oot_offset_px\x18\x06 \x01(\x0b\x32\x11.spoton.v1.Point2\x12\x0f\n\x07version\x18\x07 \x01(\x05\x12\x1c\n\x14reprojection_error_m\x18\x08 \x01(\x01\x12\x0e\n\x06source\x18\t \x01(\t\x12\x12\n\ncreated_ns\x18\n \x01(\x03\x12\x15\n\rrestored_from\x18\x0b \x01(\x05\"D\n\x15SetCalibrationRequest\x12+\n\x0b\x63\x61libration\x18\x01 \x01(\x0b\x32\x16.spoton.v1.Calibration\"c\n\x16SetCalibrationResponse\x12+\n\x0b\x63\x61libration\x18\x01 \x01(\x0b\x32\x16.spoton.v1.Calibration\x12\x1c\n\x14reprojection_error_m\x18\x02 \x01(\x01\"N\n\x15GetCalibrationRequest\x12\x11\n\tvideo_set\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\"E\n\x16GetCalibrationResponse\x12+\n\x0b\x63\x61libration\x18\x01 \x01(\x0b\x32\x16.spoton.v1.Calibration\",\n\x17ListCalibrationsRequest\x12\x11\n\tvideo_set\x18\x01 \x01(\t\"H\n\x18ListCalibrationsResponse\x12,\n\x0c\x63\x61librations\x18\x01 \x03(\x0b\x32\x16.spoton.v1.Calibration\"F\n\x1eListCalibrationVersionsRequest\x12\x11\n\tvideo_set\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\"O\n\x1fListCalibrationVersionsResponse\x12,\n\x0c\x63\x61librations\x18\x01 \x03(\x0b\x32\x16.spoton.v1.Calibration\"S\n\x1aRollbackCalibrationRequest\x12\x11\n\tvideo_set\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x05\"J\n\x1bRollbackCalibrationResponse\x12+\n\x0b\x63\x61libration\x18\x01 \x01(\x0b\x32\x16.spoton.v1.Calibration\"l\n\x15\x46itCalibrationRequest\x12$\n\x06points\x18\x01 \x03(\x0b\x32\x14.spoton.v1.PointPair\x12-\n\ndistortion\x18\x02 \x01(\x0b\x32\x19.spoton.v1.LensDistortion\"s\n\x16\x46itCalibrationResponse\x12\x12\n\nhomography\x18\x01 \x03(\x01\x12\x1c\n\x14reprojection_error_m\x18\x02 \x01(\x01\x12\x0f\n\x07inliers\x18\x03 \x03(\x08\x12\x16\n\x0epoint_errors_m\x18\x04 \x03(\x01\"E\n\x0eProjectedPoint\x12$\n\x05\x66loor\x18\x01 \x01(\x0b\x32\x15.spoton.v1.FloorPoint\x12\r\n\x05valid\x18\x02 \x01(\x08\"Y\n\x0eProjectRequest\x12\x11\n\tvideo_set\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\x12!\n\x06points\x18\x03 \x03(\x0b\x32\x11.spoton.v1.Point2\"<\n\x0fProjectResponse\x12)\n\x06points\x18\x01 \x03(\x0b\x32\x19.spoton.v1.ProjectedPoint\"[\n\x13ProjectBoxesRequest\x12\x11\n\tvideo_set\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\x12\x1e\n\x05\x62oxes\x18\x03 \x03(\x0b\x32\x0f.spoton.v1.BBox\"A\n\x14ProjectBoxesResponse\x12)\n\x06points\x18\x01 \x03(\x0b\x32\x19.spoton.v1.ProjectedPoint\"@\n\x0b\x43\x61meraBoxes\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x1e\n\x05\x62oxes\x18\x02 \x03(\x0b\x32\x0f.spoton.v1.BBox\"Q\n\x11\x43\x61meraFloorPoints\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12)\n\x06points\x18\x02 \x03(\x0b\x32\x19.spoton.v1.ProjectedPoint\"`\n\x14ProjectStreamRequest\x12\x0c\n\x04step\x18\x01 \x01(\x03\x12\x11\n\tvideo_set\x18\x02 \x01(\t\x12\'\n\x07\x63\x61meras\x18\x03 \x03(\x0b\x32\x16.spoton.v1.CameraBoxes\"T\n\x15ProjectStreamResponse\x12\x0c\n\x04step\x18\x01 \x01(\x03\x12-\n\x07\x63\x61meras\x18\x02 \x03(\x0b\x32\x1c.spoton.v1.CameraFloorPoints2\xb5\x06\n\x0eMappingService\x12U\n\x0eSetCalibration\x12 .spoton.v1.SetCalibrationRequest\x1a!.spoton.v1.SetCalibrationResponse\x12U\n\x0eGetCalibration\x12 .spoton.v1.GetCalibrationRequest\x1a!.spoton.v1.GetCalibrationResponse\x12[\n\x10ListCalibrations\x12\".spoton.v1.ListCalibrationsRequest\x1a#.spoton.v1.ListCalibrationsResponse\x12p\n\x17ListCalibrationVersions\x12).spoton.v1.ListCalibrationVersionsRequest\x1a*.spoton.v1.ListCalibrationVersionsResponse\x12\x64\n\x13RollbackCalibration\x12%.spoton.v1.RollbackCalibrationRequest\x1a&.spoton.v1.RollbackCalibrationResponse\x12U\n\x0e\x46itCalibration\x12 .spoton.v1.FitCalibrationRequest\x1a!.spoton.v1.FitCalibrationResponse\x12@\n\x07Project\x12\x19.spoton.v1.ProjectRequest\x1a\x1a.spoton.v1.ProjectResponse\x12O\n\x0cProjectBoxes\x12\x1e.spoton.v1.ProjectBoxesRequest\x1a\x1f.spoton.v1.ProjectBoxesResponse\x12V\n\rProjectStream\x12\x1f.spoton.v1.ProjectStreamRequest\x1a .spoton.v1.ProjectStreamResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,41 +37,49 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LENSDISTORTION']._serialized_start=147
   _globals['_LENSDISTORTION']._serialized_end=208
   _globals['_CALIBRATION']._serialized_start=211
-  _globals['_CALIBRATION']._serialized_end=473
-  _globals['_SETCALIBRATIONREQUEST']._serialized_start=475
-  _globals['_SETCALIBRATIONREQUEST']._serialized_end=543
-  _globals['_SETCALIBRATIONRESPONSE']._serialized_start=545
-  _globals['_SETCALIBRATIONRESPONSE']._serialized_end=644
-  _globals['_GETCALIBRATIONREQUEST']._serialized_start=646
-  _globals['_GETCALIBRATIONREQUEST']._serialized_end=707
-  _globals['_GETCALIBRATIONRESPONSE']._serialized_start=709
-  _globals['_GETCALIBRATIONRESPONSE']._serialized_end=778
-  _globals['_LISTCALIBRATIONSREQUEST']._serialized_start=780
-  _globals['_LISTCALIBRATIONSREQUEST']._serialized_end=824
-  _globals['_LISTCALIBRATIONSRESPONSE']._serialized_start=826
-  _globals['_LISTCALIBRATIONSRESPONSE']._serialized_end=898
-  _globals['_FITCALIBRATIONREQUEST']._serialized_start=900
-  _globals['_FITCALIBRATIONREQUEST']._serialized_end=1008
-  _globals['_FITCALIBRATIONRESPONSE']._serialized_start=1010
-  _globals['_FITCALIBRATIONRESPONSE']._serialized_end=1101
-  _globals['_PROJECTEDPOINT']._serialized_start=1103
-  _globals['_PROJECTEDPOINT']._serialized_end=1172
-  _globals['_PROJECTREQUEST']._serialized_start=1174
-  _globals['_PROJECTREQUEST']._serialized_end=1263
-  _globals['_PROJECTRESPONSE']._serialized_start=1265
-  _globals['_PROJECTRESPONSE']._serialized_end=1325
-  _globals['_PROJECTBOXESREQUEST']._serialized_start=1327
-  _globals['_PROJECTBOXESREQUEST']._serialized_end=1418
-  _globals['_PROJECTBOXESRESPONSE']._serialized_start=1420
-  _globals['_PROJECTBOXESRESPONSE']._serialized_end=1485
-  _globals['_CAMERABOXES']._serialized_start=1487
-  _globals['_CAMERABOXES']._serialized_end=1551
-  _globals['_CAMERAFLOORPOINTS']._serialized_start=1553
-  _globals['_CAMERAFLOORPOINTS']._serialized_end=1634
-  _globals['_PROJECTSTREAMREQUEST']._serialized_start=1636
-  _globals['_PROJECTSTREAMREQUEST']._serialized_end=1732
-  _globals['_PROJECTSTREAMRESPONSE']._serialized_start=1734
-  _globals['_PROJECTSTREAMRESPONSE']._serialized_end=1818
-  _globals['_MAPPINGSERVICE']._serialized_start=1821
-  _globals['_MAPPINGSERVICE']._serialized_end=2426
+  _globals['_CALIBRATION']._serialized_end=516
+  _globals['_SETCALIBRATIONREQUEST']._serialized_start=518
+  _globals['_SETCALIBRATIONREQUEST']._serialized_end=586
+  _globals['_SETCALIBRATIONRESPONSE']._serialized_start=588
+  _globals['_SETCALIBRATIONRESPONSE']._serialized_end=687
+  _globals['_GETCALIBRATIONREQUEST']._serialized_start=689
+  _globals['_GETCALIBRATIONREQUEST']._serialized_end=767
+  _globals['_GETCALIBRATIONRESPONSE']._serialized_start=769
+  _globals['_GETCALIBRATIONRESPONSE']._serialized_end=838
+  _globals['_LISTCALIBRATIONSREQUEST']._serialized_start=840
+  _globals['_LISTCALIBRATIONSREQUEST']._serialized_end=884
+  _globals['_LISTCALIBRATIONSRESPONSE']._serialized_start=886
+  _globals['_LISTCALIBRATIONSRESPONSE']._serialized_end=958
+  _globals['_LISTCALIBRATIONVERSIONSREQUEST']._serialized_start=960
+  _globals['_LISTCALIBRATIONVERSIONSREQUEST']._serialized_end=1030
+  _globals['_LISTCALIBRATIONVERSIONSRESPONSE']._serialized_start=1032
+  _globals['_LISTCALIBRATIONVERSIONSRESPONSE']._serialized_end=1111
+  _globals['_ROLLBACKCALIBRATIONREQUEST']._serialized_start=1113
+  _globals['_ROLLBACKCALIBRATIONREQUEST']._serialized_end=1196
+  _globals['_ROLLBACKCALIBRATIONRESPONSE']._serialized_start=1198
+  _globals['_ROLLBACKCALIBRATIONRESPONSE']._serialized_end=1272
+  _globals['_FITCALIBRATIONREQUEST']._serialized_start=1274
+  _globals['_FITCALIBRATIONREQUEST']._serialized_end=1382
+  _globals['_FITCALIBRATIONRESPONSE']._serialized_start=1384
+  _globals['_FITCALIBRATIONRESPONSE']._serialized_end=1499
+  _globals['_PROJECTEDPOINT']._serialized_start=1501
+  _globals['_PROJECTEDPOINT']._serialized_end=1570
+  _globals['_PROJECTREQUEST']._serialized_start=1572
+  _globals['_PROJECTREQUEST']._serialized_end=1661
+  _globals['_PROJECTRESPONSE']._serialized_start=1663
+  _globals['_PROJECTRESPONSE']._serialized_end=1723
+  _globals['_PROJECTBOXESREQUEST']._serialized_start=1725
+  _globals['_PROJECTBOXESREQUEST']._serialized_end=1816
+  _globals['_PROJECTBOXESRESPONSE']._serialized_start=1818
+  _globals['_PROJECTBOXESRESPONSE']._serialized_end=1883
+  _globals['_CAMERABOXES']._serialized_start=1885
+  _globals['_CAMERABOXES']._serialized_end=1949
+  _globals['_CAMERAFLOORPOINTS']._serialized_start=1951
+  _globals['_CAMERAFLOORPOINTS']._serialized_end=2032
+  _globals['_PROJECTSTREAMREQUEST']._serialized_start=2034
+  _globals['_PROJECTSTREAMREQUEST']._serialized_end=2130
+  _globals['_PROJECTSTREAMRESPONSE']._serialized_start=2132
+  _globals['_PROJECTSTREAMRESPONSE']._serialized_end=2216
+  _globals['_MAPPINGSERVICE']._serialized_start=2219
+  _globals['_MAPPINGSERVICE']._serialized_end=3040
 # @@protoc_insertion_point(module_scope)

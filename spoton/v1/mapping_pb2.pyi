@@ -24,7 +24,7 @@ class LensDistortion(_message.Message):
     def __init__(self, camera_matrix: _Optional[_Iterable[float]] = ..., coefficients: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class Calibration(_message.Message):
-    __slots__ = ("video_set", "camera_id", "points", "homography", "distortion", "foot_offset_px", "version", "reprojection_error_m", "source")
+    __slots__ = ("video_set", "camera_id", "points", "homography", "distortion", "foot_offset_px", "version", "reprojection_error_m", "source", "created_ns", "restored_from")
     VIDEO_SET_FIELD_NUMBER: _ClassVar[int]
     CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
     POINTS_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +34,8 @@ class Calibration(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     REPROJECTION_ERROR_M_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_NS_FIELD_NUMBER: _ClassVar[int]
+    RESTORED_FROM_FIELD_NUMBER: _ClassVar[int]
     video_set: str
     camera_id: str
     points: _containers.RepeatedCompositeFieldContainer[PointPair]
@@ -43,7 +45,9 @@ class Calibration(_message.Message):
     version: int
     reprojection_error_m: float
     source: str
-    def __init__(self, video_set: _Optional[str] = ..., camera_id: _Optional[str] = ..., points: _Optional[_Iterable[_Union[PointPair, _Mapping]]] = ..., homography: _Optional[_Iterable[float]] = ..., distortion: _Optional[_Union[LensDistortion, _Mapping]] = ..., foot_offset_px: _Optional[_Union[_common_pb2.Point2, _Mapping]] = ..., version: _Optional[int] = ..., reprojection_error_m: _Optional[float] = ..., source: _Optional[str] = ...) -> None: ...
+    created_ns: int
+    restored_from: int
+    def __init__(self, video_set: _Optional[str] = ..., camera_id: _Optional[str] = ..., points: _Optional[_Iterable[_Union[PointPair, _Mapping]]] = ..., homography: _Optional[_Iterable[float]] = ..., distortion: _Optional[_Union[LensDistortion, _Mapping]] = ..., foot_offset_px: _Optional[_Union[_common_pb2.Point2, _Mapping]] = ..., version: _Optional[int] = ..., reprojection_error_m: _Optional[float] = ..., source: _Optional[str] = ..., created_ns: _Optional[int] = ..., restored_from: _Optional[int] = ...) -> None: ...
 
 class SetCalibrationRequest(_message.Message):
     __slots__ = ("calibration",)
@@ -60,12 +64,14 @@ class SetCalibrationResponse(_message.Message):
     def __init__(self, calibration: _Optional[_Union[Calibration, _Mapping]] = ..., reprojection_error_m: _Optional[float] = ...) -> None: ...
 
 class GetCalibrationRequest(_message.Message):
-    __slots__ = ("video_set", "camera_id")
+    __slots__ = ("video_set", "camera_id", "version")
     VIDEO_SET_FIELD_NUMBER: _ClassVar[int]
     CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     video_set: str
     camera_id: str
-    def __init__(self, video_set: _Optional[str] = ..., camera_id: _Optional[str] = ...) -> None: ...
+    version: int
+    def __init__(self, video_set: _Optional[str] = ..., camera_id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class GetCalibrationResponse(_message.Message):
     __slots__ = ("calibration",)
@@ -85,6 +91,36 @@ class ListCalibrationsResponse(_message.Message):
     calibrations: _containers.RepeatedCompositeFieldContainer[Calibration]
     def __init__(self, calibrations: _Optional[_Iterable[_Union[Calibration, _Mapping]]] = ...) -> None: ...
 
+class ListCalibrationVersionsRequest(_message.Message):
+    __slots__ = ("video_set", "camera_id")
+    VIDEO_SET_FIELD_NUMBER: _ClassVar[int]
+    CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    video_set: str
+    camera_id: str
+    def __init__(self, video_set: _Optional[str] = ..., camera_id: _Optional[str] = ...) -> None: ...
+
+class ListCalibrationVersionsResponse(_message.Message):
+    __slots__ = ("calibrations",)
+    CALIBRATIONS_FIELD_NUMBER: _ClassVar[int]
+    calibrations: _containers.RepeatedCompositeFieldContainer[Calibration]
+    def __init__(self, calibrations: _Optional[_Iterable[_Union[Calibration, _Mapping]]] = ...) -> None: ...
+
+class RollbackCalibrationRequest(_message.Message):
+    __slots__ = ("video_set", "camera_id", "version")
+    VIDEO_SET_FIELD_NUMBER: _ClassVar[int]
+    CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    video_set: str
+    camera_id: str
+    version: int
+    def __init__(self, video_set: _Optional[str] = ..., camera_id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class RollbackCalibrationResponse(_message.Message):
+    __slots__ = ("calibration",)
+    CALIBRATION_FIELD_NUMBER: _ClassVar[int]
+    calibration: Calibration
+    def __init__(self, calibration: _Optional[_Union[Calibration, _Mapping]] = ...) -> None: ...
+
 class FitCalibrationRequest(_message.Message):
     __slots__ = ("points", "distortion")
     POINTS_FIELD_NUMBER: _ClassVar[int]
@@ -94,14 +130,16 @@ class FitCalibrationRequest(_message.Message):
     def __init__(self, points: _Optional[_Iterable[_Union[PointPair, _Mapping]]] = ..., distortion: _Optional[_Union[LensDistortion, _Mapping]] = ...) -> None: ...
 
 class FitCalibrationResponse(_message.Message):
-    __slots__ = ("homography", "reprojection_error_m", "inliers")
+    __slots__ = ("homography", "reprojection_error_m", "inliers", "point_errors_m")
     HOMOGRAPHY_FIELD_NUMBER: _ClassVar[int]
     REPROJECTION_ERROR_M_FIELD_NUMBER: _ClassVar[int]
     INLIERS_FIELD_NUMBER: _ClassVar[int]
+    POINT_ERRORS_M_FIELD_NUMBER: _ClassVar[int]
     homography: _containers.RepeatedScalarFieldContainer[float]
     reprojection_error_m: float
     inliers: _containers.RepeatedScalarFieldContainer[bool]
-    def __init__(self, homography: _Optional[_Iterable[float]] = ..., reprojection_error_m: _Optional[float] = ..., inliers: _Optional[_Iterable[bool]] = ...) -> None: ...
+    point_errors_m: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, homography: _Optional[_Iterable[float]] = ..., reprojection_error_m: _Optional[float] = ..., inliers: _Optional[_Iterable[bool]] = ..., point_errors_m: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class ProjectedPoint(_message.Message):
     __slots__ = ("floor", "valid")

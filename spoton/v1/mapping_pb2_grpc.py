@@ -50,6 +50,16 @@ class MappingServiceStub:
                 request_serializer=spoton_dot_v1_dot_mapping__pb2.ListCalibrationsRequest.SerializeToString,
                 response_deserializer=spoton_dot_v1_dot_mapping__pb2.ListCalibrationsResponse.FromString,
                 _registered_method=True)
+        self.ListCalibrationVersions = channel.unary_unary(
+                '/spoton.v1.MappingService/ListCalibrationVersions',
+                request_serializer=spoton_dot_v1_dot_mapping__pb2.ListCalibrationVersionsRequest.SerializeToString,
+                response_deserializer=spoton_dot_v1_dot_mapping__pb2.ListCalibrationVersionsResponse.FromString,
+                _registered_method=True)
+        self.RollbackCalibration = channel.unary_unary(
+                '/spoton.v1.MappingService/RollbackCalibration',
+                request_serializer=spoton_dot_v1_dot_mapping__pb2.RollbackCalibrationRequest.SerializeToString,
+                response_deserializer=spoton_dot_v1_dot_mapping__pb2.RollbackCalibrationResponse.FromString,
+                _registered_method=True)
         self.FitCalibration = channel.unary_unary(
                 '/spoton.v1.MappingService/FitCalibration',
                 request_serializer=spoton_dot_v1_dot_mapping__pb2.FitCalibrationRequest.SerializeToString,
@@ -90,6 +100,20 @@ class MappingServiceServicer:
 
     def ListCalibrations(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCalibrationVersions(self, request, context):
+        """Every stored version of one camera's calibration, oldest first (history is never rewritten).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RollbackCalibration(self, request, context):
+        """Makes an old version current by storing a copy of it as a new version (source "rollback").
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -137,6 +161,16 @@ def add_MappingServiceServicer_to_server(servicer, server):
                     servicer.ListCalibrations,
                     request_deserializer=spoton_dot_v1_dot_mapping__pb2.ListCalibrationsRequest.FromString,
                     response_serializer=spoton_dot_v1_dot_mapping__pb2.ListCalibrationsResponse.SerializeToString,
+            ),
+            'ListCalibrationVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCalibrationVersions,
+                    request_deserializer=spoton_dot_v1_dot_mapping__pb2.ListCalibrationVersionsRequest.FromString,
+                    response_serializer=spoton_dot_v1_dot_mapping__pb2.ListCalibrationVersionsResponse.SerializeToString,
+            ),
+            'RollbackCalibration': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollbackCalibration,
+                    request_deserializer=spoton_dot_v1_dot_mapping__pb2.RollbackCalibrationRequest.FromString,
+                    response_serializer=spoton_dot_v1_dot_mapping__pb2.RollbackCalibrationResponse.SerializeToString,
             ),
             'FitCalibration': grpc.unary_unary_rpc_method_handler(
                     servicer.FitCalibration,
@@ -241,6 +275,60 @@ class MappingService:
             '/spoton.v1.MappingService/ListCalibrations',
             spoton_dot_v1_dot_mapping__pb2.ListCalibrationsRequest.SerializeToString,
             spoton_dot_v1_dot_mapping__pb2.ListCalibrationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCalibrationVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/spoton.v1.MappingService/ListCalibrationVersions',
+            spoton_dot_v1_dot_mapping__pb2.ListCalibrationVersionsRequest.SerializeToString,
+            spoton_dot_v1_dot_mapping__pb2.ListCalibrationVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RollbackCalibration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/spoton.v1.MappingService/RollbackCalibration',
+            spoton_dot_v1_dot_mapping__pb2.RollbackCalibrationRequest.SerializeToString,
+            spoton_dot_v1_dot_mapping__pb2.RollbackCalibrationResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from spoton.v1 import common_pb2 as spoton_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14spoton/v1/reid.proto\x12\tspoton.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x16spoton/v1/common.proto\"M\n\nFrameBoxes\x12\x1f\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x10.spoton.v1.Frame\x12\x1e\n\x05\x62oxes\x18\x02 \x03(\x0b\x32\x0f.spoton.v1.BBox\"O\n\x0c\x45mbedRequest\x12\x1f\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x10.spoton.v1.Frame\x12\x1e\n\x05\x62oxes\x18\x02 \x03(\x0b\x32\x0f.spoton.v1.BBox\"6\n\rEmbedResponse\x12%\n\nembeddings\x18\x01 \x01(\x0b\x32\x11.spoton.v1.Tensor\"H\n\x12\x45mbedStreamRequest\x12\x0c\n\x04step\x18\x01 \x01(\x03\x12$\n\x05items\x18\x02 \x03(\x0b\x32\x15.spoton.v1.FrameBoxes\"`\n\x13\x45mbedStreamResponse\x12\x0c\n\x04step\x18\x01 \x01(\x03\x12%\n\nembeddings\x18\x02 \x03(\x0b\x32\x11.spoton.v1.Tensor\x12\x14\n\x0cinference_ms\x18\x03 \x01(\x02\" \n\x1eReidServiceGetModelInfoRequest\"E\n\x1fReidServiceGetModelInfoResponse\x12\"\n\x04info\x18\x01 \x01(\x0b\x32\x14.spoton.v1.ModelInfo\"N\n\x0e\x41ssociateStart\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12(\n\x07options\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xbb\x01\n\x0bObservation\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x10\n\x08track_id\x18\x02 \x01(\x03\x12\x14\n\x0ctimestamp_ns\x18\x03 \x01(\x03\x12$\n\tembedding\x18\x04 \x01(\x0b\x32\x11.spoton.v1.Tensor\x12$\n\x05\x66loor\x18\x05 \x01(\x0b\x32\x15.spoton.v1.FloorPoint\x12\x11\n\tcrop_jpeg\x18\x06 \x01(\x0c\x12\x12\n\nvisibility\x18\x07 \x01(\x02\"a\n\rAssociateStep\x12\x0c\n\x04step\x18\x01 \x01(\x03\x12\x14\n\x0ctimestamp_ns\x18\x02 \x01(\x03\x12,\n\x0cobservations\x18\x03 \x03(\x0b\x32\x16.spoton.v1.Observation\"s\n\x10\x41ssociateRequest\x12*\n\x05start\x18\x01 \x01(\x0b\x32\x19.spoton.v1.AssociateStartH\x00\x12(\n\x04step\x18\x02 \x01(\x0b\x32\x18.spoton.v1.AssociateStepH\x00\x42\t\n\x07payload\"D\n\nAssignment\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x10\n\x08track_id\x18\x02 \x01(\x03\x12\x11\n\tglobal_id\x18\x03 \x01(\x03\"M\n\x11\x41ssociateResponse\x12\x0c\n\x04step\x18\x01 \x01(\x03\x12*\n\x0b\x61ssignments\x18\x02 \x03(\x0b\x32\x15.spoton.v1.Assignment\"\\\n\x16MergeIdentitiesRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x16\n\x0einto_global_id\x18\x02 \x01(\x03\x12\x16\n\x0e\x66rom_global_id\x18\x03 \x01(\x03\",\n\x17MergeIdentitiesResponse\x12\x11\n\tglobal_id\x18\x01 \x01(\x03\"L\n\x11SplitTrackRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\x12\x10\n\x08track_id\x18\x03 \x01(\x03\"+\n\x12SplitTrackResponse\x12\x15\n\rnew_global_id\x18\x01 \x01(\x03\")\n\x13ResetGalleryRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"/\n\x14ResetGalleryResponse\x12\x17\n\x0fpersons_removed\x18\x01 \x01(\x05\",\n\x16GetGalleryStatsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x81\x01\n\x17GetGalleryStatsResponse\x12\x0f\n\x07persons\x18\x01 \x01(\x05\x12\x16\n\x0e\x61\x63tive_persons\x18\x02 \x01(\x05\x12\x12\n\nembeddings\x18\x03 \x01(\x05\x12\x14\n\x0clocal_tracks\x18\x04 \x01(\x05\x12\x13\n\x0b\x63orrections\x18\x05 \x01(\x05\"B\n\x19GetPersonThumbnailRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tglobal_id\x18\x02 \x01(\x03\"S\n\x1aGetPersonThumbnailResponse\x12\x0c\n\x04jpeg\x18\x01 \x01(\x0c\x12\x14\n\x0ctimestamp_ns\x18\x02 \x01(\x03\x12\x11\n\tcamera_id\x18\x03 \x01(\t2\x81\x06\n\x0bReidService\x12:\n\x05\x45mbed\x12\x17.spoton.v1.EmbedRequest\x1a\x18.spoton.v1.EmbedResponse\x12P\n\x0b\x45mbedStream\x12\x1d.spoton.v1.EmbedStreamRequest\x1a\x1e.spoton.v1.EmbedStreamResponse(\x01\x30\x01\x12\x65\n\x0cGetModelInfo\x12).spoton.v1.ReidServiceGetModelInfoRequest\x1a*.spoton.v1.ReidServiceGetModelInfoResponse\x12J\n\tAssociate\x12\x1b.spoton.v1.AssociateRequest\x1a\x1c.spoton.v1.AssociateResponse(\x01\x30\x01\x12X\n\x0fMergeIdentities\x12!.spoton.v1.MergeIdentitiesRequest\x1a\".spoton.v1.MergeIdentitiesResponse\x12I\n\nSplitTrack\x12\x1c.spoton.v1.SplitTrackRequest\x1a\x1d.spoton.v1.SplitTrackResponse\x12O\n\x0cResetGallery\x12\x1e.spoton.v1.ResetGalleryRequest\x1a\x1f.spoton.v1.ResetGalleryResponse\x12X\n\x0fGetGalleryStats\x12!.spoton.v1.GetGalleryStatsRequest\x1a\".spoton.v1.GetGalleryStatsResponse\x12\x61\n\x12GetPersonThumbnail\x12$.spoton.v1.GetPersonThumbnailRequest\x1a%.spoton.v1.GetPersonThumbnailResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14spoton/v1/reid.proto\x12\tspoton.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x16spoton/v1/common.proto\"M\n\nFrameBoxes\x12\x1f\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x10.spoton.v1.Frame\x12\x1e\n\x05\x62oxes\x18\x02 \x03(\x0b\x32\x0f.spoton.v1.BBox\"O\n\x0c\x45mbedRequest\x12\x1f\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x10.spoton.v1.Frame\x12\x1e\n\x05\x62oxes\x18\x02 \x03(\x0b\x32\x0f.spoton.v1.BBox\"6\n\rEmbedResponse\x12%\n\nembeddings\x18\x01 \x01(\x0b\x32\x11.spoton.v1.Tensor\"H\n\x12\x45mbedStreamRequest\x12\x0c\n\x04step\x18\x01 \x01(\x03\x12$\n\x05items\x18\x02 \x03(\x0b\x32\x15.spoton.v1.FrameBoxes\"`\n\x13\x45mbedStreamResponse\x12\x0c\n\x04step\x18\x01 \x01(\x03\x12%\n\nembeddings\x18\x02 \x03(\x0b\x32\x11.spoton.v1.Tensor\x12\x14\n\x0cinference_ms\x18\x03 \x01(\x02\" \n\x1eReidServiceGetModelInfoRequest\"E\n\x1fReidServiceGetModelInfoResponse\x12\"\n\x04info\x18\x01 \x01(\x0b\x32\x14.spoton.v1.ModelInfo\"x\n\x0e\x41ssociateStart\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12(\n\x07options\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x11\n\tvideo_set\x18\x03 \x01(\t\x12\x15\n\rperson_search\x18\x04 \x01(\x08\"\xbb\x01\n\x0bObservation\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x10\n\x08track_id\x18\x02 \x01(\x03\x12\x14\n\x0ctimestamp_ns\x18\x03 \x01(\x03\x12$\n\tembedding\x18\x04 \x01(\x0b\x32\x11.spoton.v1.Tensor\x12$\n\x05\x66loor\x18\x05 \x01(\x0b\x32\x15.spoton.v1.FloorPoint\x12\x11\n\tcrop_jpeg\x18\x06 \x01(\x0c\x12\x12\n\nvisibility\x18\x07 \x01(\x02\"a\n\rAssociateStep\x12\x0c\n\x04step\x18\x01 \x01(\x03\x12\x14\n\x0ctimestamp_ns\x18\x02 \x01(\x03\x12,\n\x0cobservations\x18\x03 \x03(\x0b\x32\x16.spoton.v1.Observation\"s\n\x10\x41ssociateRequest\x12*\n\x05start\x18\x01 \x01(\x0b\x32\x19.spoton.v1.AssociateStartH\x00\x12(\n\x04step\x18\x02 \x01(\x0b\x32\x18.spoton.v1.AssociateStepH\x00\x42\t\n\x07payload\"D\n\nAssignment\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x10\n\x08track_id\x18\x02 \x01(\x03\x12\x11\n\tglobal_id\x18\x03 \x01(\x03\"M\n\x11\x41ssociateResponse\x12\x0c\n\x04step\x18\x01 \x01(\x03\x12*\n\x0b\x61ssignments\x18\x02 \x03(\x0b\x32\x15.spoton.v1.Assignment\"\\\n\x16MergeIdentitiesRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x16\n\x0einto_global_id\x18\x02 \x01(\x03\x12\x16\n\x0e\x66rom_global_id\x18\x03 \x01(\x03\",\n\x17MergeIdentitiesResponse\x12\x11\n\tglobal_id\x18\x01 \x01(\x03\"L\n\x11SplitTrackRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\x12\x10\n\x08track_id\x18\x03 \x01(\x03\"+\n\x12SplitTrackResponse\x12\x15\n\rnew_global_id\x18\x01 \x01(\x03\")\n\x13ResetGalleryRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"/\n\x14ResetGalleryResponse\x12\x17\n\x0fpersons_removed\x18\x01 \x01(\x05\",\n\x16GetGalleryStatsRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x81\x01\n\x17GetGalleryStatsResponse\x12\x0f\n\x07persons\x18\x01 \x01(\x05\x12\x16\n\x0e\x61\x63tive_persons\x18\x02 \x01(\x05\x12\x12\n\nembeddings\x18\x03 \x01(\x05\x12\x14\n\x0clocal_tracks\x18\x04 \x01(\x05\x12\x13\n\x0b\x63orrections\x18\x05 \x01(\x05\"B\n\x19GetPersonThumbnailRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tglobal_id\x18\x02 \x01(\x03\"S\n\x1aGetPersonThumbnailResponse\x12\x0c\n\x04jpeg\x18\x01 \x01(\x0c\x12\x14\n\x0ctimestamp_ns\x18\x02 \x01(\x03\x12\x11\n\tcamera_id\x18\x03 \x01(\t\"2\n\tPersonRef\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tglobal_id\x18\x02 \x01(\x03\"z\n\x14SearchPersonsRequest\x12\x11\n\tvideo_set\x18\x01 \x01(\t\x12&\n\x06person\x18\x02 \x01(\x0b\x32\x14.spoton.v1.PersonRefH\x00\x12\x13\n\tcrop_jpeg\x18\x03 \x01(\x0cH\x00\x12\t\n\x01k\x18\x04 \x01(\x05\x42\x07\n\x05query\"\x82\x01\n\tPersonHit\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tglobal_id\x18\x02 \x01(\x03\x12\x12\n\ncamera_ids\x18\x03 \x03(\t\x12\x15\n\rfirst_seen_ns\x18\x04 \x01(\x03\x12\x14\n\x0clast_seen_ns\x18\x05 \x01(\x03\x12\r\n\x05score\x18\x06 \x01(\x02\"h\n\x15SearchPersonsResponse\x12\"\n\x04hits\x18\x01 \x03(\x0b\x32\x14.spoton.v1.PersonHit\x12\x17\n\x0findexed_persons\x18\x02 \x01(\x05\x12\x12\n\nindex_kind\x18\x03 \x01(\t2\xd5\x06\n\x0bReidService\x12:\n\x05\x45mbed\x12\x17.spoton.v1.EmbedRequest\x1a\x18.spoton.v1.EmbedResponse\x12P\n\x0b\x45mbedStream\x12\x1d.spoton.v1.EmbedStreamRequest\x1a\x1e.spoton.v1.EmbedStreamResponse(\x01\x30\x01\x12\x65\n\x0cGetModelInfo\x12).spoton.v1.ReidServiceGetModelInfoRequest\x1a*.spoton.v1.ReidServiceGetModelInfoResponse\x12J\n\tAssociate\x12\x1b.spoton.v1.AssociateRequest\x1a\x1c.spoton.v1.AssociateResponse(\x01\x30\x01\x12X\n\x0fMergeIdentities\x12!.spoton.v1.MergeIdentitiesRequest\x1a\".spoton.v1.MergeIdentitiesResponse\x12I\n\nSplitTrack\x12\x1c.spoton.v1.SplitTrackRequest\x1a\x1d.spoton.v1.SplitTrackResponse\x12O\n\x0cResetGallery\x12\x1e.spoton.v1.ResetGalleryRequest\x1a\x1f.spoton.v1.ResetGalleryResponse\x12X\n\x0fGetGalleryStats\x12!.spoton.v1.GetGalleryStatsRequest\x1a\".spoton.v1.GetGalleryStatsResponse\x12\x61\n\x12GetPersonThumbnail\x12$.spoton.v1.GetPersonThumbnailRequest\x1a%.spoton.v1.GetPersonThumbnailResponse\x12R\n\rSearchPersons\x12\x1f.spoton.v1.SearchPersonsRequest\x1a .spoton.v1.SearchPersonsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -48,37 +48,45 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REIDSERVICEGETMODELINFORESPONSE']._serialized_start=511
   _globals['_REIDSERVICEGETMODELINFORESPONSE']._serialized_end=580
   _globals['_ASSOCIATESTART']._serialized_start=582
-  _globals['_ASSOCIATESTART']._serialized_end=660
-  _globals['_OBSERVATION']._serialized_start=663
-  _globals['_OBSERVATION']._serialized_end=850
-  _globals['_ASSOCIATESTEP']._serialized_start=852
-  _globals['_ASSOCIATESTEP']._serialized_end=949
-  _globals['_ASSOCIATEREQUEST']._serialized_start=951
-  _globals['_ASSOCIATEREQUEST']._serialized_end=1066
-  _globals['_ASSIGNMENT']._serialized_start=1068
-  _globals['_ASSIGNMENT']._serialized_end=1136
-  _globals['_ASSOCIATERESPONSE']._serialized_start=1138
-  _globals['_ASSOCIATERESPONSE']._serialized_end=1215
-  _globals['_MERGEIDENTITIESREQUEST']._serialized_start=1217
-  _globals['_MERGEIDENTITIESREQUEST']._serialized_end=1309
-  _globals['_MERGEIDENTITIESRESPONSE']._serialized_start=1311
-  _globals['_MERGEIDENTITIESRESPONSE']._serialized_end=1355
-  _globals['_SPLITTRACKREQUEST']._serialized_start=1357
-  _globals['_SPLITTRACKREQUEST']._serialized_end=1433
-  _globals['_SPLITTRACKRESPONSE']._serialized_start=1435
-  _globals['_SPLITTRACKRESPONSE']._serialized_end=1478
-  _globals['_RESETGALLERYREQUEST']._serialized_start=1480
-  _globals['_RESETGALLERYREQUEST']._serialized_end=1521
-  _globals['_RESETGALLERYRESPONSE']._serialized_start=1523
-  _globals['_RESETGALLERYRESPONSE']._serialized_end=1570
-  _globals['_GETGALLERYSTATSREQUEST']._serialized_start=1572
-  _globals['_GETGALLERYSTATSREQUEST']._serialized_end=1616
-  _globals['_GETGALLERYSTATSRESPONSE']._serialized_start=1619
-  _globals['_GETGALLERYSTATSRESPONSE']._serialized_end=1748
-  _globals['_GETPERSONTHUMBNAILREQUEST']._serialized_start=1750
-  _globals['_GETPERSONTHUMBNAILREQUEST']._serialized_end=1816
-  _globals['_GETPERSONTHUMBNAILRESPONSE']._serialized_start=1818
-  _globals['_GETPERSONTHUMBNAILRESPONSE']._serialized_end=1901
-  _globals['_REIDSERVICE']._serialized_start=1904
-  _globals['_REIDSERVICE']._serialized_end=2673
+  _globals['_ASSOCIATESTART']._serialized_end=702
+  _globals['_OBSERVATION']._serialized_start=705
+  _globals['_OBSERVATION']._serialized_end=892
+  _globals['_ASSOCIATESTEP']._serialized_start=894
+  _globals['_ASSOCIATESTEP']._serialized_end=991
+  _globals['_ASSOCIATEREQUEST']._serialized_start=993
+  _globals['_ASSOCIATEREQUEST']._serialized_end=1108
+  _globals['_ASSIGNMENT']._serialized_start=1110
+  _globals['_ASSIGNMENT']._serialized_end=1178
+  _globals['_ASSOCIATERESPONSE']._serialized_start=1180
+  _globals['_ASSOCIATERESPONSE']._serialized_end=1257
+  _globals['_MERGEIDENTITIESREQUEST']._serialized_start=1259
+  _globals['_MERGEIDENTITIESREQUEST']._serialized_end=1351
+  _globals['_MERGEIDENTITIESRESPONSE']._serialized_start=1353
+  _globals['_MERGEIDENTITIESRESPONSE']._serialized_end=1397
+  _globals['_SPLITTRACKREQUEST']._serialized_start=1399
+  _globals['_SPLITTRACKREQUEST']._serialized_end=1475
+  _globals['_SPLITTRACKRESPONSE']._serialized_start=1477
+  _globals['_SPLITTRACKRESPONSE']._serialized_end=1520
+  _globals['_RESETGALLERYREQUEST']._serialized_start=1522
+  _globals['_RESETGALLERYREQUEST']._serialized_end=1563
+  _globals['_RESETGALLERYRESPONSE']._serialized_start=1565
+  _globals['_RESETGALLERYRESPONSE']._serialized_end=1612
+  _globals['_GETGALLERYSTATSREQUEST']._serialized_start=1614
+  _globals['_GETGALLERYSTATSREQUEST']._serialized_end=1658
+  _globals['_GETGALLERYSTATSRESPONSE']._serialized_start=1661
+  _globals['_GETGALLERYSTATSRESPONSE']._serialized_end=1790
+  _globals['_GETPERSONTHUMBNAILREQUEST']._serialized_start=1792
+  _globals['_GETPERSONTHUMBNAILREQUEST']._serialized_end=1858
+  _globals['_GETPERSONTHUMBNAILRESPONSE']._serialized_start=1860
+  _globals['_GETPERSONTHUMBNAILRESPONSE']._serialized_end=1943
+  _globals['_PERSONREF']._serialized_start=1945
+  _globals['_PERSONREF']._serialized_end=1995
+  _globals['_SEARCHPERSONSREQUEST']._serialized_start=1997
+  _globals['_SEARCHPERSONSREQUEST']._serialized_end=2119
+  _globals['_PERSONHIT']._serialized_start=2122
+  _globals['_PERSONHIT']._serialized_end=2252
+  _globals['_SEARCHPERSONSRESPONSE']._serialized_start=2254
+  _globals['_SEARCHPERSONSRESPONSE']._serialized_end=2358
+  _globals['_REIDSERVICE']._serialized_start=2361
+  _globals['_REIDSERVICE']._serialized_end=3214
 # @@protoc_insertion_point(module_scope)

@@ -59,12 +59,16 @@ class ReidServiceGetModelInfoResponse(_message.Message):
     def __init__(self, info: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ...) -> None: ...
 
 class AssociateStart(_message.Message):
-    __slots__ = ("session_id", "options")
+    __slots__ = ("session_id", "options", "video_set", "person_search")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    VIDEO_SET_FIELD_NUMBER: _ClassVar[int]
+    PERSON_SEARCH_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     options: _struct_pb2.Struct
-    def __init__(self, session_id: _Optional[str] = ..., options: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    video_set: str
+    person_search: bool
+    def __init__(self, session_id: _Optional[str] = ..., options: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., video_set: _Optional[str] = ..., person_search: _Optional[bool] = ...) -> None: ...
 
 class Observation(_message.Message):
     __slots__ = ("camera_id", "track_id", "timestamp_ns", "embedding", "floor", "crop_jpeg", "visibility")
@@ -201,3 +205,49 @@ class GetPersonThumbnailResponse(_message.Message):
     timestamp_ns: int
     camera_id: str
     def __init__(self, jpeg: _Optional[bytes] = ..., timestamp_ns: _Optional[int] = ..., camera_id: _Optional[str] = ...) -> None: ...
+
+class PersonRef(_message.Message):
+    __slots__ = ("session_id", "global_id")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    GLOBAL_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    global_id: int
+    def __init__(self, session_id: _Optional[str] = ..., global_id: _Optional[int] = ...) -> None: ...
+
+class SearchPersonsRequest(_message.Message):
+    __slots__ = ("video_set", "person", "crop_jpeg", "k")
+    VIDEO_SET_FIELD_NUMBER: _ClassVar[int]
+    PERSON_FIELD_NUMBER: _ClassVar[int]
+    CROP_JPEG_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    video_set: str
+    person: PersonRef
+    crop_jpeg: bytes
+    k: int
+    def __init__(self, video_set: _Optional[str] = ..., person: _Optional[_Union[PersonRef, _Mapping]] = ..., crop_jpeg: _Optional[bytes] = ..., k: _Optional[int] = ...) -> None: ...
+
+class PersonHit(_message.Message):
+    __slots__ = ("session_id", "global_id", "camera_ids", "first_seen_ns", "last_seen_ns", "score")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    GLOBAL_ID_FIELD_NUMBER: _ClassVar[int]
+    CAMERA_IDS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SEEN_NS_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_NS_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    global_id: int
+    camera_ids: _containers.RepeatedScalarFieldContainer[str]
+    first_seen_ns: int
+    last_seen_ns: int
+    score: float
+    def __init__(self, session_id: _Optional[str] = ..., global_id: _Optional[int] = ..., camera_ids: _Optional[_Iterable[str]] = ..., first_seen_ns: _Optional[int] = ..., last_seen_ns: _Optional[int] = ..., score: _Optional[float] = ...) -> None: ...
+
+class SearchPersonsResponse(_message.Message):
+    __slots__ = ("hits", "indexed_persons", "index_kind")
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    INDEXED_PERSONS_FIELD_NUMBER: _ClassVar[int]
+    INDEX_KIND_FIELD_NUMBER: _ClassVar[int]
+    hits: _containers.RepeatedCompositeFieldContainer[PersonHit]
+    indexed_persons: int
+    index_kind: str
+    def __init__(self, hits: _Optional[_Iterable[_Union[PersonHit, _Mapping]]] = ..., indexed_persons: _Optional[int] = ..., index_kind: _Optional[str] = ...) -> None: ...

@@ -80,6 +80,11 @@ class ReidServiceStub:
                 request_serializer=spoton_dot_v1_dot_reid__pb2.GetPersonThumbnailRequest.SerializeToString,
                 response_deserializer=spoton_dot_v1_dot_reid__pb2.GetPersonThumbnailResponse.FromString,
                 _registered_method=True)
+        self.SearchPersons = channel.unary_unary(
+                '/spoton.v1.ReidService/SearchPersons',
+                request_serializer=spoton_dot_v1_dot_reid__pb2.SearchPersonsRequest.SerializeToString,
+                response_deserializer=spoton_dot_v1_dot_reid__pb2.SearchPersonsResponse.FromString,
+                _registered_method=True)
 
 
 class ReidServiceServicer:
@@ -142,6 +147,14 @@ class ReidServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SearchPersons(self, request, context):
+        """"Where else was this person?": the persons of a video set's searchable sessions most similar in appearance to
+        a known person or to a crop, best first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReidServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -189,6 +202,11 @@ def add_ReidServiceServicer_to_server(servicer, server):
                     servicer.GetPersonThumbnail,
                     request_deserializer=spoton_dot_v1_dot_reid__pb2.GetPersonThumbnailRequest.FromString,
                     response_serializer=spoton_dot_v1_dot_reid__pb2.GetPersonThumbnailResponse.SerializeToString,
+            ),
+            'SearchPersons': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchPersons,
+                    request_deserializer=spoton_dot_v1_dot_reid__pb2.SearchPersonsRequest.FromString,
+                    response_serializer=spoton_dot_v1_dot_reid__pb2.SearchPersonsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -435,6 +453,33 @@ class ReidService:
             '/spoton.v1.ReidService/GetPersonThumbnail',
             spoton_dot_v1_dot_reid__pb2.GetPersonThumbnailRequest.SerializeToString,
             spoton_dot_v1_dot_reid__pb2.GetPersonThumbnailResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchPersons(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/spoton.v1.ReidService/SearchPersons',
+            spoton_dot_v1_dot_reid__pb2.SearchPersonsRequest.SerializeToString,
+            spoton_dot_v1_dot_reid__pb2.SearchPersonsResponse.FromString,
             options,
             channel_credentials,
             insecure,

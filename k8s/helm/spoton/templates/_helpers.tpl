@@ -25,6 +25,17 @@ app.kubernetes.io/component: {{ .component }}
 {{- .Values.existingSecret | default (printf "%s-secrets" (include "spoton.fullname" .)) -}}
 {{- end -}}
 
+{{/* The services' certificate Secret (tls.crt, tls.key, ca.crt); fails the render when TLS is on without one. */}}
+{{- define "spoton.tlsSecretName" -}}
+{{- if .Values.tls.secretName -}}
+{{- .Values.tls.secretName -}}
+{{- else if .Values.tls.certManager.enabled -}}
+{{- printf "%s-tls" (include "spoton.fullname" .) -}}
+{{- else -}}
+{{- fail "tls.enabled needs tls.secretName (a Secret with tls.crt, tls.key, ca.crt) or tls.certManager.enabled" -}}
+{{- end -}}
+{{- end -}}
+
 {{/* gRPC target of a stage: dns:/// so the gateway's round_robin policy sees every pod of a headless Service. */}}
 {{- define "spoton.addr" -}}
 {{- $svc := index .root.Values.services .component -}}

@@ -1,0 +1,136 @@
+"""The pipeline's gRPC stages: each owns its stream(s) to one service and moves ``StepWork`` from one queue to the
+next. Requests and merges are the pure functions of ``gateway.requests``; streams are ``StageLink``s."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from gateway.clients import ServiceClients
+from gateway.link import StageLink, drive
+from gateway.options import SessionConfig
+from gateway.requests import (
+    ThumbnailPolicy,
+    TrackIdOffsets,
+    associate_request,
+    associate_start,
+    detect_request,
+    embed_request,
+    merge_associate,
+    merge_detect,
+    merge_embed,
+    merge_project,
+    project_request,
+    track_request,
+    track_start,
+)
+from gateway.work import CameraInput, StepWork
+
+
+class Stages:
+    """The stages of one session; ``on_reconnect(stage, error)`` is told when a stage's stream is reopened."""
+
+    def __init__(
+        self,
+        session_id: str,
+        clients: ServiceClients,
+        config: SessionConfig,
+        on_reconnect: Callable[[str, str], None],
+    ) -> None:
+        self.session_id = session_id
+        self.clients = clients
+        self.config = config
+        self.on_reconnect = on_reconnect
+
+    def _link(self, name: str, open_call, on_failure=None) -> StageLink:  # type: ignore[no-untyped-def]
+        return StageLink(name, open_call, self.config.stage_reconnect_timeout_s, self.on_reconnect, on_failure)
+
+    async def detect(self, inp: asyncio.Queue, out: asyncio.Queue) -> None:
+        async def open_call():  # type: ignore[no-untyped-def]
+            return self.clients.detection.DetectStream(metadata=self.clients.metadata)
+
+        await drive(self._link("detect", open_call), inp, out, detect_request, merge_detect)
+
+    async def embed(self, inp: asyncio.Queue, out: asyncio.Queue) -> None:
+        async def open_call():  # type: ignore[no-untyped-def]
+            return self.clients.reid.EmbedStream(metadata=self.clients.metadata)
+
+        await drive(self._link("embed", open_call), inp, out, embed_request, merge_embed)
+
+    def _track_link(self, cam_id: str, fps: float) -> StageLink:
+        """A camera's Track stream, on the tracking replica that owns ``session/camera``."""
+        endpoint = ""
+
+        async def open_call():  # type: ignore[no-untyped-def]
+            nonlocal endpoint
+            endpoint, stub = await self.clients.tracking_for(f"{self.session_id}/{cam_id}")
+            call = stub.Track(metadata=self.clients.metadata)
+            c = self.config
+            await call.write(track_start(self.session_id, cam_id, c.tracker, dict(c.tracker_options), fps))
+            return call
+
+        async def on_failure() -> None:
+            await self.clients.tracking_replicas.refresh(failed=endpoint or None)
+
+        return self._link("track", open_call, on_failure)
+
+    async def track(self, inp: asyncio.Queue, out: asyncio.Queue, fps: dict[str, float]) -> None:
+        """One Track stream per camera. When a replica is lost the camera moves to another one and its tracker
+        starts afresh there (``TrackIdOffsets``)."""
+        links = {c: self._track_link(c, f) for c, f in fps.items()}
+        offsets = TrackIdOffsets()
+
+        async def one(cam: CameraInput) -> None:
+            link = links[cam.camera_id]
+            reply = await link.exchange(track_request(cam))
+            offsets.merge(cam, reply, link.generation)
+
+        try:
+            while (work := await inp.get()) is not None:
+                t0 = time.perf_counter()
+                await asyncio.gather(*(one(c) for c in work.cameras))
+                work.stage_ms["track"] = (time.perf_counter() - t0) * 1000
+                await out.put(work)
+            for link in links.values():
+                await link.close()
+        finally:
+            for link in links.values():
+                link.cancel()
+        await out.put(None)
+
+    async def project(self, inp: asyncio.Queue, out: asyncio.Queue, video_set: str, calibrated: set[str]) -> None:
+        async def open_call():  # type: ignore[no-untyped-def]
+            return self.clients.mapping.ProjectStream(metadata=self.clients.metadata)
+
+        def request(work: StepWork):  # type: ignore[no-untyped-def]
+            return project_request(work, video_set, calibrated)
+
+        await drive(self._link("project", open_call), inp, out, request, merge_project)
+
+    async def associate(self, inp: asyncio.Queue, out: asyncio.Queue) -> None:
+        """The session's Associate stream, on the reid replica that owns the session; the last stage, so each
+        step leaves it with its ``StepResult``."""
+        thumbnails = ThumbnailPolicy()
+        max_gid = 0
+        endpoint = ""
+
+        async def open_call():  # type: ignore[no-untyped-def]
+            nonlocal endpoint
+            endpoint, stub = await self.clients.reid_for(self.session_id)
+            call = stub.Associate(metadata=self.clients.metadata)
+            await call.write(associate_start(self.session_id, self.config.association, max_gid))
+            return call
+
+        async def on_failure() -> None:
+            await self.clients.reid_replicas.refresh(failed=endpoint)
+
+        def merge(work: StepWork, reply) -> None:  # type: ignore[no-untyped-def]
+            nonlocal max_gid
+            max_gid = max(max_gid, merge_associate(work, reply))
+            work.finish(self.session_id)
+
+        def request(work: StepWork):  # type: ignore[no-untyped-def]
+            return associate_request(work, thumbnails)
+
+        await drive(self._link("associate", open_call, on_failure), inp, out, request, merge)

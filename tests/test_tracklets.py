@@ -1,0 +1,139 @@
+"""Tracklets and the settling window (reid_svc/tracklets.py): cuts, constraints, finality, the change list."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reid_svc.identity import Observation
+from reid_svc.tracklets import Change, TrackletWindow, WindowOptions
+
+FPS = 7
+
+
+def ts(i: int) -> int:
+    return int(i / FPS * 1e9)
+
+
+def emb(k: int, dim: int = 8) -> np.ndarray:
+    e = np.zeros(dim, np.float32)
+    e[k] = 1.0
+    return e
+
+
+def ob(cam: str, track: int, i: int, e: np.ndarray | None, floor: tuple[float, float] | None) -> Observation:
+    return Observation(cam, track, ts(i), e, None if floor is None else np.array(floor, np.float64))
+
+
+def run(window: TrackletWindow, steps: list[list[Observation]]) -> tuple[list[dict], dict, list[Change]]:
+    """Feed steps; returns live ids per step, settled ids (camera, track, ts_ns) -> gid, and every change."""
+    live, settled, changes = [], {}, []
+    for obs in steps:
+        out = window.step(obs)
+        live.append({(c, t): g for c, t, g in out.provisional})
+        settled |= {(r.camera_id, r.track_id, r.ts_ns): r.global_id for r in out.settled}
+        changes += out.changes
+    rows, last = window.flush()
+    settled |= {(r.camera_id, r.track_id, r.ts_ns): r.global_id for r in rows}
+    return live, settled, changes + last
+
+
+def test_a_floor_jump_confirmed_by_the_next_points_cuts_the_track_and_a_glitch_does_not() -> None:
+    w = TrackletWindow(WindowOptions(window_s=2.0))
+    steps = [[ob("cam1", 1, i, emb(0), (0.1 * i, 0.0))] for i in range(20)]
+    steps[10] = [ob("cam1", 1, 10, emb(0), (6.0, 6.0))]  # one glitch: back on the path next step
+    steps += [[ob("cam1", 1, i, emb(1), (8.0 + 0.1 * i, 8.0))] for i in range(20, 40)]  # the tracker swapped people
+    _, settled, _ = run(w, steps)
+    assert w.cuts["jump"] == 1
+    before = {settled[("cam1", 1, ts(i))] for i in range(20) if i != 10}
+    after = {settled[("cam1", 1, ts(i))] for i in range(20, 40)}
+    assert len(before) == 1 and len(after) == 1 and before != after
+
+
+def test_an_appearance_break_cuts_the_track() -> None:
+    w = TrackletWindow(WindowOptions(window_s=2.0, break_threshold=0.5, break_steps=4, break_min_steps=6))
+    steps = [[ob("cam1", 1, i, emb(0 if i < 15 else 3), (0.05 * i, 0.0))] for i in range(30)]
+    _, settled, _ = run(w, steps)
+    assert w.cuts["appearance"] == 1
+    assert settled[("cam1", 1, ts(0))] != settled[("cam1", 1, ts(29))]
+
+
+def test_two_tracks_of_one_camera_at_one_instant_are_never_one_person() -> None:
+    # Same look, 0.5 m apart, and a second camera whose single track sits between them: only one may join it.
+    w = TrackletWindow(WindowOptions(window_s=1.0))
+    steps = [
+        [
+            ob("cam1", 1, i, emb(0), (0.0, 0.1 * i)),
+            ob("cam1", 2, i, emb(0), (0.5, 0.1 * i)),
+            ob("cam2", 9, i, emb(0), (0.25, 0.1 * i)),
+        ]
+        for i in range(30)
+    ]
+    live, settled, _ = run(w, steps)
+    for step in live:
+        assert step[("cam1", 1)] != step[("cam1", 2)]
+    for i in range(30):
+        assert settled[("cam1", 1, ts(i))] != settled[("cam1", 2, ts(i))]
+    assert settled[("cam2", 9, ts(29))] in {settled[("cam1", 1, ts(29))], settled[("cam1", 2, ts(29))]}
+
+
+def test_an_unwalkable_handover_is_refused_and_a_walkable_one_kept() -> None:
+    def handover(to: tuple[float, float]) -> dict:
+        w = TrackletWindow(WindowOptions(window_s=3.0))
+        steps = [[ob("cam1", 1, i, emb(2), (0.1 * i, 0.0))] for i in range(10)]
+        # One second later, the same look appears in camera 2 at ``to``.
+        steps += [[ob("cam2", 5, i, emb(2), to)] for i in range(17, 30)]
+        _, settled, _ = run(w, steps)
+        return settled
+
+    walkable = handover((1.5, 0.0))
+    assert walkable[("cam1", 1, ts(0))] == walkable[("cam2", 5, ts(29))]
+    unwalkable = handover((20.0, 0.0))  # 19 m in one second
+    assert unwalkable[("cam1", 1, ts(0))] != unwalkable[("cam2", 5, ts(29))]
+
+
+def test_simultaneous_sightings_that_disagree_on_the_floor_are_two_people() -> None:
+    w = TrackletWindow(WindowOptions(window_s=1.0))
+    steps = [[ob("cam1", 1, i, emb(0), (0.0, 0.0)), ob("cam2", 1, i, emb(0), (5.0, 0.0))] for i in range(20)]
+    _, settled, _ = run(w, steps)
+    assert settled[("cam1", 1, ts(19))] != settled[("cam2", 1, ts(19))]
+
+
+def test_decisions_older_than_the_window_are_final_and_settle_after_it() -> None:
+    o = WindowOptions(window_s=2.0)
+    w = TrackletWindow(o)
+    # cam1 track 1 (person A) for 40 steps; from step 30 a cam2 track stands exactly where A is, looking like A.
+    # A's tracklet is final by then; the cam2 tracklet joins it, never the reverse (A keeps its id).
+    first_a = None
+    for i in range(40):
+        obs = [ob("cam1", 1, i, emb(0), (0.0, 0.0))]
+        if i >= 30:
+            obs.append(ob("cam2", 4, i, emb(0), (0.1, 0.0)))
+        out = w.step(obs)
+        ids = {(c, t): g for c, t, g in out.provisional}
+        first_a = first_a or ids[("cam1", 1)]
+        assert ids[("cam1", 1)] == first_a
+        # Nothing settles before it is window_s old; everything older than that has.
+        assert all(r.ts_ns <= ts(i) - int(o.window_s * 1e9) for r in out.settled)
+        assert not w.pending or w.pending[0].ts_ns > ts(i) - int(o.window_s * 1e9)
+        if i >= 30:
+            assert ids[("cam2", 4)] == first_a
+
+
+def test_an_id_sent_live_that_settles_differently_is_listed_as_a_change() -> None:
+    w = TrackletWindow(WindowOptions(window_s=2.0))
+    steps = []
+    for i in range(40):
+        obs = [ob("cam1", 1, i, emb(0), (0.1 * i, 0.0))]
+        if i >= 20:
+            # cam2's track looks different (another colour cast) and has no floor point for its first steps, so
+            # it starts as a new person; then its floor points agree with cam1's person, step after step.
+            floor = None if i < 23 else (0.1 * i + 0.2, 0.1)
+            obs.append(ob("cam2", 3, i, 0.6 * emb(0) + 0.8 * emb(1), floor))
+        steps.append(obs)
+    live, settled, changes = run(w, steps)
+    first_live = live[20][("cam2", 3)]
+    person = settled[("cam1", 1, ts(0))]
+    assert first_live != person
+    assert settled[("cam2", 3, ts(20))] == person
+    assert Change("cam2", 3, first_live, person, ts(20)) in changes
+    assert all(c.from_global_id != c.to_global_id for c in changes)
