@@ -32,7 +32,7 @@ from spoton.db import resolve_database_url
 from spoton.demo.data import PETS_FPS, PETS_VIEW1_HOMOGRAPHY, gt_path, vtest_path
 from spoton.demo.generate import DEFAULT_OUT, generate
 from spoton.evaluation import ground_truth_from_mot, score_run
-from spoton.launcher import REPO, SERVICES, Stack, start_stack, wait_serving
+from spoton.launcher import REPO, SERVICES, Stack, local_auth, start_stack, wait_serving
 
 ALL_CAMERAS = ["cam1", "cam2", "cam3", "cam4"]
 # Gateway stage name -> (service, method of its compute histogram).
@@ -45,9 +45,9 @@ STAGES = {
 }
 
 
-async def record(url: str) -> list[dict]:
+async def record(url: str, headers: dict[str, str]) -> list[dict]:
     out = []
-    async with websockets.connect(url, max_size=None) as ws:
+    async with websockets.connect(url, max_size=None, additional_headers=headers) as ws:
         async for raw in ws:
             out.append(json.loads(raw))
             if out[-1]["type"] == "session_ended":
@@ -138,12 +138,12 @@ def run_session(
     sampler.reset()
     t0 = time.perf_counter()
     body = {"video_set": video_set, "cameras": cameras, "options": {"max_steps": steps, **options}}
-    r = httpx.post(f"{stack.gateway_url}/api/v1/sessions/", json=body, timeout=30)
+    r = httpx.post(f"{stack.gateway_url}/api/v1/sessions/", json=body, headers=stack.headers, timeout=30)
     r.raise_for_status()
     sid = r.json()["session_id"]
-    messages = asyncio.run(record(f"ws://127.0.0.1:{stack.gateway_port}/ws/tracking/{sid}"))
+    messages = asyncio.run(record(f"ws://127.0.0.1:{stack.gateway_port}/ws/tracking/{sid}", stack.headers))
     wall = time.perf_counter() - t0
-    summary = httpx.get(f"{stack.gateway_url}/api/v1/sessions/{sid}", timeout=10).json()
+    summary = httpx.get(f"{stack.gateway_url}/api/v1/sessions/{sid}", headers=stack.headers, timeout=10).json()
     after_cpu, after_compute = sampler.cpu_seconds(), compute_totals(stack)
     n = summary["steps"]
     round_trip = {k: summary["stage_ms"].get(k, 0.0) for k in STAGES}
@@ -240,7 +240,7 @@ def main() -> None:
     pets_gt = ground_truth_from_mot({"pets": gt_path()}, a.steps) if has_gt else None
     options = {"tracker": a.tracker} if a.tracker else {}
     results: dict = {"runs": {}, "curve": [], "machine": {"cpus": os.cpu_count(), "gpu": False}}
-    stack = start_stack(REPO / ".spoton" / "bench-logs", db, DEFAULT_OUT)
+    stack = start_stack(REPO / ".spoton" / "bench-logs", db, DEFAULT_OUT, extra_env=local_auth())
     sampler = ResourceSampler(stack).start()
     try:
         counts = [int(v) for v in a.cameras.split(",") if v.strip()]

@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 
 from spoton.db import resolve_database_url  # noqa: E402
 from spoton.demo.generate import DEFAULT_OUT, generate  # noqa: E402
-from spoton.launcher import start_stack  # noqa: E402
+from spoton.launcher import local_auth, start_stack  # noqa: E402
 
 
 def rss_mib(pid: int) -> float:
@@ -54,15 +54,17 @@ def main() -> None:
     if not (DEFAULT_OUT / "demo.yaml").exists():
         generate(DEFAULT_OUT)
     db = resolve_database_url(os.environ.get("DATABASE_URL", ""))
-    stack = start_stack(REPO / ".spoton" / "soak-logs", db, DEFAULT_OUT)
+    stack = start_stack(REPO / ".spoton" / "soak-logs", db, DEFAULT_OUT, extra_env=local_auth())
     samples: list[dict] = []
     try:
         body = {"video_set": "demo", "cameras": a.cameras.split(","), "options": {"loop": True}}
-        sid = httpx.post(f"{stack.gateway_url}/api/v1/sessions/", json=body, timeout=30).json()["session_id"]
+        sid = httpx.post(f"{stack.gateway_url}/api/v1/sessions/", json=body, headers=stack.headers, timeout=30).json()[
+            "session_id"
+        ]
         start, last_steps, last_t = time.monotonic(), 0, time.monotonic()
         while (elapsed := time.monotonic() - start) < a.minutes * 60:
             time.sleep(min(a.every_s, max(0.0, a.minutes * 60 - elapsed)))
-            summary = httpx.get(f"{stack.gateway_url}/api/v1/sessions/{sid}", timeout=30).json()
+            summary = httpx.get(f"{stack.gateway_url}/api/v1/sessions/{sid}", headers=stack.headers, timeout=30).json()
             now = time.monotonic()
             health = httpx.get(f"{stack.gateway_url}/health", timeout=30).json()
             sample = {
@@ -78,7 +80,7 @@ def main() -> None:
             print(json.dumps(sample), flush=True)
             if summary["status"] != "running":
                 break
-        httpx.delete(f"{stack.gateway_url}/api/v1/sessions/{sid}", timeout=30)
+        httpx.delete(f"{stack.gateway_url}/api/v1/sessions/{sid}", headers=stack.headers, timeout=30)
     finally:
         stack.stop()
     t = [s["t_s"] for s in samples]

@@ -6,6 +6,8 @@ their dependencies (state accessors, the API-key check) in ``gateway/deps.py``.
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,10 +16,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import make_asgi_app
 
 from gateway.config import GatewaySettings
-from gateway.deps import Authenticated
+from gateway.deps import Viewer
 from gateway.errors import add_exception_handlers
 from gateway.routes import (
     analytics,
+    auth,
     calibration,
     dashboard,
     search,
@@ -30,15 +33,17 @@ from gateway.routes import (
 from gateway.state import Gateway
 from spoton.bootstrap.logs import configure_logging
 
-# Behind the API key (DESIGN §3); /health, /metrics and the dashboard page stay open.
+# Behind authentication, viewer and up (DESIGN §3); routes that change things ask for operator or admin themselves.
+# /health, /metrics and the dashboard page stay open.
 GUARDED = (
+    auth.router,
     system.router,
     video_sets.router,
     calibration.router,
     sessions.router,
     tracking.router,
     analytics.router,
-    search.router,  # operator-only once roles exist: the answers are biometric
+    search.router,  # operator and up (its route asks): the answers are biometric
     websockets.router,
 )
 
@@ -69,9 +74,30 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.mount("/metrics", make_asgi_app())
     app.include_router(system.health_router)
     for router in GUARDED:
-        app.include_router(router, dependencies=[Authenticated])
+        app.include_router(router, dependencies=[Viewer])
     app.include_router(dashboard.router)
     return app
+
+
+QUERY = re.compile(r"\?[^\s\"']*")
+
+
+class RedactQuery(logging.Filter):
+    """Drops query strings from uvicorn's access and WebSocket log lines (tickets, signatures, any stray key)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(QUERY.sub("?[redacted]", a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.msg, str):
+            record.msg = QUERY.sub("?[redacted]", record.msg)
+        return True
+
+
+def redact_access_logs() -> None:
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactQuery) for f in logger.filters):
+            logger.addFilter(RedactQuery())
 
 
 def main() -> None:
@@ -79,6 +105,7 @@ def main() -> None:
 
     settings = GatewaySettings()
     configure_logging("gateway", settings.log_level, settings.log_json)
+    redact_access_logs()
     uvicorn.run(
         create_app(settings),
         host=settings.gateway_host,

@@ -85,7 +85,6 @@ class ServiceClients:
         }
         tls = channel_credentials(s)
         ch = {name: aio_channel(addr, s.max_message_bytes, tls) for name, addr in addrs.items()}
-        key = next(iter(sorted(s.api_key_set)), None)
         return cls(
             ch,
             detection_pb2_grpc.DetectionServiceStub(ch["detection"]),
@@ -93,7 +92,7 @@ class ServiceClients:
             reid_pb2_grpc.ReidServiceStub(ch["reid"]),
             mapping_pb2_grpc.MappingServiceStub(ch["mapping"]),
             analytics_pb2_grpc.AnalyticsServiceStub(ch["analytics"]),
-            metadata(key),
+            metadata(s.service_key or None),  # the gateway's own key, never a client's
             StageReplicas(s.tracking_svc_addr, s.max_message_bytes, tls),
             StageReplicas(s.reid_svc_addr, s.max_message_bytes, tls),
         )

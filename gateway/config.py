@@ -100,3 +100,18 @@ class GatewaySettings(CommonSettings):
     @property
     def source_scheme_list(self) -> list[str]:
         return [x.strip().lower() for x in self.source_schemes.split(",") if x.strip()]
+
+    # --- Auth (DESIGN §3) ---
+    # On by default; AUTH=off is an explicit opt-out (a warning at every start).
+    auth: bool = True
+    # HMAC secret for signed stream URLs (shared by replicas); empty = random per process.
+    auth_secret: str = ""
+    signed_url_ttl_s: float = 300.0
+    ws_ticket_ttl_s: float = 30.0
+    # Bearer JWTs: HS256 with JWT_SECRET, or an OIDC issuer's JWKS URL; role from JWT_ROLE_CLAIM (dotted path).
+    jwt_secret: str = ""
+    jwt_jwks_url: str = ""
+    jwt_issuer: str = ""
+    jwt_audience: str = ""
+    jwt_algorithms: str = "RS256,ES256"
+    jwt_role_claim: str = "role"

@@ -12,6 +12,7 @@ import psycopg
 from psycopg_pool import PoolTimeout
 from redis.exceptions import RedisError
 
+from gateway.auth import Auth
 from gateway.clients import ServiceClients
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
@@ -43,6 +44,7 @@ class Gateway:
         self.tasks: set[asyncio.Task] = set()
         self.live: RedisLive | None = None
         self.shutting_down = False
+        self.auth = Auth(settings)
 
     async def start(self) -> None:
         self.database_url = await asyncio.to_thread(resolve_database_url, self.settings.database_url)
@@ -64,6 +66,7 @@ class Gateway:
         if self.settings.redis_url:
             self.live = RedisLive(self.settings.redis_url)
             await self.live.start()
+        await self.auth.start(self.store, self.live)
         await self.resume_always_on()
         self.tasks.add(asyncio.create_task(self._heartbeat(), name="session-heartbeat"))
         self.tasks.add(asyncio.create_task(self._retention(), name="history-retention"))

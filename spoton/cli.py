@@ -4,9 +4,10 @@
     spoton start demo [--cameras cam1,cam2] [--max-steps N] [--follow]
     spoton stop SESSION_ID
     spoton follow SESSION_ID [--global-id N] [--events]   a compact live view of the session's WebSocket
+    spoton keys list | create [--role viewer|operator|admin] [--name N] | revoke KEY_ID     (admin)
 
 ``--url`` (or ``SPOTON_URL``, default http://127.0.0.1:8000) names the gateway; ``--api-key`` (or
-``SPOTON_API_KEY``) is sent as ``X-API-Key`` and, for WebSockets, as ``?api_key=``.
+``SPOTON_API_KEY``) is sent as ``X-API-Key``. WebSockets get a single-use ticket first (no key in any URL).
 """
 
 from __future__ import annotations
@@ -60,12 +61,18 @@ def event_line(message: dict) -> str:
     return f"{kind:<14} " + " ".join(f"{k}={v}" for k, v in fields.items())
 
 
+def ws_ticket(args: argparse.Namespace) -> str:
+    """A single-use WebSocket ticket for the caller's key (POST /api/v1/auth/ticket)."""
+    with _client(args) as client:
+        return _check(client.post("/api/v1/auth/ticket"))["ticket"]
+
+
 async def follow(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     base = args.url.rstrip("/").replace("http://", "ws://").replace("https://", "wss://")
-    query = {}
+    query: dict = {}
     if args.api_key:
-        query["api_key"] = args.api_key
+        query["ticket"] = await asyncio.to_thread(ws_ticket, args)
     if getattr(args, "global_id", None) is not None:
         query["global_id"] = args.global_id
     path = "events" if getattr(args, "events", False) else "tracking"
@@ -95,6 +102,21 @@ async def follow(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return 0
 
 
+def keys_command(args: argparse.Namespace, client: httpx.Client) -> int:
+    if args.keys_command == "list":
+        print(f"{'key id':<14}{'role':<10}{'created':<34}{'revoked':<34}name")
+        for k in _check(client.get("/api/v1/auth/keys"))["keys"]:
+            print(f"{k['key_id']:<14}{k['role']:<10}{k['created_at']:<34}{k['revoked_at'] or '-':<34}{k['name']}")
+        return 0
+    if args.keys_command == "create":
+        k = _check(client.post("/api/v1/auth/keys", json={"role": args.role, "name": args.name}))
+        print(f"{k['key_id']} {k['role']}: {k['key']}   (shown once; store it now)")
+        return 0
+    k = _check(client.delete(f"/api/v1/auth/keys/{args.key_id}"))
+    print(f"{k['key_id']} revoked at {k['revoked_at']}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="spoton", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -115,6 +137,13 @@ def main(argv: list[str] | None = None) -> int:
     fol.add_argument("session_id")
     fol.add_argument("--global-id", type=int, default=None, help="only this person (the focus view)")
     fol.add_argument("--events", action="store_true", help="zone events, line crossings and alerts instead")
+    keys = sub.add_parser("keys", help="API keys (admin)").add_subparsers(dest="keys_command", required=True)
+    keys.add_parser("list", help="stored keys (never the keys themselves)")
+    create = keys.add_parser("create", help="a new key, printed once")
+    create.add_argument("--role", default="viewer", choices=["viewer", "operator", "admin"])
+    create.add_argument("--name", default="")
+    revoke = keys.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("key_id")
     args = p.parse_args(argv)
     try:
         with _client(args) as client:
@@ -140,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
                     args.session_id = s["session_id"]
                     return asyncio.run(follow(args))
                 return 0
+            if args.command == "keys":
+                return keys_command(args, client)
             if args.command == "stop":
                 s = _check(client.delete(f"/api/v1/sessions/{args.session_id}"))
                 print(f"{s['session_id']} {s['status']} after {s['steps']} steps")

@@ -6,6 +6,7 @@ Used by the demo command and the end-to-end tests; ports come from the caller (t
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -60,6 +61,12 @@ class Stack:
     @property
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The client key's header when the stack was started with one (``SPOTON_API_KEY``, see ``local_auth``)."""
+        key = self.env.get("SPOTON_API_KEY", "")
+        return {"X-API-Key": key} if key else {}
 
     def addr(self, name: str) -> str:
         return f"127.0.0.1:{self.ports[name]}"
@@ -150,6 +157,14 @@ class Stack:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def local_auth() -> dict[str, str]:
+    """Env for a stack run locally (demo, benchmarks) with auth on: a fresh admin key (``SPOTON_API_KEY``, also what
+    the ``spoton`` CLI reads) and the gateway's service key for the stages. Nothing is stored; each run makes new
+    ones."""
+    key = "spk_local_" + secrets.token_urlsafe(24)
+    return {"API_KEYS": f"{key}:admin", "SPOTON_API_KEY": key, "SERVICE_KEY": secrets.token_urlsafe(24)}
 
 
 def start_stack(

@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import grpc
+import httpx
 import psycopg
 import pytest
 import yaml
@@ -21,6 +22,71 @@ from spoton.demo.generate import generate
 from spoton.launcher import REPO, Stack, start_stack
 
 CI_FRAMES = 80
+
+# The test stack runs with auth on (DESIGN section 3): one key per role, and the gateway's own key for the stages.
+ADMIN_KEY, OPERATOR_KEY, VIEWER_KEY = "test-admin-key", "test-operator-key", "test-viewer-key"
+SERVICE_KEY = "test-service-key"
+AUTH_ENV = {
+    "API_KEYS": f"{ADMIN_KEY}:admin,{OPERATOR_KEY}:operator,{VIEWER_KEY}:viewer",
+    "SERVICE_KEY": SERVICE_KEY,
+}
+AUTH = {"X-API-Key": ADMIN_KEY}
+
+
+def _with_key(fn):  # type: ignore[no-untyped-def]
+    def call(*args, headers=None, **kwargs):  # type: ignore[no-untyped-def]
+        return fn(*args, headers=AUTH | dict(headers or {}), **kwargs)
+
+    return call
+
+
+class _Api:
+    """``httpx``'s functions with the admin key's header added (a ``headers=`` given wins): ``gwapi.get(url)``."""
+
+    get = staticmethod(_with_key(httpx.get))
+    post = staticmethod(_with_key(httpx.post))
+    put = staticmethod(_with_key(httpx.put))
+    patch = staticmethod(_with_key(httpx.patch))
+    delete = staticmethod(_with_key(httpx.delete))
+    stream = staticmethod(_with_key(httpx.stream))
+    request = staticmethod(_with_key(httpx.request))
+
+
+gwapi = _Api()
+
+
+class _ServiceKey(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """Adds the gateway's service key to every call, as the gateway does."""
+
+    def _details(self, details):  # type: ignore[no-untyped-def]
+        return details._replace(metadata=[*(details.metadata or ()), ("x-api-key", SERVICE_KEY)])
+
+    def intercept_unary_unary(self, continuation, details, request):  # type: ignore[no-untyped-def]
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):  # type: ignore[no-untyped-def]
+        return continuation(self._details(details), request)
+
+    def intercept_stream_stream(self, continuation, details, requests):  # type: ignore[no-untyped-def]
+        return continuation(self._details(details), requests)
+
+    def intercept_stream_unary(self, continuation, details, requests):  # type: ignore[no-untyped-def]
+        return continuation(self._details(details), requests)
+
+
+def service_channel(addr: str) -> grpc.Channel:
+    """A channel to a stage service that presents SERVICE_KEY, as the gateway does."""
+    ch = grpc.insecure_channel(
+        addr, options=[("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
+    )
+    return grpc.intercept_channel(ch, _ServiceKey())
+
+
 DEMO_DIR = REPO / "build" / "demo-test"
 IN_CI = os.environ.get("CI") == "true"
 DATA_HINT = (
@@ -178,7 +244,7 @@ def stack(
     # Gateways spool pending history under one root here (a shared volume): each in <root>/<host>-<port>.
     spool = tmp_path_factory.mktemp("history-spool")
     env = {"ALERT_WEBHOOK_URL": webhook.url, "SOURCE_ALLOW_CIDRS": "127.0.0.0/8", "HISTORY_SPOOL_DIR": str(spool)}
-    s = start_stack(logs, database_url, demo_dir, extra_env=env)
+    s = start_stack(logs, database_url, demo_dir, extra_env=env | AUTH_ENV)
     yield s
     s.stop()
 
@@ -188,10 +254,7 @@ def channel_to(stack: Stack):  # type: ignore[no-untyped-def]
     opened: list[grpc.Channel] = []
 
     def open_channel(name: str) -> grpc.Channel:
-        ch = grpc.insecure_channel(
-            stack.addr(name),
-            options=[("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)],
-        )
+        ch = service_channel(stack.addr(name))
         opened.append(ch)
         return ch
 

@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
-import httpx
 import numpy as np
 import pandas as pd
 import psycopg
@@ -28,6 +27,7 @@ from gateway.events import ZoneEventDetector
 from spoton.rollups import REFRESH_SQL, refresh_params
 from spoton.v1 import analytics_pb2, analytics_pb2_grpc
 from spoton.videoset import parse_video_set
+from tests.conftest import AUTH, gwapi
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 DOC = {
@@ -168,11 +168,11 @@ def test_heatmap_presence_seconds(analytics, history) -> None:  # type: ignore[n
 
 def test_export_csv_and_parquet(stack, history) -> None:  # type: ignore[no-untyped-def]
     base = f"{stack.gateway_url}/api/v1/analytics/export"
-    csv = httpx.get(base, params={"session_id": history, "format": "csv"}, timeout=30)
+    csv = gwapi.get(base, params={"session_id": history, "format": "csv"}, timeout=30)
     assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
     df = pd.read_csv(io.StringIO(csv.text))
     assert len(df) == 25 and {"global_id", "floor_x_m", "x1", "y2"} <= set(df.columns)
-    pq = httpx.get(base, params={"session_id": history, "format": "parquet"}, timeout=30)
+    pq = gwapi.get(base, params={"session_id": history, "format": "parquet"}, timeout=30)
     assert len(pd.read_parquet(io.BytesIO(pq.content))) == 25
 
 
@@ -180,17 +180,17 @@ def test_rest_routes_and_heatmap_png(stack, history) -> None:  # type: ignore[no
     import cv2
 
     url = stack.gateway_url + "/api/v1/analytics"
-    assert httpx.get(f"{url}/people-count", params={"session_id": history}, timeout=10).json()["count"] == 2
-    ev = httpx.get(f"{url}/zone-events", params={"session_id": history, "zone_id": "A"}, timeout=10).json()["events"]
+    assert gwapi.get(f"{url}/people-count", params={"session_id": history}, timeout=10).json()["count"] == 2
+    ev = gwapi.get(f"{url}/zone-events", params={"session_id": history, "zone_id": "A"}, timeout=10).json()["events"]
     assert [e["kind"] for e in ev] == ["enter", "exit", "enter", "exit"] and ev[0]["timestamp"].startswith("2026-01-01")
-    s = httpx.get(f"{url}/summary", params={"session_id": history}, timeout=10).json()
+    s = gwapi.get(f"{url}/summary", params={"session_id": history}, timeout=10).json()
     assert s["people"] == 2 and s["first"] == "2026-01-01T00:00:00Z"
-    lc = httpx.get(f"{url}/line-crossings", params={"session_id": history}, timeout=10).json()
+    lc = gwapi.get(f"{url}/line-crossings", params={"session_id": history}, timeout=10).json()
     assert lc["lines"] == [{"line_id": "L", "forward": 1, "backward": 1}]
-    png = httpx.get(f"{url}/heatmap.png", params={"session_id": history, "cell_m": 1}, timeout=10)
+    png = gwapi.get(f"{url}/heatmap.png", params={"session_id": history, "cell_m": 1}, timeout=10)
     img = cv2.imdecode(np.frombuffer(png.content, np.uint8), cv2.IMREAD_COLOR)
     assert img.shape[:2] == (200, 200)
-    occ = httpx.get(
+    occ = gwapi.get(
         f"{url}/occupancy", params={"session_id": history, "bucket_s": 5, "start": "2026-01-01T00:00:05Z"}, timeout=10
     ).json()
     assert [b["people"] for b in occ["buckets"]] == [2]
@@ -267,7 +267,7 @@ def test_rules_raise_alerts_live_in_history_and_on_the_webhook(stack, webhook, d
 
     import websockets
 
-    r = httpx.post(
+    r = gwapi.post(
         f"{stack.gateway_url}/api/v1/sessions/", json={"video_set": "rules", "options": {"max_steps": 25}}, timeout=30
     )
     assert r.status_code == 201, r.text
@@ -275,7 +275,9 @@ def test_rules_raise_alerts_live_in_history_and_on_the_webhook(stack, webhook, d
 
     async def record() -> list[dict]:
         out = []
-        async with websockets.connect(f"ws://127.0.0.1:{stack.gateway_port}/ws/events/{sid}") as ws:
+        async with websockets.connect(
+            f"ws://127.0.0.1:{stack.gateway_port}/ws/events/{sid}", additional_headers=AUTH
+        ) as ws:
             async for raw in ws:
                 out.append(json.loads(raw))
                 if out[-1]["type"] == "session_ended":

@@ -9,12 +9,11 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 
 from spoton.launcher import REPO, Stack
-from tests.conftest import require
+from tests.conftest import OPERATOR_KEY, gwapi, require
 from tests.test_mapping import forget_calibrations
 from tests.test_sites import site_doc
 
@@ -34,50 +33,50 @@ def apply_h(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
 def site(stack: Stack, demo_dir: Path, database_url: str) -> Iterator[str]:
     """A throwaway video set (one camera "door" on the demo's cam1.mp4, calibrated by homography: version 1)."""
     name = f"cal-{uuid.uuid4().hex[:6]}"
-    r = httpx.post(stack.gateway_url + "/api/v1/video-sets/", json=site_doc(demo_dir, name), timeout=30)
+    r = gwapi.post(stack.gateway_url + "/api/v1/video-sets/", json=site_doc(demo_dir, name), timeout=30)
     assert r.status_code == 201, r.text
     yield name
-    httpx.delete(f"{stack.gateway_url}/api/v1/video-sets/{name}", timeout=10)
+    gwapi.delete(f"{stack.gateway_url}/api/v1/video-sets/{name}", timeout=10)
     forget_calibrations(database_url, name, "door")
 
 
 def test_calibration_versions_over_rest(stack: Stack, site: str) -> None:
     base = f"{stack.gateway_url}/api/v1/video-sets/{site}/cameras/door/calibration"
-    v1 = httpx.get(base, timeout=10).json()
+    v1 = gwapi.get(base, timeout=10).json()
     h1 = np.array(v1["homography"])
     floor = apply_h(h1, np.array(IMAGE)) + np.array([1.5, 0.0])
     pairs = [{"image": list(i), "floor": f.tolist()} for i, f in zip(IMAGE, floor, strict=True)]
     # Preview: per-point errors and the grid as image polylines, nothing stored.
-    pre = httpx.post(f"{base}/preview", json={"points": pairs, "image_size": [768, 576]}, timeout=10)
+    pre = gwapi.post(f"{base}/preview", json={"points": pairs, "image_size": [768, 576]}, timeout=10)
     assert pre.status_code == 200, pre.text
     body = pre.json()
     assert len(body["errors_m"]) == 5 and max(body["errors_m"]) < 1e-3
     kinds = {p["kind"] for p in body["figure"]}
     assert {"grid", "grid5", "zone"} <= kinds and all(len(p["points"]) >= 2 for p in body["figure"])
-    assert [v["version"] for v in httpx.get(f"{base}/versions", timeout=10).json()["versions"]] == [1]
-    saved = httpx.put(base, json={"points": pairs}, timeout=10).json()["calibration"]
+    assert [v["version"] for v in gwapi.get(f"{base}/versions", timeout=10).json()["versions"]] == [1]
+    saved = gwapi.put(base, json={"points": pairs}, timeout=10).json()["calibration"]
     assert saved["version"] == 2 and saved["created_at"].endswith("Z")
-    listed = httpx.get(f"{base}/versions", timeout=10).json()
+    listed = gwapi.get(f"{base}/versions", timeout=10).json()
     assert listed["current"] == 2 and [v["source"] for v in listed["versions"]] == ["api", "api"]
-    assert httpx.get(base, params={"version": 1}, timeout=10).json()["homography"] == v1["homography"]
-    back = httpx.post(f"{base}/versions/1/rollback", timeout=10).json()["calibration"]
+    assert gwapi.get(base, params={"version": 1}, timeout=10).json()["homography"] == v1["homography"]
+    back = gwapi.post(f"{base}/versions/1/rollback", timeout=10).json()["calibration"]
     assert (back["version"], back["source"], back["restored_from"]) == (3, "rollback", 1)
-    assert httpx.get(base, timeout=10).json()["homography"] == v1["homography"]
+    assert gwapi.get(base, timeout=10).json()["homography"] == v1["homography"]
     for bad, status in (
-        (httpx.get(base, params={"version": 9}, timeout=10), 404),
-        (httpx.get(base, params={"version": -1}, timeout=10), 422),
-        (httpx.post(f"{base}/versions/9/rollback", timeout=10), 404),
-        (httpx.post(f"{base}/versions/0/rollback", timeout=10), 422),
-        (httpx.post(f"{base}/preview", json={"points": pairs, "image_size": [0, 5]}, timeout=10), 400),
-        (httpx.post(f"{base}/preview", json={"points": pairs[:3], "image_size": [768, 576]}, timeout=10), 400),
-        (httpx.get(f"{stack.gateway_url}/api/v1/video-sets/{site}/cameras/nope/calibration/versions"), 404),
-        (httpx.get(f"{base}/frame.jpg", params={"frame": 0}, timeout=10), 400),
+        (gwapi.get(base, params={"version": 9}, timeout=10), 404),
+        (gwapi.get(base, params={"version": -1}, timeout=10), 422),
+        (gwapi.post(f"{base}/versions/9/rollback", timeout=10), 404),
+        (gwapi.post(f"{base}/versions/0/rollback", timeout=10), 422),
+        (gwapi.post(f"{base}/preview", json={"points": pairs, "image_size": [0, 5]}, timeout=10), 400),
+        (gwapi.post(f"{base}/preview", json={"points": pairs[:3], "image_size": [768, 576]}, timeout=10), 400),
+        (gwapi.get(f"{stack.gateway_url}/api/v1/video-sets/{site}/cameras/nope/calibration/versions"), 404),
+        (gwapi.get(f"{base}/frame.jpg", params={"frame": 0}, timeout=10), 400),
     ):
         assert bad.status_code == status, bad.text
         assert "error" in bad.json()
-    frame = httpx.get(f"{base}/frame.jpg", timeout=10)
+    frame = gwapi.get(f"{base}/frame.jpg", timeout=10)
     assert frame.status_code == 200 and frame.content[:2] == b"\xff\xd8"
-    assert httpx.get(f"{base}/overlay.png", params={"version": 2}, timeout=30).status_code == 200
+    assert gwapi.get(f"{base}/overlay.png", params={"version": 2}, timeout=30).status_code == 200
 
 
 # The page's state, read back: each row's class and error text, and how many pixels of the frame canvas differ from
@@ -107,7 +106,7 @@ def test_calibration_page_saves_and_rolls_back(stack: Stack, site: str) -> None:
     require(sync_api, "playwright (Python package)", "pip install -e '.[dev]' (make install)")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     base = f"{stack.gateway_url}/api/v1/video-sets/{site}/cameras/door/calibration"
-    h1 = np.array(httpx.get(base, timeout=10).json()["homography"])
+    h1 = np.array(gwapi.get(base, timeout=10).json()["homography"])
     errors: list[str] = []
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(
@@ -115,6 +114,8 @@ def test_calibration_page_saves_and_rolls_back(stack: Stack, site: str) -> None:
         )
         page = browser.new_page(viewport={"width": 1500, "height": 1100})
         page.on("pageerror", lambda e: errors.append(str(e)))
+        # Logged in as an operator (the role calibration needs), as the page's key box would store it.
+        page.add_init_script(f"sessionStorage.setItem('spoton.credential', '{OPERATOR_KEY}')")
         page.goto(f"{stack.gateway_url}/calibrate.html?video_set={site}&camera=door")
         page.wait_for_function("document.querySelectorAll('#versions tbody tr').length === 1", timeout=30_000)
         canvas = page.locator("#image")
@@ -157,7 +158,7 @@ def test_calibration_page_saves_and_rolls_back(stack: Stack, site: str) -> None:
         page.wait_for_function("viewVersion === 2", timeout=20_000)
         page.screenshot(path=str(ARTIFACTS / "calibrate-saved.png"), full_page=True)
         assert page.inner_text("#showing") == "showing stored version 2's grid"
-        current = httpx.get(base, timeout=10).json()
+        current = gwapi.get(base, timeout=10).json()
         assert current["version"] == 2 and current["source"] == "api"
         moved = apply_h(np.array(current["homography"]), clicked)
         np.testing.assert_allclose(moved, wanted, atol=0.01)
@@ -168,7 +169,7 @@ def test_calibration_page_saves_and_rolls_back(stack: Stack, site: str) -> None:
         page.wait_for_function("viewVersion === 3", timeout=20_000)
         page.screenshot(path=str(ARTIFACTS / "calibrate-rolled-back.png"), full_page=True)
         assert "version 1 is current again" in page.inner_text("#status")
-        restored = httpx.get(base, timeout=10).json()
+        restored = gwapi.get(base, timeout=10).json()
         assert (restored["version"], restored["source"], restored["restored_from"]) == (3, "rollback", 1)
         np.testing.assert_allclose(np.array(restored["homography"]), h1)
         browser.close()

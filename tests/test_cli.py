@@ -11,10 +11,11 @@ import pytest
 
 from spoton.cli import main
 from spoton.launcher import Stack
+from tests.conftest import ADMIN_KEY
 
 
 def test_start_follow_list_and_errors(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
-    url = ["--url", stack.gateway_url]
+    url = ["--url", stack.gateway_url, "--api-key", ADMIN_KEY]
     assert main([*url, "start", "demo", "--cameras", "cam1,cam3", "--max-steps", "6", "--follow"]) == 0
     out = capsys.readouterr().out.splitlines()
     sid = out[0].strip()

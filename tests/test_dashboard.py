@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-import httpx
-
-from tests.conftest import require
+from tests.conftest import VIEWER_KEY, gwapi, require
 
 CHROMIUM = shutil.which("chromium")
 
@@ -51,7 +49,7 @@ def test_dashboard_shows_live_tracking(stack) -> None:  # type: ignore[no-untype
     except ImportError:
         sync_api = None
     require(sync_api, "playwright (Python package)", "pip install -e '.[dev]' (make install)")
-    r = httpx.post(
+    r = gwapi.post(
         f"{stack.gateway_url}/api/v1/sessions/", json={"video_set": "demo", "options": {"max_steps": 200}}, timeout=30
     )
     sid = r.json()["session_id"]
@@ -63,7 +61,11 @@ def test_dashboard_shows_live_tracking(stack) -> None:  # type: ignore[no-untype
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(stack.gateway_url + "/")
+        # Auth is on: the login box takes a key (a viewer's here); the page then uses headers, tickets, signed URLs.
+        page.fill("#credential", VIEWER_KEY)
+        page.click("#login button[type=submit]")
         page.select_option("#session", sid)
+        assert page.is_hidden("#stop") and page.inner_text("#whoami") == "viewer"
         page.wait_for_function("document.getElementById('status').textContent.startsWith('step')", timeout=60_000)
         page.wait_for_function("document.querySelectorAll('#tiles .tile').length === 4", timeout=30_000)
         assert "people" in page.inner_text("#status")
@@ -85,8 +87,8 @@ def test_dashboard_shows_live_tracking(stack) -> None:  # type: ignore[no-untype
         # Measured: 112176 bar pixels (the fullest bucket is drawn 144 px high), a 600 px heatmap, one row per line
         # of the demo set (1), the dwell table's three columns.
         assert panel["bars"] >= 10_000 and panel["heatmap"] > 0 and panel["dwell_header"] == 3, panel
-        demo_lines = httpx.get(f"{stack.gateway_url}/api/v1/video-sets/demo/floor", timeout=10).json()["lines"]
+        demo_lines = gwapi.get(f"{stack.gateway_url}/api/v1/video-sets/demo/floor", timeout=10).json()["lines"]
         assert demo_lines and panel["lines"] == len(demo_lines), panel
         browser.close()
-    httpx.delete(f"{stack.gateway_url}/api/v1/sessions/{sid}", timeout=30)
+    gwapi.delete(f"{stack.gateway_url}/api/v1/sessions/{sid}", timeout=30)
     assert errors == []

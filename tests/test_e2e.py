@@ -6,20 +6,20 @@ import asyncio
 import json
 import time
 
-import httpx
 import numpy as np
 import psycopg
 import pytest
 import websockets
 
 from spoton.evaluation import ground_truth_from_mot, score_run
+from tests.conftest import AUTH, gwapi
 
 STEPS = 60
 
 
 async def record(ws_url: str) -> list[dict]:
     messages = []
-    async with websockets.connect(ws_url, max_size=None) as ws:
+    async with websockets.connect(ws_url, max_size=None, additional_headers=AUTH) as ws:
         async for raw in ws:
             msg = json.loads(raw)
             messages.append(msg)
@@ -31,13 +31,13 @@ async def record(ws_url: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def demo_run(stack):  # type: ignore[no-untyped-def]
     """One session of STEPS steps over every demo camera, its WebSocket messages and its summary."""
-    r = httpx.post(
+    r = gwapi.post(
         f"{stack.gateway_url}/api/v1/sessions/", timeout=30, json={"video_set": "demo", "options": {"max_steps": STEPS}}
     )
     assert r.status_code == 201, r.text
     sid = r.json()["session_id"]
     messages = asyncio.run(record(f"ws://127.0.0.1:{stack.gateway_port}/ws/tracking/{sid}"))
-    summary = httpx.get(f"{stack.gateway_url}/api/v1/sessions/{sid}", timeout=10).json()
+    summary = gwapi.get(f"{stack.gateway_url}/api/v1/sessions/{sid}", timeout=10).json()
     return sid, messages, summary
 
 
@@ -97,7 +97,7 @@ def test_history_lands_in_postgres(demo_run, database_url, stack) -> None:  # ty
     gids = {t["global_id"] for m in messages if m["type"] == "step" for c in m["cameras"].values() for t in c["tracks"]}
     assert persons == len(gids)
     assert status == ("finished", STEPS)
-    r = httpx.get(f"{stack.gateway_url}/api/v1/tracking/{sid}/persons", timeout=10)
+    r = gwapi.get(f"{stack.gateway_url}/api/v1/tracking/{sid}/persons", timeout=10)
     assert len(r.json()["persons"]) == len(gids)
 
 
@@ -112,7 +112,7 @@ def test_rollups_maintained_by_the_writer(demo_run, database_url) -> None:  # ty
 
 def test_occupancy_and_trajectory_answer_from_history(demo_run, stack) -> None:  # type: ignore[no-untyped-def]
     sid, messages, _ = demo_run
-    r = httpx.get(
+    r = gwapi.get(
         f"{stack.gateway_url}/api/v1/analytics/occupancy", params={"session_id": sid, "bucket_s": 2}, timeout=30
     )
     assert r.status_code == 200, r.text
@@ -121,7 +121,7 @@ def test_occupancy_and_trajectory_answer_from_history(demo_run, stack) -> None: 
     assert all(b["people"] >= 1 for b in buckets)
     gids = {t["global_id"] for m in messages if m["type"] == "step" for c in m["cameras"].values() for t in c["tracks"]}
     assert max(b["people"] for b in buckets) <= len(gids)
-    r = httpx.get(f"{stack.gateway_url}/api/v1/analytics/trajectory", params={"session_id": sid}, timeout=30)
+    r = gwapi.get(f"{stack.gateway_url}/api/v1/analytics/trajectory", params={"session_id": sid}, timeout=30)
     trajectories = r.json()["trajectories"]
     assert len(trajectories) >= 3
     speeds = [t["mean_speed_mps"] for t in trajectories if t["length_m"] > 1]
@@ -131,9 +131,9 @@ def test_occupancy_and_trajectory_answer_from_history(demo_run, stack) -> None: 
 
 def test_latest_step_and_health(demo_run, stack) -> None:  # type: ignore[no-untyped-def]
     sid, messages, _ = demo_run
-    latest = httpx.get(f"{stack.gateway_url}/api/v1/tracking/{sid}", timeout=10).json()
+    latest = gwapi.get(f"{stack.gateway_url}/api/v1/tracking/{sid}", timeout=10).json()
     assert latest == [m for m in messages if m["type"] == "step"][-1]
-    health = httpx.get(f"{stack.gateway_url}/health", timeout=10).json()
+    health = gwapi.get(f"{stack.gateway_url}/health", timeout=10).json()
     assert health["status"] == "healthy" and health["database_connected"] and health["models_loaded"]
     assert health["device"] == "cpu" and health["gpu_available"] is False  # the detector's device, as it reports it
     assert set(health["services"]) == {"detection", "tracking", "reid", "mapping", "analytics"}
@@ -156,9 +156,9 @@ def test_latest_step_and_health(demo_run, stack) -> None:  # type: ignore[no-unt
 def test_bad_requests_get_json_errors(stack, method, path, body, status) -> None:  # type: ignore[no-untyped-def]
     url = stack.gateway_url + path
     if isinstance(body, str):
-        r = httpx.request(method, url, content=body, headers={"content-type": "application/json"}, timeout=10)
+        r = gwapi.request(method, url, content=body, headers={"content-type": "application/json"}, timeout=10)
     else:
-        r = httpx.request(method, url, json=body, timeout=10)
+        r = gwapi.request(method, url, json=body, timeout=10)
     assert r.status_code == status, r.text
     err = r.json()["error"]
     assert err["code"] and err["message"]
@@ -166,7 +166,9 @@ def test_bad_requests_get_json_errors(stack, method, path, body, status) -> None
 
 def test_websocket_unknown_session_is_closed(stack) -> None:  # type: ignore[no-untyped-def]
     async def connect() -> int:
-        async with websockets.connect(f"ws://127.0.0.1:{stack.gateway_port}/ws/tracking/nope") as ws:
+        async with websockets.connect(
+            f"ws://127.0.0.1:{stack.gateway_port}/ws/tracking/nope", additional_headers=AUTH
+        ) as ws:
             try:
                 await ws.recv()
             except websockets.ConnectionClosed as exc:
@@ -177,7 +179,7 @@ def test_websocket_unknown_session_is_closed(stack) -> None:  # type: ignore[no-
 
 
 def test_camera_that_sees_nobody_without_calibration(stack) -> None:  # type: ignore[no-untyped-def]
-    r = httpx.post(f"{stack.gateway_url}/api/v1/sessions/", json={"video_set": "empty"}, timeout=30)
+    r = gwapi.post(f"{stack.gateway_url}/api/v1/sessions/", json={"video_set": "empty"}, timeout=30)
     assert r.status_code == 201, r.text
     sid = r.json()["session_id"]
     messages = asyncio.run(record(f"ws://127.0.0.1:{stack.gateway_port}/ws/tracking/{sid}"))
@@ -192,38 +194,38 @@ def test_camera_that_sees_nobody_without_calibration(stack) -> None:  # type: ig
 
 
 def test_broken_video_fails_the_session_not_the_gateway(stack) -> None:  # type: ignore[no-untyped-def]
-    r = httpx.post(f"{stack.gateway_url}/api/v1/sessions/", json={"video_set": "broken"}, timeout=30)
+    r = gwapi.post(f"{stack.gateway_url}/api/v1/sessions/", json={"video_set": "broken"}, timeout=30)
     sid = r.json()["session_id"]
     deadline = time.monotonic() + 30
-    while (s := httpx.get(f"{stack.gateway_url}/api/v1/sessions/{sid}", timeout=10).json())["status"] in (
+    while (s := gwapi.get(f"{stack.gateway_url}/api/v1/sessions/{sid}", timeout=10).json())["status"] in (
         "starting",
         "running",
     ) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert s["status"] == "failed" and "broken.mp4" in s["last_error"]
-    assert httpx.get(f"{stack.gateway_url}/health", timeout=10).json()["status"] == "healthy"
+    assert gwapi.get(f"{stack.gateway_url}/health", timeout=10).json()["status"] == "healthy"
 
 
 def test_floor_plan_and_its_image(stack) -> None:  # type: ignore[no-untyped-def]
-    floor = httpx.get(f"{stack.gateway_url}/api/v1/video-sets/rules/floor", timeout=10).json()
+    floor = gwapi.get(f"{stack.gateway_url}/api/v1/video-sets/rules/floor", timeout=10).json()
     assert floor["floor"]["image"] == "floor.png" and floor["zones"] and floor["lines"]
-    png = httpx.get(f"{stack.gateway_url}/api/v1/video-sets/rules/floor.png", timeout=10)
+    png = gwapi.get(f"{stack.gateway_url}/api/v1/video-sets/rules/floor.png", timeout=10)
     assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
-    missing = httpx.get(f"{stack.gateway_url}/api/v1/video-sets/demo/floor.png", timeout=10)
+    missing = gwapi.get(f"{stack.gateway_url}/api/v1/video-sets/demo/floor.png", timeout=10)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
 
 
 def test_annotated_mjpeg_stream(stack) -> None:  # type: ignore[no-untyped-def]
     import cv2
 
-    r = httpx.post(
+    r = gwapi.post(
         f"{stack.gateway_url}/api/v1/sessions/",
         json={"video_set": "demo", "cameras": ["cam3"], "options": {"max_steps": 8}},
         timeout=30,
     )
     sid = r.json()["session_id"]
     url = f"{stack.gateway_url}/api/v1/sessions/{sid}/cameras/cam3/stream.mjpeg"
-    with httpx.stream("GET", url, params={"max_frames": 3}, timeout=60) as resp:
+    with gwapi.stream("GET", url, params={"max_frames": 3}, timeout=60) as resp:
         assert resp.headers["content-type"].startswith("multipart/x-mixed-replace")
         body = resp.read()
     parts = [p for p in body.split(b"--frame") if b"image/jpeg" in p]
@@ -232,7 +234,7 @@ def test_annotated_mjpeg_stream(stack) -> None:  # type: ignore[no-untyped-def]
     image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert image.shape == (384, 544, 3)
     assert (
-        httpx.get(f"{stack.gateway_url}/api/v1/sessions/{sid}/cameras/cam9/stream.mjpeg", timeout=10).status_code == 404
+        gwapi.get(f"{stack.gateway_url}/api/v1/sessions/{sid}/cameras/cam9/stream.mjpeg", timeout=10).status_code == 404
     )
 
 
@@ -242,26 +244,26 @@ def test_identity_corrections_through_the_gateway(demo_run, stack) -> None:  # t
     cam, body = next((c, b) for c, b in last["cameras"].items() if b["tracks"])
     track = body["tracks"][0]
     base = f"{stack.gateway_url}/api/v1/tracking/{sid}/persons"
-    split = httpx.post(f"{base}/split", json={"camera_id": cam, "track_id": track["track_id"]}, timeout=10)
+    split = gwapi.post(f"{base}/split", json={"camera_id": cam, "track_id": track["track_id"]}, timeout=10)
     assert split.status_code == 200
     new_gid = split.json()["global_id"]
     assert new_gid != track["global_id"]
-    merged = httpx.post(f"{base}/merge", json={"into": track["global_id"], "from": new_gid}, timeout=10)
+    merged = gwapi.post(f"{base}/merge", json={"into": track["global_id"], "from": new_gid}, timeout=10)
     assert merged.status_code == 200 and merged.json() == {"global_id": track["global_id"]}
-    assert httpx.post(f"{base}/merge", json={"into": track["global_id"], "from": 99999}, timeout=10).status_code == 404
-    assert httpx.post(f"{base}/split", json={"camera_id": "cam9", "track_id": 1}, timeout=10).status_code == 404
-    assert httpx.post(f"{base}/merge", json={"into": 0, "from": 1}, timeout=10).status_code == 422
+    assert gwapi.post(f"{base}/merge", json={"into": track["global_id"], "from": 99999}, timeout=10).status_code == 404
+    assert gwapi.post(f"{base}/split", json={"camera_id": "cam9", "track_id": 1}, timeout=10).status_code == 404
+    assert gwapi.post(f"{base}/merge", json={"into": 0, "from": 1}, timeout=10).status_code == 422
     # Merging two persons of the history: reads resolve through the correction (rows are not rewritten).
     count_url = f"{stack.gateway_url}/api/v1/analytics/people-count"
     deadline = time.monotonic() + 20
-    while not (before := httpx.get(count_url, params={"session_id": sid}, timeout=10).json())["count"]:
+    while not (before := gwapi.get(count_url, params={"session_id": sid}, timeout=10).json())["count"]:
         assert time.monotonic() < deadline
         time.sleep(0.5)
     into, source = before["global_ids"][0], before["global_ids"][-1]
-    assert httpx.post(f"{base}/merge", json={"into": into, "from": source}, timeout=10).status_code == 200
-    after = httpx.get(count_url, params={"session_id": sid}, timeout=10).json()
+    assert gwapi.post(f"{base}/merge", json={"into": into, "from": source}, timeout=10).status_code == 200
+    after = gwapi.get(count_url, params={"session_id": sid}, timeout=10).json()
     assert after["count"] == before["count"] - 1 and source not in after["global_ids"] and into in after["global_ids"]
-    traj = httpx.get(
+    traj = gwapi.get(
         f"{stack.gateway_url}/api/v1/analytics/trajectory",
         params={"session_id": sid, "global_id": source},
         timeout=10,
@@ -276,12 +278,12 @@ def test_person_thumbnails(demo_run, stack) -> None:  # type: ignore[no-untyped-
     sid, _, _ = demo_run
     base = f"{stack.gateway_url}/api/v1/tracking/{sid}/persons"
     deadline = time.monotonic() + 20
-    while not (persons := httpx.get(base, timeout=10).json()["persons"]):
+    while not (persons := gwapi.get(base, timeout=10).json()["persons"]):
         assert time.monotonic() < deadline
         time.sleep(0.5)
     served = 0
     for p in persons[:6]:
-        r = httpx.get(stack.gateway_url + p["thumbnail"], timeout=10)
+        r = gwapi.get(stack.gateway_url + p["thumbnail"], timeout=10)
         if r.status_code == 404:  # merged away by the corrections test
             continue
         assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
@@ -290,7 +292,7 @@ def test_person_thumbnails(demo_run, stack) -> None:  # type: ignore[no-untyped-
         assert r.headers["x-camera-id"] in {"cam1", "cam2", "cam3", "cam4"}
         served += 1
     assert served >= 3
-    assert httpx.get(f"{base}/999999/thumbnail.jpg", timeout=10).status_code == 404
+    assert gwapi.get(f"{base}/999999/thumbnail.jpg", timeout=10).status_code == 404
 
 
 def test_privacy_mode_blurs_people_on_the_camera_stream(stack) -> None:  # type: ignore[no-untyped-def]
@@ -314,8 +316,8 @@ def test_privacy_mode_blurs_people_on_the_camera_stream(stack) -> None:  # type:
     assert np.abs(blurred[:, :90].astype(int) - plain[:, :90].astype(int)).mean() < 3  # the scene is not
     # Through the gateway, with frames travelling RAW between the stages.
     body = {"video_set": "demo", "cameras": ["cam1"], "options": {"max_steps": 4, "frame_encoding": "raw"}}
-    sid = httpx.post(f"{stack.gateway_url}/api/v1/sessions/", json=body, timeout=30).json()["session_id"]
+    sid = gwapi.post(f"{stack.gateway_url}/api/v1/sessions/", json=body, timeout=30).json()["session_id"]
     url = f"{stack.gateway_url}/api/v1/sessions/{sid}/cameras/cam1/stream.mjpeg"
-    with httpx.stream("GET", url, params={"max_frames": 1, "privacy": True}, timeout=60) as resp:
+    with gwapi.stream("GET", url, params={"max_frames": 1, "privacy": True}, timeout=60) as resp:
         part = resp.read().split(b"\r\n\r\n", 1)[1]
     assert cv2.imdecode(np.frombuffer(part.rstrip(b"\r\n-frame"), np.uint8), cv2.IMREAD_COLOR) is not None

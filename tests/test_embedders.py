@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import grpc
 import numpy as np
 import pytest
 import torch
@@ -15,6 +14,7 @@ import torch
 from reid_svc import embedders
 from reid_svc.embedders import Embedder
 from spoton.v1 import reid_pb2, reid_pb2_grpc
+from tests.conftest import service_channel
 
 RNG = np.random.default_rng(3)
 CROPS = [RNG.integers(0, 255, (h, w, 3), dtype=np.uint8) for h, w in ((180, 70), (96, 40), (300, 120))]
@@ -150,7 +150,7 @@ def test_reid_service_serves_a_clip_reid_checkpoint(tmp_path, stack) -> None:  #
     env = {"REID_MODEL_TYPE": "clip", "REID_WEIGHTS": str(path), "REID_BACKEND": "torch"}
     addr = stack.start_replica("reid", "reid-clip", env)
     try:
-        with grpc.insecure_channel(addr) as channel:
+        with service_channel(addr) as channel:
             stub = reid_pb2_grpc.ReidServiceStub(channel)
             info = stub.GetModelInfo(reid_pb2.ReidServiceGetModelInfoRequest(), timeout=30).info
             assert (info.name, info.embedding_dim, list(info.input_size)) == ("clip", 96, [128, 256])

@@ -21,6 +21,7 @@ from schemathesis.checks import not_a_server_error
 
 from spoton.launcher import SERVICES, Stack, start_stack
 from spoton.v1 import analytics_pb2, detection_pb2, mapping_pb2, reid_pb2, tracking_pb2
+from tests.conftest import AUTH, AUTH_ENV, service_channel
 
 FD = _descriptor.FieldDescriptor
 MODULES = {
@@ -91,7 +92,7 @@ def message(desc: _descriptor.Descriptor, depth: int = 0) -> st.SearchStrategy:
 @pytest.fixture(scope="module")
 def fuzz_stack(tmp_path_factory: pytest.TempPathFactory, demo_dir: Path) -> Iterator[Stack]:
     db = pgserver.get_server(tmp_path_factory.mktemp("fuzz-db"), cleanup_mode="stop")
-    stack = start_stack(tmp_path_factory.mktemp("fuzz-logs"), db.get_uri(), demo_dir)
+    stack = start_stack(tmp_path_factory.mktemp("fuzz-logs"), db.get_uri(), demo_dir, extra_env=AUTH_ENV)
     yield stack
     stack.stop()
     db.cleanup()
@@ -109,7 +110,7 @@ def methods() -> list[tuple[str, _descriptor.MethodDescriptor]]:
 def test_generated_messages_never_break_a_service(fuzz_stack: Stack, service: str, method) -> None:  # type: ignore[no-untyped-def]
     path = f"/{method.containing_service.full_name}/{method.name}"
     req_cls, resp_cls = GetMessageClass(method.input_type), GetMessageClass(method.output_type)
-    channel = grpc.insecure_channel(fuzz_stack.addr(service))
+    channel = service_channel(fuzz_stack.addr(service))  # past the service-key check, into the handlers
     ser, des = req_cls.SerializeToString, resp_cls.FromString
     if method.client_streaming and method.server_streaming:
         call = channel.stream_stream(path, ser, des)
@@ -148,7 +149,7 @@ def test_generated_messages_never_break_a_service(fuzz_stack: Stack, service: st
 
 def test_gateway_never_answers_5xx(fuzz_stack: Stack) -> None:
     """Every operation of the gateway's OpenAPI, with schemathesis' generated requests (valid and not)."""
-    schema = schemathesis.openapi.from_url(fuzz_stack.gateway_url + "/openapi.json")
+    schema = schemathesis.openapi.from_url(fuzz_stack.gateway_url + "/openapi.json", headers=AUTH)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) > 30
     for operation in operations:
@@ -156,7 +157,7 @@ def test_gateway_never_answers_5xx(fuzz_stack: Stack) -> None:
         @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
         @given(case=operation.as_strategy())
         def call(case) -> None:  # type: ignore[no-untyped-def]
-            response = case.call(base_url=fuzz_stack.gateway_url, timeout=30)
+            response = case.call(base_url=fuzz_stack.gateway_url, headers=AUTH, timeout=30)
             case.validate_response(response, checks=[not_a_server_error])
 
         call()

@@ -11,7 +11,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pgserver
 import psutil
 import psycopg
@@ -19,6 +18,7 @@ import pytest
 import websockets
 
 from spoton.launcher import Stack
+from tests.conftest import AUTH, gwapi
 
 
 @pytest.fixture
@@ -34,12 +34,14 @@ def test_no_track_point_is_lost_across_a_database_restart(stack: Stack, throwawa
     port = int(url.rsplit(":", 1)[1])
     try:
         body = {"video_set": "demo", "options": {"max_steps": 50}}
-        sid = httpx.post(url + "/api/v1/sessions/", json=body, timeout=30).json()["session_id"]
+        sid = gwapi.post(url + "/api/v1/sessions/", json=body, timeout=30).json()["session_id"]
         seen: dict[str, object] = {}
 
         async def run() -> list[dict]:
             out: list[dict] = []
-            async with websockets.connect(f"ws://127.0.0.1:{port}/ws/tracking/{sid}", max_size=None) as ws:
+            async with websockets.connect(
+                f"ws://127.0.0.1:{port}/ws/tracking/{sid}", max_size=None, additional_headers=AUTH
+            ) as ws:
                 async for raw in ws:
                     msg = json.loads(raw)
                     out.append(msg)
@@ -50,7 +52,7 @@ def test_no_track_point_is_lost_across_a_database_restart(stack: Stack, throwawa
                         os.kill(pid, signal.SIGINT)  # fast shutdown: the database goes away, clients cut off
                         await asyncio.to_thread(psutil.Process(pid).wait, 30)
                         await asyncio.sleep(2.0)
-                        seen["during"] = httpx.get(url + "/health", timeout=10).json()
+                        seen["during"] = gwapi.get(url + "/health", timeout=10).json()
                         await asyncio.to_thread(throwaway_db.ensure_postgres_running)
             return out
 
@@ -70,7 +72,7 @@ def test_no_track_point_is_lost_across_a_database_restart(stack: Stack, throwawa
                 break
             time.sleep(0.5)
         assert rows == emitted
-        history = httpx.get(url + "/health", timeout=10).json()["history"]
+        history = gwapi.get(url + "/health", timeout=10).json()["history"]
         assert history["write_failures"] >= 1 and history["rows_dropped"] == 0 and history["connected"] is True
     finally:
         stack.procs.pop("gateway-db").terminate()
@@ -91,12 +93,14 @@ def test_a_sigkilled_gateway_loses_nothing_spooled_and_a_running_one_takes_over(
     survivor_pid = stack.procs["gateway-survivor"].pid
     port = int(victim.rsplit(":", 1)[1])
     body = {"video_set": "demo", "cameras": ["cam1"], "options": {"loop": True, "always_on": True}}
-    sid = httpx.post(victim + "/api/v1/sessions/", json=body, timeout=30).json()["session_id"]
+    sid = gwapi.post(victim + "/api/v1/sessions/", json=body, timeout=30).json()["session_id"]
     try:
         steps: list[tuple[float, dict]] = []  # (monotonic time received, step message)
 
         async def watch() -> float:
-            async with websockets.connect(f"ws://127.0.0.1:{port}/ws/tracking/{sid}", max_size=None) as ws:
+            async with websockets.connect(
+                f"ws://127.0.0.1:{port}/ws/tracking/{sid}", max_size=None, additional_headers=AUTH
+            ) as ws:
                 async for raw in ws:
                     msg = json.loads(raw)
                     if msg["type"] == "step":
@@ -115,7 +119,7 @@ def test_a_sigkilled_gateway_loses_nothing_spooled_and_a_running_one_takes_over(
         # The survivor (same process) takes the session over: running there, stepping, same id.
         deadline = time.monotonic() + 90
         while True:
-            r = httpx.get(f"{survivor}/api/v1/sessions/{sid}", timeout=10)
+            r = gwapi.get(f"{survivor}/api/v1/sessions/{sid}", timeout=10)
             if r.status_code == 200 and r.json()["status"] == "running" and r.json()["steps"] >= 3:
                 break
             assert time.monotonic() < deadline, r.text
@@ -145,7 +149,7 @@ def test_a_sigkilled_gateway_loses_nothing_spooled_and_a_running_one_takes_over(
                 "SELECT count(*) - count(DISTINCT (camera_id, track_id, time)) FROM track_points WHERE session_id = %s",
                 (sid,),
             ).fetchone()[0]
-        replayed = httpx.get(survivor + "/health", timeout=10).json()["history"]["rows_replayed"]
+        replayed = gwapi.get(survivor + "/health", timeout=10).json()["history"]["rows_replayed"]
         lost_steps = [s for s in emitted if emitted[s] and stored.get(s, 0) < emitted[s]]
         window = killed_at - min((t for t, m in steps if m["step"] in lost_steps), default=killed_at)
         print(
@@ -154,12 +158,12 @@ def test_a_sigkilled_gateway_loses_nothing_spooled_and_a_running_one_takes_over(
             f"{len(spooled)} ({sum(emitted[s] for s in spooled)} rows), stored {sum(stored.values())}, "
             f"lost {sum(emitted.values()) - sum(stored.values())} (steps {sorted(set(emitted) - set(stored))}), "
             f"duplicates {duplicates}, rows stored by the survivor {later}, survivor's history "
-            f"{httpx.get(survivor + '/health', timeout=10).json()['history']}"
+            f"{gwapi.get(survivor + '/health', timeout=10).json()['history']}"
         )
         assert len(spooled) >= 10 and sum(emitted[s] for s in spooled) > 0
         assert all(stored.get(s, 0) == emitted[s] for s in spooled), (emitted, stored)
         assert all(stored[s] == emitted[s] for s in stored), (emitted, stored)  # nothing doubled nor invented
         assert duplicates == 0 and replayed > 0
     finally:
-        httpx.delete(f"{survivor}/api/v1/sessions/{sid}", timeout=30)
+        gwapi.delete(f"{survivor}/api/v1/sessions/{sid}", timeout=30)
         stack.procs.pop("gateway-survivor").terminate()

@@ -9,6 +9,7 @@ import pytest
 from mapping_svc.geometry import CameraGeometry, fit_homography, floor_sign
 from spoton.demo.data import PETS_VIEW1_HOMOGRAPHY
 from spoton.v1 import common_pb2, mapping_pb2, mapping_pb2_grpc
+from tests.conftest import gwapi
 
 IMAGE = [(100, 500), (700, 480), (600, 250), (200, 260), (400, 350)]
 
@@ -163,40 +164,39 @@ def forget_calibrations(database_url: str, video_set: str, camera_id: str) -> No
 
 def test_gateway_calibration_endpoints(stack, database_url) -> None:  # type: ignore[no-untyped-def]
     import cv2
-    import httpx
 
     base = f"{stack.gateway_url}/api/v1/video-sets/demo/cameras/cam2/calibration"
-    got = httpx.get(base, timeout=10).json()
+    got = gwapi.get(base, timeout=10).json()
     assert len(got["homography"]) == 3 and got["source"] == "yaml"
     for picture in ("overlay.png", "birdseye.png"):
-        r = httpx.get(f"{base}/{picture}", params={"frame": 5}, timeout=30)
+        r = gwapi.get(f"{base}/{picture}", params={"frame": 5}, timeout=30)
         assert r.status_code == 200 and r.headers["content-type"] == "image/png"
         img = cv2.imdecode(np.frombuffer(r.content, np.uint8), cv2.IMREAD_COLOR)
         assert img is not None and img.shape[0] > 100
-    overlay_img = cv2.imdecode(np.frombuffer(httpx.get(f"{base}/overlay.png", timeout=30).content, np.uint8), 1)
+    overlay_img = cv2.imdecode(np.frombuffer(gwapi.get(f"{base}/overlay.png", timeout=30).content, np.uint8), 1)
     frame = cv2.VideoCapture(str(stack.env["VIDEO_SETS_DIR"]) + "/cam2.mp4").read()[1]
     assert (np.abs(overlay_img.astype(int) - frame.astype(int)).sum(axis=2) > 60).mean() > 0.01  # grid drawn
 
     pairs = [{"image": list(i), "floor": f.tolist()} for i, f in zip(IMAGE, floor_of(IMAGE), strict=True)]
-    fit = httpx.post(f"{base}/fit", json={"points": pairs}, timeout=10).json()
+    fit = gwapi.post(f"{base}/fit", json={"points": pairs}, timeout=10).json()
     assert fit["reprojection_error_m"] < 1e-4 and all(fit["inliers"])
-    bad = httpx.post(f"{base}/fit", json={"points": pairs[:3]}, timeout=10)
+    bad = gwapi.post(f"{base}/fit", json={"points": pairs[:3]}, timeout=10)
     assert bad.status_code == 400 and "4" in bad.json()["error"]["message"]
-    unknown = httpx.get(f"{stack.gateway_url}/api/v1/video-sets/demo/cameras/nope/calibration", timeout=10)
+    unknown = gwapi.get(f"{stack.gateway_url}/api/v1/video-sets/demo/cameras/nope/calibration", timeout=10)
     assert unknown.status_code == 404
     # The empty set's camera has no homography in its YAML: uncalibrated until the PUT below (which an earlier run
     # of this test stored in the same database, so it is forgotten first and again at the end).
     blank = f"{stack.gateway_url}/api/v1/video-sets/empty/cameras/blank/calibration"
     forget_calibrations(database_url, "empty", "blank")
     try:
-        empty = httpx.get(blank, timeout=10)
+        empty = gwapi.get(blank, timeout=10)
         # Measured: 409 failed_precondition "camera 'blank' of video set 'empty' has no calibration".
         assert empty.status_code == 409 and empty.json()["error"]["code"] == "failed_precondition", empty.text
-        put = httpx.put(blank, json={"points": pairs}, timeout=10)
+        put = gwapi.put(blank, json={"points": pairs}, timeout=10)
         assert put.status_code == 200 and put.json()["calibration"]["source"] == "api"
-        got = httpx.get(blank, timeout=10)
+        got = gwapi.get(blank, timeout=10)
         assert got.status_code == 200 and got.json()["source"] == "api" and len(got.json()["homography"]) == 3
-        nan = httpx.put(blank, json={"homography": [[0, 0, 0], [0, 0, 0], [0, 0, 0]]}, timeout=10)
+        nan = gwapi.put(blank, json={"homography": [[0, 0, 0], [0, 0, 0], [0, 0, 0]]}, timeout=10)
         assert nan.status_code == 400
     finally:
         forget_calibrations(database_url, "empty", "blank")

@@ -7,20 +7,20 @@ import uuid
 
 import cv2
 import grpc
-import httpx
 import numpy as np
 import psycopg
 
 from gateway.store import PURGE_TABLES
 from spoton.launcher import Stack
 from spoton.v1 import reid_pb2, reid_pb2_grpc
+from tests.conftest import gwapi, service_channel
 
 
 def test_purging_a_session_deletes_everything_about_it(stack: Stack, database_url: str) -> None:
     api = stack.gateway_url + "/api/v1/sessions/"
-    sid = httpx.post(api, json={"video_set": "rules", "options": {"max_steps": 12}}, timeout=30).json()["session_id"]
+    sid = gwapi.post(api, json={"video_set": "rules", "options": {"max_steps": 12}}, timeout=30).json()["session_id"]
     deadline = time.monotonic() + 60
-    while httpx.get(api + sid, timeout=10).json()["status"] != "finished":
+    while gwapi.get(api + sid, timeout=10).json()["status"] != "finished":
         assert time.monotonic() < deadline
         time.sleep(0.3)
     with psycopg.connect(database_url) as conn:
@@ -28,9 +28,9 @@ def test_purging_a_session_deletes_everything_about_it(stack: Stack, database_ur
         while not conn.execute("SELECT count(*) FROM persons WHERE session_id = %s", (sid,)).fetchone()[0]:
             assert time.monotonic() < deadline, "history never arrived"
             time.sleep(0.3)
-    reid = reid_pb2_grpc.ReidServiceStub(grpc.insecure_channel(stack.addr("reid")))
+    reid = reid_pb2_grpc.ReidServiceStub(service_channel(stack.addr("reid")))
     assert reid.GetGalleryStats(reid_pb2.GetGalleryStatsRequest(session_id=sid), timeout=10).persons > 0
-    r = httpx.delete(api + sid, params={"purge": True}, timeout=60)
+    r = gwapi.delete(api + sid, params={"purge": True}, timeout=60)
     assert r.status_code == 200 and r.json()["purged_rows"] > 0, r.text
     with psycopg.connect(database_url) as conn:
         for table in PURGE_TABLES:
@@ -41,8 +41,8 @@ def test_purging_a_session_deletes_everything_about_it(stack: Stack, database_ur
         raise AssertionError("the gallery survived the purge")
     except grpc.RpcError as exc:
         assert exc.code() == grpc.StatusCode.NOT_FOUND
-    assert httpx.get(api + sid, timeout=10).status_code == 404
-    assert httpx.delete(api + sid, params={"purge": True}, timeout=10).status_code == 404
+    assert gwapi.get(api + sid, timeout=10).status_code == 404
+    assert gwapi.delete(api + sid, params={"purge": True}, timeout=10).status_code == 404
 
 
 def test_history_older_than_the_retention_expires_in_every_owners_tables(stack: Stack, database_url: str) -> None:
@@ -108,14 +108,14 @@ def test_history_older_than_the_retention_expires_in_every_owners_tables(stack: 
 def finished_session_with_persons(url: str, database_url: str) -> tuple[str, list[int]]:
     """A short demo session on gateway ``url``, finished, with its persons stored; their global ids."""
     api = url + "/api/v1/sessions/"
-    sid = httpx.post(api, json={"video_set": "demo", "options": {"max_steps": 15}}, timeout=30).json()["session_id"]
+    sid = gwapi.post(api, json={"video_set": "demo", "options": {"max_steps": 15}}, timeout=30).json()["session_id"]
     deadline = time.monotonic() + 90
-    while httpx.get(api + sid, timeout=10).json()["status"] != "finished":
+    while gwapi.get(api + sid, timeout=10).json()["status"] != "finished":
         assert time.monotonic() < deadline
         time.sleep(0.3)
     while not (
         gids := [
-            p["global_id"] for p in httpx.get(f"{url}/api/v1/tracking/{sid}/persons", timeout=10).json()["persons"]
+            p["global_id"] for p in gwapi.get(f"{url}/api/v1/tracking/{sid}/persons", timeout=10).json()["persons"]
         ]
     ):
         assert time.monotonic() < deadline, "no persons stored"
@@ -143,7 +143,7 @@ def test_privacy_mode_blurs_person_thumbnails_or_keeps_no_crops(stack: Stack, da
             except grpc.RpcError as exc:
                 assert exc.code() == grpc.StatusCode.NOT_FOUND
                 continue
-            served = httpx.get(f"{blur}/api/v1/tracking/{sid}/persons/{gid}/thumbnail.jpg", timeout=30)
+            served = gwapi.get(f"{blur}/api/v1/tracking/{sid}/persons/{gid}/thumbnail.jpg", timeout=30)
             assert served.status_code == 200 and served.headers["content-type"] == "image/jpeg"
             a = cv2.imdecode(np.frombuffer(raw.jpeg, np.uint8), cv2.IMREAD_COLOR)
             b = cv2.imdecode(np.frombuffer(served.content, np.uint8), cv2.IMREAD_COLOR)
@@ -157,7 +157,7 @@ def test_privacy_mode_blurs_person_thumbnails_or_keeps_no_crops(stack: Stack, da
     refuse = stack.start_gateway("gateway-privacy-refuse", {"PRIVACY_MODE": "true", "PRIVACY_THUMBNAILS": "refuse"})
     try:
         sid, gids = finished_session_with_persons(refuse, database_url)
-        r = httpx.get(f"{refuse}/api/v1/tracking/{sid}/persons/{gids[0]}/thumbnail.jpg", timeout=30)
+        r = gwapi.get(f"{refuse}/api/v1/tracking/{sid}/persons/{gids[0]}/thumbnail.jpg", timeout=30)
         assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
         for gid in gids:  # no crop ever reached reid
             try:

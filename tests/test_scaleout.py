@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 import websockets
@@ -20,6 +19,7 @@ from spoton.bootstrap.client import sync_channel
 from spoton.bootstrap.replicas import ReplicaRing, resolve
 from spoton.launcher import SERVICES, Stack, start_stack
 from spoton.v1 import mapping_pb2, mapping_pb2_grpc
+from tests.conftest import AUTH, AUTH_ENV, SERVICE_KEY, gwapi
 
 STEPS = 80
 
@@ -53,7 +53,7 @@ def scaled(tmp_path_factory: pytest.TempPathFactory, database_url: str, demo_dir
         tmp_path_factory.mktemp("scaled-logs"),
         database_url,
         demo_dir,
-        extra_env={"REID_GALLERY_PERSIST_S": "0.5"},
+        extra_env={"REID_GALLERY_PERSIST_S": "0.5", **AUTH_ENV},
         only=SERVICES,
     )
     try:
@@ -73,7 +73,7 @@ def scaled(tmp_path_factory: pytest.TempPathFactory, database_url: str, demo_dir
 
 
 def started_calls(metrics_port: int, method: str) -> float:
-    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+    text = gwapi.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
     m = re.search(rf'spoton_grpc_started_total{{method="{method}",service="[^"]+"}} (\S+)', text)
     return float(m.group(1)) if m else 0.0
 
@@ -83,7 +83,9 @@ def test_unary_calls_are_spread_over_replicas(scaled: Stack) -> None:
     with sync_channel(target) as ch:
         stub = mapping_pb2_grpc.MappingServiceStub(ch)
         for _ in range(20):
-            stub.ListCalibrations(mapping_pb2.ListCalibrationsRequest(), timeout=10)
+            stub.ListCalibrations(
+                mapping_pb2.ListCalibrationsRequest(), metadata=(("x-api-key", SERVICE_KEY),), timeout=10
+            )
     first = started_calls(scaled.metrics_ports["mapping"], "ListCalibrations")
     second = started_calls(scaled.metrics_ports["mapping-2"], "ListCalibrations")
     assert first + second >= 20 and first >= 5 and second >= 5, (first, second)
@@ -97,7 +99,7 @@ async def follow_and_break(stack: Stack, sid: str) -> list[dict]:
     messages: list[dict] = []
     broken = False
     url = f"ws://127.0.0.1:{stack.gateway_port}/ws/tracking/{sid}"
-    async with websockets.connect(url, max_size=None) as ws:
+    async with websockets.connect(url, max_size=None, additional_headers=AUTH) as ws:
         async for raw in ws:
             msg = json.loads(raw)
             messages.append(msg)
@@ -113,12 +115,12 @@ async def follow_and_break(stack: Stack, sid: str) -> list[dict]:
 
 def test_session_survives_a_lost_tracking_replica_and_a_restarted_detector(scaled: Stack, database_url: str) -> None:
     body = {"video_set": "demo", "options": {"max_steps": STEPS}}
-    r = httpx.post(f"{scaled.gateway_url}/api/v1/sessions/", timeout=30, json=body)
+    r = gwapi.post(f"{scaled.gateway_url}/api/v1/sessions/", timeout=30, json=body)
     assert r.status_code == 201, r.text
     sid = r.json()["session_id"]
     t0 = time.monotonic()
     messages = asyncio.run(follow_and_break(scaled, sid))
-    summary = httpx.get(f"{scaled.gateway_url}/api/v1/sessions/{sid}", timeout=10).json()
+    summary = gwapi.get(f"{scaled.gateway_url}/api/v1/sessions/{sid}", timeout=10).json()
     assert messages[-1]["status"] == "finished", (messages[-1], summary)
     steps = [m for m in messages if m["type"] == "step"]
     assert [m["step"] for m in steps] == list(range(1, STEPS + 1))  # nothing lost, nothing doubled
@@ -156,7 +158,7 @@ async def follow_and_kill(stack: Stack, sid: str, plan: dict[int, str], restart_
     ``restart_keys``."""
     messages: list[dict] = []
     url = f"ws://127.0.0.1:{stack.gateway_port}/ws/tracking/{sid}"
-    async with websockets.connect(url, max_size=None) as ws:
+    async with websockets.connect(url, max_size=None, additional_headers=AUTH) as ws:
         async for raw in ws:
             msg = json.loads(raw)
             messages.append(msg)
@@ -176,13 +178,13 @@ def test_gallery_moves_to_another_reid_replica_and_mapping_restarts(scaled: Stac
     replica, by now serving both reid streams (Embed and Associate), is SIGKILLed and restarted (step 30), and
     mapping too (step 40)."""
     body = {"video_set": "demo", "options": {"max_steps": STEPS}}
-    sid = httpx.post(f"{scaled.gateway_url}/api/v1/sessions/", json=body, timeout=30).json()["session_id"]
+    sid = gwapi.post(f"{scaled.gateway_url}/api/v1/sessions/", json=body, timeout=30).json()["session_id"]
     replicas = {scaled.addr("reid"): "reid", f"127.0.0.1:{scaled.ports['reid-2']}": "reid-2"}
     owner = replicas[ReplicaRing(list(replicas)).owner(sid)]
     survivor = next(k for k in replicas.values() if k != owner)
     plan = {12: owner, 30: survivor, 40: "mapping"}
     messages = asyncio.run(follow_and_kill(scaled, sid, plan, restart_keys={survivor, "mapping"}))
-    summary = httpx.get(f"{scaled.gateway_url}/api/v1/sessions/{sid}", timeout=10).json()
+    summary = gwapi.get(f"{scaled.gateway_url}/api/v1/sessions/{sid}", timeout=10).json()
     assert messages[-1]["status"] == "finished", (messages[-1], summary)
     steps = [m for m in messages if m["type"] == "step"]
     assert [m["step"] for m in steps] == list(range(1, STEPS + 1))

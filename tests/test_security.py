@@ -17,6 +17,7 @@ from gateway.config import GatewaySettings
 from spoton.bootstrap.settings import key_matches
 from spoton.launcher import Stack, free_port, wait_serving
 from spoton.v1 import mapping_pb2, mapping_pb2_grpc
+from tests.conftest import AUTH, SERVICE_KEY, gwapi
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,8 @@ def wait_serving_over(addr: str, creds: grpc.ChannelCredentials) -> None:
 def list_calibrations(channel: grpc.Channel) -> set[tuple[str, str]]:
     """(video set, camera) of every calibration the mapping service behind ``channel`` knows."""
     stub = mapping_pb2_grpc.MappingServiceStub(channel)
-    return calibrated(stub.ListCalibrations(mapping_pb2.ListCalibrationsRequest(), timeout=5))
+    key = (("x-api-key", SERVICE_KEY),)  # the gateway's service key, as the stages require
+    return calibrated(stub.ListCalibrations(mapping_pb2.ListCalibrationsRequest(), metadata=key, timeout=5))
 
 
 def test_tls_between_services(stack: Stack, pki: dict[str, Path]) -> None:
@@ -87,13 +89,15 @@ def test_tls_between_services(stack: Stack, pki: dict[str, Path]) -> None:
             list_calibrations(grpc.insecure_channel(addr))
         assert plain.value.code() == grpc.StatusCode.UNAVAILABLE
         # The gateway's clients speak TLS when GRPC_TLS_CA is set.
-        settings = GatewaySettings(mapping_svc_addr=addr, grpc_tls_ca=str(pki["ca"]))
+        settings = GatewaySettings(mapping_svc_addr=addr, grpc_tls_ca=str(pki["ca"]), service_key=SERVICE_KEY)
 
         async def through_gateway_clients() -> set[tuple[str, str]]:
             clients = ServiceClients.connect(settings)
             try:
                 return calibrated(
-                    await clients.mapping.ListCalibrations(mapping_pb2.ListCalibrationsRequest(), timeout=5)
+                    await clients.mapping.ListCalibrations(
+                        mapping_pb2.ListCalibrationsRequest(), metadata=clients.metadata, timeout=5
+                    )
                 )
             finally:
                 await clients.close()
@@ -127,16 +131,15 @@ def test_key_comparison() -> None:
 def test_secrets_never_reach_the_logs(stack: Stack) -> None:
     """The database URL's password and the API keys of every process never appear in any service log."""
     wait_serving(stack.addr("mapping"))
-    secrets = [k for k in stack.env.get("API_KEYS", "").split(",") if k]
+    secrets = [k.split(":")[0] for k in stack.env.get("API_KEYS", "").split(",") if k]
+    secrets.append(stack.env["SERVICE_KEY"])
     url = stack.env["DATABASE_URL"]
     if "@" in url and ":" in url.split("@")[0].split("//")[-1]:
         secrets.append(url.split("@")[0].split(":")[-1])
     secrets.append("s3cret-canary-key")
     url = stack.start_gateway("gateway-secret", {"API_KEYS": "s3cret-canary-key"})
     try:
-        import httpx
-
-        assert httpx.get(f"{url}/api/v1/sessions/", headers={"X-API-Key": "wrong"}, timeout=5).status_code == 401
+        assert gwapi.get(f"{url}/api/v1/sessions/", headers={"X-API-Key": "wrong"}, timeout=5).status_code == 401
     finally:
         stack.procs.pop("gateway-secret").terminate()
     for log in stack.log_dir.glob("*.log"):
@@ -146,7 +149,6 @@ def test_secrets_never_reach_the_logs(stack: Stack) -> None:
 
 
 def test_limits_on_cameras_sessions_and_websocket_clients(stack: Stack) -> None:
-    import httpx
     import websockets
 
     env = {"MAX_CONCURRENT_SESSIONS": "1", "MAX_CAMERAS_PER_SESSION": "2", "MAX_WS_CLIENTS_PER_SESSION": "1"}
@@ -154,18 +156,18 @@ def test_limits_on_cameras_sessions_and_websocket_clients(stack: Stack) -> None:
     port = int(url.rsplit(":", 1)[1])
     try:
         api = url + "/api/v1/sessions/"
-        three = httpx.post(api, json={"video_set": "demo", "cameras": ["cam1", "cam2", "cam3"]}, timeout=10)
+        three = gwapi.post(api, json={"video_set": "demo", "cameras": ["cam1", "cam2", "cam3"]}, timeout=10)
         assert three.status_code == 400 and "at most 2 cameras" in three.json()["error"]["message"]
         body = {"video_set": "demo", "cameras": ["cam1"], "options": {"loop": True}}
-        sid = httpx.post(api, json=body, timeout=10).json()["session_id"]
-        second = httpx.post(api, json=body, timeout=10)
+        sid = gwapi.post(api, json=body, timeout=10).json()["session_id"]
+        second = gwapi.post(api, json=body, timeout=10)
         assert second.status_code == 429 and second.json()["error"]["code"] == "too_many_sessions"
 
         async def two_clients() -> int:
             ws_url = f"ws://127.0.0.1:{port}/ws/tracking/{sid}"
-            async with websockets.connect(ws_url) as first:
+            async with websockets.connect(ws_url, additional_headers=AUTH) as first:
                 await first.recv()
-                async with websockets.connect(ws_url) as extra:
+                async with websockets.connect(ws_url, additional_headers=AUTH) as extra:
                     try:
                         await extra.recv()
                     except websockets.exceptions.ConnectionClosed as exc:
@@ -173,7 +175,7 @@ def test_limits_on_cameras_sessions_and_websocket_clients(stack: Stack) -> None:
             return 0
 
         assert asyncio.run(two_clients()) == 4429
-        assert httpx.delete(api + sid, timeout=30).json()["status"] == "stopped"
+        assert gwapi.delete(api + sid, timeout=30).json()["status"] == "stopped"
     finally:
         stack.procs.pop("gateway-limits").terminate()
 

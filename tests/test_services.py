@@ -6,7 +6,6 @@ import json
 import subprocess
 
 import grpc
-import httpx
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -23,7 +22,7 @@ from spoton.v1 import (
     tracking_pb2,
     tracking_pb2_grpc,
 )
-from tests.conftest import require
+from tests.conftest import SERVICE_KEY, gwapi, require
 from tests.test_contracts import venv_tool
 
 FULL_NAMES = {
@@ -53,8 +52,11 @@ def test_reflection_lists_service(channel_to, name: str) -> None:  # type: ignor
 @pytest.mark.parametrize("name", SERVICES)
 def test_metrics_endpoint(stack, channel_to, name: str) -> None:  # type: ignore[no-untyped-def]
     health_pb2_grpc.HealthStub(channel_to(name)).Check(health_pb2.HealthCheckRequest(), timeout=5)
-    text = httpx.get(f"http://127.0.0.1:{stack.metrics_ports[name]}/metrics", timeout=5).text
+    text = gwapi.get(f"http://127.0.0.1:{stack.metrics_ports[name]}/metrics", timeout=5).text
     assert "spoton_grpc_started_total" in text
+
+
+LIST_TRACKERS = "spoton.v1.TrackingService/ListTrackers"
 
 
 def test_grpcurl_list_and_call(stack) -> None:  # type: ignore[no-untyped-def]
@@ -65,7 +67,7 @@ def test_grpcurl_list_and_call(stack) -> None:  # type: ignore[no-untyped-def]
     )
     assert "spoton.v1.TrackingService" in out.stdout, out.stderr
     out = subprocess.run(
-        [grpcurl, "-plaintext", "-d", "{}", stack.addr("tracking"), "spoton.v1.TrackingService/ListTrackers"],
+        [grpcurl, "-plaintext", "-H", f"x-api-key: {SERVICE_KEY}", "-d", "{}", stack.addr("tracking"), LIST_TRACKERS],
         capture_output=True,
         text=True,
         timeout=30,

@@ -10,12 +10,12 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import websockets
 import yaml
 
 from spoton.launcher import Stack, free_port
+from tests.conftest import AUTH, gwapi
 from tests.mjpeg_server import MjpegCamera
 
 
@@ -36,7 +36,7 @@ def live_set(demo_dir: Path) -> Iterator[tuple[str, MjpegCamera]]:
 
 async def steps_of(url: str, on_step=None) -> list[dict]:  # type: ignore[no-untyped-def]
     out: list[dict] = []
-    async with websockets.connect(url, max_size=None) as ws:
+    async with websockets.connect(url, max_size=None, additional_headers=AUTH) as ws:
         async for raw in ws:
             msg = json.loads(raw)
             out.append(msg)
@@ -50,7 +50,7 @@ async def steps_of(url: str, on_step=None) -> list[dict]:  # type: ignore[no-unt
 def test_live_camera_drops_frames_and_recovers_after_vanishing(stack: Stack, live_set) -> None:  # type: ignore[no-untyped-def]
     name, camera = live_set
     api = stack.gateway_url + "/api/v1/sessions/"
-    r = httpx.post(api, json={"video_set": name, "options": {"max_steps": 30}}, timeout=30)
+    r = gwapi.post(api, json={"video_set": name, "options": {"max_steps": 30}}, timeout=30)
     assert r.status_code == 201, r.text
     sid = r.json()["session_id"]
     states: list[str] = []
@@ -60,14 +60,14 @@ def test_live_camera_drops_frames_and_recovers_after_vanishing(stack: Stack, liv
             camera.stop()
             for _ in range(30):
                 await asyncio.sleep(0.1)
-                summary = httpx.get(api + sid, timeout=5).json()
+                summary = gwapi.get(api + sid, timeout=5).json()
                 states.append(summary["progress"]["ip"]["state"])
                 if "reconnecting" in states:
                     break
             camera.start()
 
     messages = asyncio.run(steps_of(f"ws://127.0.0.1:{stack.gateway_port}/ws/tracking/{sid}", break_camera))
-    summary = httpx.get(api + sid, timeout=5).json()
+    summary = gwapi.get(api + sid, timeout=5).json()
     assert messages[-1]["status"] == "finished" and summary["steps"] == 30, summary
     assert "reconnecting" in states  # the tile says so while the camera is away
     assert summary["progress"]["ip"]["source_reconnects"] >= 1
@@ -77,39 +77,39 @@ def test_live_camera_drops_frames_and_recovers_after_vanishing(stack: Stack, liv
     assert any(c["tracks"] for m in messages if m["type"] == "step" for c in m["cameras"].values())
     ts = [m["timestamp"] for m in messages if m["type"] == "step"]
     assert ts == sorted(ts)
-    assert httpx.post(api + sid + "/pause", timeout=5).status_code == 409
+    assert gwapi.post(api + sid + "/pause", timeout=5).status_code == 409
 
 
 def test_file_session_pause_seek_resume(stack: Stack) -> None:
     api = stack.gateway_url + "/api/v1/sessions/"
-    r = httpx.post(api, json={"video_set": "demo", "cameras": ["cam2"], "options": {"max_steps": 20}}, timeout=30)
+    r = gwapi.post(api, json={"video_set": "demo", "cameras": ["cam2"], "options": {"max_steps": 20}}, timeout=30)
     sid = r.json()["session_id"]
     frames: list[int] = []
 
     async def control(msg: dict) -> None:
         frames.append(msg["cameras"]["cam2"]["frame_index"])
         if msg["step"] == 5:
-            paused = httpx.post(api + sid + "/pause", timeout=5).json()
+            paused = gwapi.post(api + sid + "/pause", timeout=5).json()
             assert paused["status"] == "paused" and paused["paused"] is True
             held = paused["steps"]
             await asyncio.sleep(1.5)
             # At most the steps already in the pipeline's queues come out while paused.
-            assert httpx.get(api + sid, timeout=5).json()["steps"] <= held + 4
-            assert httpx.post(api + sid + "/seek", json={"frame_index": 60}, timeout=5).status_code == 200
-            assert httpx.post(api + sid + "/resume", timeout=5).json()["status"] == "running"
+            assert gwapi.get(api + sid, timeout=5).json()["steps"] <= held + 4
+            assert gwapi.post(api + sid + "/seek", json={"frame_index": 60}, timeout=5).status_code == 200
+            assert gwapi.post(api + sid + "/resume", timeout=5).json()["status"] == "running"
 
     messages = asyncio.run(steps_of(f"ws://127.0.0.1:{stack.gateway_port}/ws/tracking/{sid}", control))
     assert messages[-1]["status"] == "finished"
     assert frames[:5] == [1, 2, 3, 4, 5]
     assert 60 in frames and frames[-1] == 60 + (20 - frames.index(60) - 1)
-    assert httpx.post(api + sid + "/seek", json={"frame_index": 3}, timeout=5).status_code == 409  # ended
-    assert httpx.post(api + sid + "/seek", json={"frame": 3}, timeout=5).status_code == 422
+    assert gwapi.post(api + sid + "/seek", json={"frame_index": 3}, timeout=5).status_code == 409  # ended
+    assert gwapi.post(api + sid + "/seek", json={"frame": 3}, timeout=5).status_code == 422
 
 
 def test_file_source_loops(stack: Stack) -> None:
     api = stack.gateway_url + "/api/v1/sessions/"
     body = {"video_set": "empty", "options": {"max_steps": 25, "loop": True}}
-    sid = httpx.post(api, json=body, timeout=30).json()["session_id"]
+    sid = gwapi.post(api, json=body, timeout=30).json()["session_id"]
     messages = asyncio.run(steps_of(f"ws://127.0.0.1:{stack.gateway_port}/ws/tracking/{sid}"))
     steps = [m for m in messages if m["type"] == "step"]
     assert messages[-1]["status"] == "finished" and len(steps) == 25
@@ -117,7 +117,7 @@ def test_file_source_loops(stack: Stack) -> None:
     ts = [m["timestamp"] for m in steps]
     assert ts == sorted(ts) and len(set(ts)) == 25  # the media clock keeps running across loops
     started = time.monotonic()
-    assert httpx.post(api, json={"video_set": "demo", "options": {"lop": True}}, timeout=30).status_code == 422
+    assert gwapi.post(api, json={"video_set": "demo", "options": {"lop": True}}, timeout=30).status_code == 422
     assert time.monotonic() - started < 5
 
 
@@ -158,12 +158,12 @@ def test_truncated_videos_end_cleanly(stack: Stack, demo_dir: Path) -> None:
         paths[-1].write_text(yaml.safe_dump(doc))
     api = stack.gateway_url + "/api/v1/sessions/"
     try:
-        sid = httpx.post(api, json={"video_set": f"{name}-avi"}, timeout=30).json()["session_id"]
+        sid = gwapi.post(api, json={"video_set": f"{name}-avi"}, timeout=30).json()["session_id"]
         messages = asyncio.run(steps_of(f"ws://127.0.0.1:{stack.gateway_port}/ws/tracking/{sid}"))
-        summary = httpx.get(api + sid, timeout=10).json()
+        summary = gwapi.get(api + sid, timeout=10).json()
         assert messages[-1]["status"] == "finished", summary
         assert 5 < summary["steps"] < 40 and summary["progress"]["cam3"]["state"] == "ended"
-        sid = httpx.post(api, json={"video_set": f"{name}-mp4"}, timeout=30).json()["session_id"]
+        sid = gwapi.post(api, json={"video_set": f"{name}-mp4"}, timeout=30).json()["session_id"]
         messages = asyncio.run(steps_of(f"ws://127.0.0.1:{stack.gateway_port}/ws/tracking/{sid}"))
         assert messages[-1]["status"] == "failed" and "cannot open video source" in messages[-1]["error"]
         for service in ("detection", "tracking", "reid", "mapping", "gateway"):

@@ -17,7 +17,6 @@ from ipaddress import ip_address
 from pathlib import Path
 
 import cv2
-import httpx
 import psycopg
 import pytest
 import yaml
@@ -33,6 +32,7 @@ from spoton.sourceurl import (
     restore_credentials,
 )
 from spoton.videoset import parse_video_set
+from tests.conftest import gwapi
 from tests.mjpeg_server import MjpegCamera
 
 INTERNAL = [
@@ -326,13 +326,13 @@ def test_rest_refuses_internal_sources(stack: Stack, demo_dir: Path) -> None:
             if template.startswith("udp"):  # not among the default SOURCE_SCHEMES anyway
                 continue
             source = template.format(port=8554)
-            r = httpx.post(api, json=site(demo_dir, f"ssrf-{uuid.uuid4().hex[:6]}", source), timeout=10)
+            r = gwapi.post(api, json=site(demo_dir, f"ssrf-{uuid.uuid4().hex[:6]}", source), timeout=10)
             assert r.status_code == 400, (source, r.text)
             error = r.json()["error"]
             assert error["code"] == "invalid_argument" and "refused" in error["message"], error
             assert "pw@" not in error["message"]
         # The stack's own gateway allows loopback (SOURCE_ALLOW_CIDRS=127.0.0.0/8) and still refuses the rest.
-        r = httpx.post(
+        r = gwapi.post(
             stack.gateway_url + "/api/v1/video-sets/",
             json=site(demo_dir, f"ssrf-{uuid.uuid4().hex[:6]}", "http://169.254.169.254/latest/"),
             timeout=10,
@@ -353,37 +353,37 @@ def test_credentials_never_answered_nor_logged(stack: Stack, demo_dir: Path, dat
     name = f"cred-{uuid.uuid4().hex[:6]}"
     api = url + "/api/v1/video-sets/"
     try:
-        r = httpx.post(api, json=site(demo_dir, name, source), timeout=10)
+        r = gwapi.post(api, json=site(demo_dir, name, source), timeout=10)
         assert r.status_code == 201, r.text
         shown = f"rtsp://***@127.0.0.1:{dead_port}/stream1"
         assert r.json()["cameras"][0]["source"] == shown
-        assert httpx.get(api + name, timeout=10).json()["cameras"][0]["source"] == shown
-        answers = [r.text, httpx.get(api, timeout=10).text, httpx.get(api + name, timeout=10).text]
-        r = httpx.post(url + "/api/v1/sessions/", json={"video_set": name, "options": {"max_steps": 3}}, timeout=30)
+        assert gwapi.get(api + name, timeout=10).json()["cameras"][0]["source"] == shown
+        answers = [r.text, gwapi.get(api, timeout=10).text, gwapi.get(api + name, timeout=10).text]
+        r = gwapi.post(url + "/api/v1/sessions/", json={"video_set": name, "options": {"max_steps": 3}}, timeout=30)
         assert r.status_code == 201, r.text
         sid = r.json()["session_id"]
         deadline = time.monotonic() + 60
         while True:
-            summary = httpx.get(f"{url}/api/v1/sessions/{sid}", timeout=10)
+            summary = gwapi.get(f"{url}/api/v1/sessions/{sid}", timeout=10)
             if summary.json()["progress"]["ip"]["source_reconnects"] >= 2:
                 break
             assert time.monotonic() < deadline, summary.text
             time.sleep(0.3)
-        answers += [summary.text, httpx.get(url + "/api/v1/sessions/", timeout=10).text]
-        answers.append(httpx.delete(f"{url}/api/v1/sessions/{sid}", timeout=30).text)
+        answers += [summary.text, gwapi.get(url + "/api/v1/sessions/", timeout=10).text]
+        answers.append(gwapi.delete(f"{url}/api/v1/sessions/{sid}", timeout=30).text)
         assert all(secret not in a for a in answers)
         with psycopg.connect(database_url) as conn:
             stored = conn.execute("SELECT doc FROM video_sets WHERE name = %s", (name,)).fetchone()[0]
         assert stored["cameras"][0]["source"] == source  # kept as given
         # Sending back what was read (the redacted URL) keeps the stored credentials; a new URL replaces them.
-        shown_doc = httpx.get(api + name, timeout=10).json()
-        r = httpx.put(api + name, json=site(demo_dir, name, shown_doc["cameras"][0]["source"]), timeout=10)
+        shown_doc = gwapi.get(api + name, timeout=10).json()
+        r = gwapi.put(api + name, json=site(demo_dir, name, shown_doc["cameras"][0]["source"]), timeout=10)
         assert r.status_code == 200, r.text
         with psycopg.connect(database_url) as conn:
             stored = conn.execute("SELECT doc FROM video_sets WHERE name = %s", (name,)).fetchone()[0]
         assert stored["cameras"][0]["source"] == source
     finally:
-        httpx.delete(api + name, timeout=10)
+        gwapi.delete(api + name, timeout=10)
         proc = stack.procs.pop(key)
         proc.terminate()
         proc.wait(30)

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import numpy as np
 import psycopg
 import pytest
@@ -28,7 +27,7 @@ from gateway.schema import migrate
 from spoton.launcher import SERVICES, Stack, start_stack
 from spoton.rollups import REFRESH_SQL, minute_floor, refresh_params
 from spoton.videoset import parse_video_set
-from tests.conftest import fresh_database
+from tests.conftest import AUTH_ENV, fresh_database, gwapi
 
 TS_URL_ENV = "SPOTON_TEST_TIMESCALE_URL"
 pytestmark = [
@@ -73,7 +72,7 @@ def pg_database(database_url: str) -> Iterator[str]:
 def ts_stack(tmp_path_factory: pytest.TempPathFactory, ts_database: str, demo_dir: Path) -> Iterator[Stack]:
     """Every service on the fresh TimescaleDB database, started one at a time in the launcher's order."""
     stack = start_stack(
-        tmp_path_factory.mktemp("ts-logs"), ts_database, demo_dir, extra_env=SETTINGS | NO_METRICS, only=()
+        tmp_path_factory.mktemp("ts-logs"), ts_database, demo_dir, extra_env=SETTINGS | NO_METRICS | AUTH_ENV, only=()
     )
     try:
         for name in ORDER:
@@ -94,7 +93,7 @@ def test_fresh_timescaledb_database_every_service_starts(ts_stack: Stack, ts_dat
     assert "history storage: TimescaleDB" in gateway_log
     owners = {o for (o,) in rows(ts_database, "SELECT DISTINCT owner FROM schema_migrations")}
     assert owners == {"gateway", "mapping", "reid"}
-    assert httpx.get(ts_stack.gateway_url + "/health", timeout=10).json()["status"] == "healthy"
+    assert gwapi.get(ts_stack.gateway_url + "/health", timeout=10).json()["status"] == "healthy"
 
 
 def test_hypertables_compression_and_retention_as_configured(ts_stack: Stack, ts_database: str) -> None:
@@ -315,7 +314,7 @@ def test_purge_deletes_compressed_history(ts_stack: Stack, histories: tuple[str,
     before = {t: rows(ts, count.format(t), ("keep",))[0][0] for t in sorted(HYPERTABLES)}
     gone = {t: rows(ts, count.format(t), ("gone",))[0][0] for t in sorted(HYPERTABLES)}
     assert all(gone.values()), gone
-    r = httpx.delete(f"{ts_stack.gateway_url}/api/v1/sessions/gone", params={"purge": "true"}, timeout=120)
+    r = gwapi.delete(f"{ts_stack.gateway_url}/api/v1/sessions/gone", params={"purge": "true"}, timeout=120)
     assert r.status_code == 200, r.text
     assert r.json()["purged_rows"] > sum(gone.values())
     for table in sorted(HYPERTABLES):

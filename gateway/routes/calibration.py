@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Query, Response
 from google.protobuf import json_format
 from pydantic import BaseModel, Field
 
-from gateway.deps import GatewayDep
+from gateway.deps import GatewayDep, Operator
 from gateway.errors import ApiError
 from gateway.render import encode_jpeg, encode_png
 from gateway.sources import read_frame
@@ -112,7 +112,7 @@ async def list_calibration_versions(name: str, camera_id: str, gw: GatewayDep) -
     return {"versions": versions, "current": versions[-1]["version"] if versions else None}
 
 
-@router.post("/versions/{version}/rollback")
+@router.post("/versions/{version}/rollback", dependencies=[Operator])
 async def rollback_calibration(
     name: str, camera_id: str, gw: GatewayDep, version: int = Path(ge=1, le=2**31 - 1)
 ) -> dict:
@@ -126,7 +126,7 @@ async def rollback_calibration(
     return {"calibration": calibration_json(reply.calibration)}
 
 
-@router.put("")
+@router.put("", dependencies=[Operator])
 async def put_calibration(name: str, camera_id: str, body: CalibrationBody, gw: GatewayDep) -> dict:
     (await gw.video_set(name)).camera(camera_id)
     cal = mapping_pb2.Calibration(
@@ -167,13 +167,13 @@ def fit_json(reply: mapping_pb2.FitCalibrationResponse) -> dict:
     }
 
 
-@router.post("/fit")
+@router.post("/fit", dependencies=[Operator])
 async def fit_calibration(name: str, camera_id: str, body: FitBody, gw: GatewayDep) -> dict:
     """Fit without storing: the homography, median error over inliers, and each pair's error (metres)."""
     return fit_json(await fit(gw, name, camera_id, body))
 
 
-@router.post("/preview")
+@router.post("/preview", dependencies=[Operator])
 async def preview_calibration(name: str, camera_id: str, body: PreviewBody, gw: GatewayDep) -> dict:
     """What ``/fit`` says, plus the 1 m grid, zones and lines the fit puts into the frame, as image polylines
     (``figure``: [{"kind": "grid" | "grid5" | "zone" | "line", "points": [[x, y] px, ...]}]), so a page can show

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 from starlette.datastructures import UploadFile
 
-from gateway.deps import GatewayDep
+from gateway.deps import GatewayDep, Operator
 from gateway.errors import ApiError
 from spoton.frames import MAX_CROP_BYTES
 from spoton.timeutil import ns_to_iso
@@ -118,7 +118,7 @@ def hit_json(h: reid_pb2.PersonHit) -> dict:
     }
 
 
-@router.post("/persons", openapi_extra=OPENAPI)
+@router.post("/persons", openapi_extra=OPENAPI, dependencies=[Operator])
 async def search_persons(request: Request, gw: GatewayDep) -> dict:
     """Top-k persons of the video set's searchable sessions most like a known person (JSON) or an uploaded JPEG
     crop (multipart), best first. 400 bad input, 404 unknown video set or person, 403 when the video set has not

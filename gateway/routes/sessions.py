@@ -11,7 +11,8 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
 
-from gateway.deps import GatewayDep
+from gateway.auth import Role
+from gateway.deps import GatewayDep, Operator, PrincipalDep
 from gateway.errors import ApiError
 from gateway.pipeline import Session
 from gateway.render import annotate_jpeg
@@ -52,7 +53,7 @@ class SeekBody(BaseModel):
     seconds: float | None = Field(None, ge=0, description="or a media time from the start, seconds")
 
 
-@router.post("/", status_code=201)
+@router.post("/", status_code=201, dependencies=[Operator])
 async def create_session(body: SessionCreate, gw: GatewayDep) -> dict:
     settings = gw.settings
     vs = await gw.video_set(body.video_set)
@@ -92,13 +93,17 @@ async def get_session(session_id: str, gw: GatewayDep) -> dict:
     return await gw.summary(session_id)
 
 
-@router.delete("/{session_id}")
+@router.delete("/{session_id}", dependencies=[Operator])
 async def stop_session(
     session_id: str,
     gw: GatewayDep,
+    principal: PrincipalDep,
     purge: bool = Query(False, description="also delete its history, identity gallery and thumbnails"),
 ) -> dict:
-    """Stop a session; with ``purge=true`` it is forgotten: every stored row about it is deleted."""
+    """Stop a session (operator); with ``purge=true`` (admin) it is forgotten: every stored row about it is
+    deleted."""
+    if purge and principal.role < Role.ADMIN:
+        raise ApiError(403, "forbidden", f"purge needs the admin role (you are {principal.role.label})")
     if session_id in gw.sessions:
         session = gw.sessions[session_id]
         await session.stop()
@@ -117,7 +122,7 @@ async def stop_session(
     return summary
 
 
-@router.post("/{session_id}/pause")
+@router.post("/{session_id}/pause", dependencies=[Operator])
 async def pause_session(session_id: str, gw: GatewayDep) -> dict:
     """Hold a file session where it is (409 for live sources or an ended session)."""
     session = gw.session(session_id)
@@ -128,14 +133,14 @@ async def pause_session(session_id: str, gw: GatewayDep) -> dict:
     return session.summary()
 
 
-@router.post("/{session_id}/resume")
+@router.post("/{session_id}/resume", dependencies=[Operator])
 async def resume_session(session_id: str, gw: GatewayDep) -> dict:
     session = gw.session(session_id)
     session.resume()
     return session.summary()
 
 
-@router.post("/{session_id}/seek")
+@router.post("/{session_id}/seek", dependencies=[Operator])
 async def seek_session(session_id: str, body: SeekBody, gw: GatewayDep) -> dict:
     """Continue every camera of a file session from this source frame (or second)."""
     session = gw.session(session_id)

@@ -7,7 +7,7 @@ import asyncio
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
-from gateway.deps import GatewayDep
+from gateway.deps import GatewayDep, Operator
 from gateway.errors import ApiError
 from gateway.render import blur_jpeg
 from spoton.v1 import reid_pb2
@@ -75,7 +75,7 @@ async def person_thumbnail(session_id: str, global_id: int, gw: GatewayDep) -> R
     return Response(jpeg, media_type="image/jpeg", headers=headers)
 
 
-@router.post("/persons/merge")
+@router.post("/persons/merge", dependencies=[Operator])
 async def merge_persons(session_id: str, body: MergeBody, gw: GatewayDep) -> dict:
     """Operator correction: person ``from`` is person ``into`` (reid_svc records it; history is not rewritten)."""
     await gw.summary(session_id)
@@ -88,7 +88,7 @@ async def merge_persons(session_id: str, body: MergeBody, gw: GatewayDep) -> dic
     return {"global_id": reply.global_id}
 
 
-@router.post("/persons/split")
+@router.post("/persons/split", dependencies=[Operator])
 async def split_track(session_id: str, body: SplitBody, gw: GatewayDep) -> dict:
     """Operator correction: this camera's track is a person of its own from now on."""
     await gw.summary(session_id)

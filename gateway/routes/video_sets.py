@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse
 from pydantic import RootModel
 
-from gateway.deps import GatewayDep
+from gateway.deps import Admin, GatewayDep
 from gateway.errors import ApiError
 from gateway.routes.calibration import pairs_proto
 from gateway.state import Gateway
@@ -31,7 +31,7 @@ async def list_video_sets(gw: GatewayDep) -> dict:
     return {"video_sets": [vs.to_dict() for vs in (await gw.video_sets()).values()]}
 
 
-@router.post("/", status_code=201)
+@router.post("/", status_code=201, dependencies=[Admin])
 async def create_video_set(body: VideoSetDoc, gw: GatewayDep) -> dict:
     """Add a site (cameras, floor, zones, lines, rules) without editing YAML; stored in the database."""
     vs = await checked_video_set(gw, body.root)
@@ -41,7 +41,7 @@ async def create_video_set(body: VideoSetDoc, gw: GatewayDep) -> dict:
     return vs.to_dict()
 
 
-@router.put("/{name}")
+@router.put("/{name}", dependencies=[Admin])
 async def replace_video_set(name: str, body: VideoSetDoc, gw: GatewayDep) -> dict:
     """Change a stored video set (cameras, zones, lines, rules); running sessions keep the version they began
     with."""
@@ -66,7 +66,7 @@ async def replace_video_set(name: str, body: VideoSetDoc, gw: GatewayDep) -> dic
     return vs.to_dict()
 
 
-@router.delete("/{name}")
+@router.delete("/{name}", dependencies=[Admin])
 async def delete_video_set(name: str, gw: GatewayDep) -> dict:
     await refuse_yaml_name(gw, name)
     if not await gw.store.delete_video_set(name):

@@ -50,7 +50,7 @@ class WarmupFailed(RuntimeError):
 
 
 class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
-    """Counts and times every RPC; refuses calls without a valid ``x-api-key`` when keys are configured."""
+    """Counts and times every RPC; refuses calls without the gateway's ``x-api-key`` (SERVICE_KEY) when it is set."""
 
     def __init__(self, api_keys: frozenset[str]) -> None:
         self._keys = api_keys
@@ -172,7 +172,7 @@ async def serve(spec: ServiceSpec, settings: CommonSettings, port: int, metrics_
     """
     server = grpc.aio.server(
         options=server_options(settings) + spec.extra_options,
-        interceptors=[ObservabilityInterceptor(settings.api_key_set)],
+        interceptors=[ObservabilityInterceptor(frozenset({settings.service_key} - {""}))],
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

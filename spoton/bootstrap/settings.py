@@ -37,7 +37,10 @@ class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
 
     device: str = "auto"
+    # Gateway client keys: comma-separated ``key`` (admin) or ``key:role`` (viewer, operator, admin).
     api_keys: str = ""
+    # The key the gateway presents to the stage services (``x-api-key``); stages accept only it. Empty = open.
+    service_key: str = ""
     log_level: str = "INFO"
     log_json: bool | None = None
     grpc_host: str = "0.0.0.0"
@@ -57,10 +60,6 @@ class CommonSettings(BaseSettings):
     grpc_tls_ca: str = ""
     grpc_tls_client_cert: str = ""
     grpc_tls_client_key: str = ""
-
-    @property
-    def api_key_set(self) -> frozenset[str]:
-        return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
 
     @property
     def max_message_bytes(self) -> int:
