@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -20,6 +21,12 @@ class GatewaySettings(CommonSettings):
     target_fps: float = 0.0
     frame_jpeg_quality: int = 85
     tracker_type: str = "bytetrack"
+    # Detection scheduling per camera (gateway/schedule.py): fixed | motion | adaptive; DETECT_EVERY is the period
+    # (fixed) or the longest run between detections (motion, adaptive); 1 = every frame is detected.
+    detection_schedule: Literal["fixed", "motion", "adaptive"] = "fixed"
+    detect_every: int = Field(1, ge=1)
+    # Motion mode: share of changed thumbnail pixels (0..1) above which a frame is detected early.
+    motion_threshold: float = Field(0.002, ge=0, le=1)
     redis_url: str = ""
     max_cameras_per_session: int = 16
     max_concurrent_sessions: int = 4

@@ -9,6 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 from gateway.config import GatewaySettings
+from gateway.schedule import SchedulePolicy
 
 FRAME_ENCODINGS = ("jpeg", "png", "raw")
 
@@ -29,6 +30,7 @@ class SessionConfig:
         association: passed to reid's association.
         stage_reconnect_timeout_s: how long a stage may be away before the session fails, seconds.
         rpc_timeout_s: deadline of the session's unary calls, seconds.
+        schedule: which camera frames are detected (``gateway.schedule``); the rest are predicted by the tracker.
     """
 
     media_start_ns: int
@@ -42,6 +44,7 @@ class SessionConfig:
     association: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     stage_reconnect_timeout_s: float = 60.0
     rpc_timeout_s: float = 30.0
+    schedule: SchedulePolicy = field(default_factory=SchedulePolicy)
 
     def __post_init__(self) -> None:
         if self.frame_encoding not in FRAME_ENCODINGS:
@@ -62,4 +65,13 @@ class SessionConfig:
             association=MappingProxyType(dict(options.get("association") or {})),
             stage_reconnect_timeout_s=settings.stage_reconnect_timeout_s,
             rpc_timeout_s=settings.rpc_timeout_s,
+            schedule=SchedulePolicy(
+                mode=str(options.get("detection_schedule") or settings.detection_schedule),
+                detect_every=int(options.get("detect_every") or settings.detect_every),
+                motion_threshold=float(
+                    settings.motion_threshold
+                    if options.get("motion_threshold") is None
+                    else options["motion_threshold"]
+                ),
+            ),
         )
