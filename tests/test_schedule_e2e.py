@@ -1,15 +1,21 @@
 """Detection scheduling through the real stack: with ``detect_every`` 2 the detector sees half the camera frames,
-and every frame still has its tracks, under the same IDs, with floor points and global IDs."""
+and every frame still has its tracks, under the same IDs, with floor points and global IDs; tracking_svc's
+predict-only frames over gRPC."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 
+import grpc
 import httpx
+import numpy as np
+import pytest
 
 from spoton.evaluation import ground_truth_from_mot, score_run
+from spoton.v1 import tracking_pb2, tracking_pb2_grpc
 from tests.test_e2e import record
+from tests.test_tracking import _frame, _start, walker
 
 STEPS = 16
 CAMERAS = ("cam1", "cam2", "cam3", "cam4")
@@ -58,3 +64,27 @@ def test_detect_every_2_keeps_every_frame_tracked(stack, demo_dir) -> None:  # t
     gt = ground_truth_from_mot({c: demo_dir / "gt" / f"{c}.txt" for c in CAMERAS})
     for cam, s in score_run(gt, messages)["cameras"].items():
         assert s["recall"] > 0.7, cam  # every frame scored, the predicted ones too
+
+
+def test_predict_only_frames_over_grpc(channel_to) -> None:  # type: ignore[no-untyped-def]
+    """A predict_only frame keeps the stream's track IDs (det_index -1) on BoT-SORT without embeddings; one that
+    carries detections, or one on a tracker that cannot predict, is INVALID_ARGUMENT."""
+    stub = tracking_pb2_grpc.TrackingServiceStub(channel_to("tracking"))
+    emb = np.eye(2, 8, dtype=np.float32)
+    detected = [_frame(f, emb=emb) for f in range(1, 6)]
+    predicted = tracking_pb2.TrackRequest(
+        frame=tracking_pb2.TrackFrame(frame_index=6, width=640, height=480, predict_only=True)
+    )
+    replies = list(stub.Track(iter([_start("t-predict", "botsort"), *detected, predicted]), timeout=30))
+    ids = {t.track_id for t in replies[-2].tracks}
+    assert len(ids) == 2 and {t.track_id for t in replies[-1].tracks} == ids
+    assert all(t.det_index == -1 for t in replies[-1].tracks)
+    bad = tracking_pb2.TrackRequest()
+    bad.CopyFrom(predicted)
+    bad.frame.detections.extend(walker(6).to_proto())
+    with pytest.raises(grpc.RpcError) as err:
+        list(stub.Track(iter([_start("t-predict-bad", "botsort"), bad]), timeout=30))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as err:
+        list(stub.Track(iter([_start("t-predict-ocsort", "ocsort"), _frame(1), predicted]), timeout=30))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "cannot predict" in err.value.details()
