@@ -201,7 +201,11 @@ def restart_detector(stack: Stack, env: dict[str, str]) -> None:
 
 
 def schedule_options(spec: str) -> dict:
-    """``every`` | ``fixed:K`` | ``motion:K[:THRESHOLD]`` | ``adaptive:K`` -> the session's schedule options."""
+    """``every`` | ``fixed:K`` | ``motion:K[:THRESHOLD]`` | ``adaptive:K``, each optionally ``/flow`` or
+    ``/kalman`` (how skipped frames get their boxes) -> the session's schedule options."""
+    spec, _, prediction = spec.partition("/")
+    if prediction:
+        return {**schedule_options(spec), "schedule_prediction": prediction}
     mode, *rest = spec.split(":")
     if mode == "every":
         return {"detection_schedule": "fixed", "detect_every": 1}
@@ -279,7 +283,8 @@ def main() -> None:
         "--schedules",
         default="",
         help="detection schedules for the 4-camera run, SPEC,... with SPEC every | fixed:K | motion:K[:THRESHOLD] "
-        "| adaptive:K (K: period or longest run between detections), e.g. every,fixed:2,fixed:3,motion:4,adaptive:3",
+        "| adaptive:K (K: period or longest run between detections), optionally /flow or /kalman (skipped frames' "
+        "boxes), e.g. every,fixed:2,fixed:2/flow,motion:4,adaptive:3",
     )
     p.add_argument(
         "--variants",

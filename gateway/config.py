@@ -27,6 +27,8 @@ class GatewaySettings(CommonSettings):
     detect_every: int = Field(1, ge=1)
     # Motion mode: share of changed thumbnail pixels (0..1) above which a frame is detected early.
     motion_threshold: float = Field(0.002, ge=0, le=1)
+    # How skipped frames get their boxes: the tracker's Kalman prediction, or optical flow from the previous frame.
+    schedule_prediction: Literal["kalman", "flow"] = "kalman"
     redis_url: str = ""
     max_cameras_per_session: int = 16
     max_concurrent_sessions: int = 4

@@ -68,6 +68,7 @@ class SessionConfig:
             schedule=SchedulePolicy(
                 mode=str(options.get("detection_schedule") or settings.detection_schedule),
                 detect_every=int(options.get("detect_every") or settings.detect_every),
+                prediction=str(options.get("schedule_prediction") or settings.schedule_prediction),
                 motion_threshold=float(
                     settings.motion_threshold
                     if options.get("motion_threshold") is None

@@ -25,7 +25,7 @@ from gateway.requests import (
     track_request,
     track_start,
 )
-from gateway.schedule import DetectionSchedule
+from gateway.schedule import DetectionSchedule, FlowPredictor
 from gateway.work import CameraInput, StepWork
 
 
@@ -90,6 +90,7 @@ class Stages:
         starts afresh there (``TrackIdOffsets``)."""
         links = {c: self._track_link(c, f) for c, f in fps.items()}
         offsets = TrackIdOffsets()
+        flow = FlowPredictor() if self.config.schedule.uses_flow else None
 
         async def one(cam: CameraInput) -> None:
             link = links[cam.camera_id]
@@ -97,6 +98,10 @@ class Stages:
             offsets.merge(cam, reply, link.generation)
             if cam.detected:
                 self.schedule.observe(cam.camera_id, cam.tracks)
+            if flow is not None and cam.grey is not None:
+                wh = (cam.frame.width, cam.frame.height)
+                cam.tracks = flow.step(cam.camera_id, cam.grey, cam.tracks, cam.detected, wh)
+                cam.grey = None
 
         try:
             while (work := await inp.get()) is not None:

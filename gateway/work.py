@@ -29,6 +29,7 @@ class CameraInput:
     # False when the detection schedule skipped this frame: no detections or embeddings, the tracker predicts.
     detected: bool = True
     thumb: np.ndarray | None = None  # the frame's motion thumbnail (motion schedule only), uint8 (120, 160)
+    grey: np.ndarray | None = None  # the frame for optical flow (flow prediction only), uint8 half size
 
     def result(self) -> CameraStep:
         """This camera's typed result (after association)."""

@@ -3,6 +3,9 @@ requests of a skipped frame, and the tracker's predict-only frames (boxmot's Kal
 
 from __future__ import annotations
 
+import dataclasses
+
+import cv2
 import numpy as np
 import pytest
 
@@ -13,8 +16,11 @@ from gateway.schedule import (
     CROWD,
     YOUNG_AGE,
     DetectionSchedule,
+    FlowPredictor,
     SchedulePolicy,
     changed_share,
+    flow_grey,
+    flow_shift,
     motion_thumb,
     tracks_need_detection,
 )
@@ -116,10 +122,17 @@ def test_policy_validation_and_session_options_over_settings() -> None:
         SchedulePolicy("fixed", 0)
     with pytest.raises(ValueError, match="motion_threshold"):
         SchedulePolicy("motion", 2, 1.5)
+    with pytest.raises(ValueError, match="schedule_prediction"):
+        SchedulePolicy("fixed", 2, prediction="guess")
+    assert SchedulePolicy("fixed", 2, prediction="flow").uses_flow
+    assert not SchedulePolicy("fixed", 1, prediction="flow").uses_flow  # nothing to predict
     settings = GatewaySettings(detection_schedule="motion", detect_every=3, motion_threshold=0.01)
     assert SessionConfig.resolve({}, settings).schedule == SchedulePolicy("motion", 3, 0.01)
-    cfg = SessionConfig.resolve({"detection_schedule": "fixed", "detect_every": 2, "motion_threshold": 0}, settings)
-    assert cfg.schedule == SchedulePolicy("fixed", 2, 0.0)
+    cfg = SessionConfig.resolve(
+        {"detection_schedule": "fixed", "detect_every": 2, "motion_threshold": 0, "schedule_prediction": "flow"},
+        settings,
+    )
+    assert cfg.schedule == SchedulePolicy("fixed", 2, 0.0, "flow")
     assert SessionConfig.resolve({}, GatewaySettings()).schedule.every_frame
 
 
@@ -185,3 +198,37 @@ def test_predict_only_on_a_tracker_without_that_ability_is_refused() -> None:
     assert not tracker.can_predict
     with pytest.raises(ValueError, match="cannot predict"):
         tracker.predict((640, 480), 1)
+
+
+def textured(shift: tuple[float, float] = (0, 0)) -> np.ndarray:
+    """A 640x480 random texture moved by ``shift`` pixels."""
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur((rng.random((480, 640, 3)) * 255).astype(np.uint8), (5, 5), 0)
+    return cv2.warpAffine(img, np.float32([[1, 0, shift[0]], [0, 1, shift[1]]]), (640, 480))
+
+
+def test_flow_shift_moves_boxes_with_the_image() -> None:
+    boxes = np.array([[100, 100, 160, 260], [300, 50, 360, 200]], np.float32)
+    moved, valid = flow_shift(flow_grey(textured()), flow_grey(textured((6, -4))), boxes)
+    assert valid.all()
+    np.testing.assert_allclose(moved, boxes + np.float32([6, -4, 6, -4]), atol=0.5)
+    edge = np.array([[0, 0, 40, 100]], np.float32)  # the corner the shift blackens: not followed, not moved
+    moved, valid = flow_shift(flow_grey(textured()), flow_grey(textured((20, 20))), edge)
+    assert not valid.any() and (moved == edge).all()
+    flat = np.zeros((240, 320), np.uint8)  # nothing to follow: boxes stay, marked not followed
+    moved, valid = flow_shift(flat, flat, boxes)
+    assert not valid.any() and (moved == boxes).all()
+
+
+def test_flow_predictor_moves_known_tracks_on_skipped_frames_only() -> None:
+    flow = FlowPredictor()
+    first = dataclasses.replace(mature(), xyxy=mature().xyxy + np.float32([200, 150, 200, 150]))
+    assert flow.step("a", flow_grey(textured()), first, True, (640, 480)) is first
+    kalman = dataclasses.replace(first, xyxy=first.xyxy + 1, track_id=np.array([0, 7]), det_index=np.array([-1, -1]))
+    out = flow.step("a", flow_grey(textured((5, 0))), kalman, False, (640, 480))
+    np.testing.assert_allclose(
+        out.xyxy[0], first.xyxy[0] + np.float32([5, 0, 5, 0]), atol=0.5
+    )  # track 0: moved by flow
+    np.testing.assert_allclose(out.xyxy[1], kalman.xyxy[1])  # track 7 was not there before: the Kalman box
+    detected = flow.step("a", flow_grey(textured((9, 0))), kalman, True, (640, 480))
+    assert detected is kalman  # a detected frame's boxes are the tracker's
