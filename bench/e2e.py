@@ -3,13 +3,16 @@
 Starts the six services as local processes (embedded PostgreSQL unless DATABASE_URL is set) and runs demo
 sessions over 1, 2 and 4 cameras (``--cameras``), the 4-camera one again with RAW frames (transport cost), one
 session over the original PETS09-S2L1 view (same video and weights as the peer), optionally a speed/accuracy
-curve over detector variants (``--variants fp32:640x480,int8:960x736``: the detector is restarted with each), then
-stops the stack and runs the peer, Ultralytics' own ``track`` mode, on the same video with the same weights.
+curve over detector variants (``--variants fp32:640x480,int8:960x736``: the detector is restarted with each), the
+4-camera run under detection schedules (``--schedules every,fixed:2,fixed:3,motion:4,adaptive:3``: which camera
+frames are detected, the rest predicted by the tracker; gateway/schedule.py), then stops the stack and runs the
+peers, Ultralytics' own ``track`` mode on the same video with the same weights: FP32 ONNX, our INT8 ONNX and the
+OpenVINO export (``weights/best_openvino_model``, ``--peer-openvino``).
 
 Per run: camera-frames/s, step latency p50/p95, each stage's round trip and the service's own compute time (from
 its ``spoton_compute_seconds`` histogram; the difference is transport, serialisation and waiting for the CPU),
-frame bytes per step, CPU seconds and peak RSS per service, and the kit's scores. Writes
-``bench/results/e2e.json``. ``--steps N`` limits each run (0 = the whole video); CI uses short windows.
+frame bytes per step, CPU seconds, CPU ms per step (load-independent) and peak RSS per service, and the kit's
+scores. Writes ``bench/results/e2e.json``. ``--steps N`` limits each run (0 = the whole video); CI uses short windows.
 """
 
 from __future__ import annotations
@@ -169,6 +172,11 @@ def run_session(
         "outside_service_share": round(outside / max(sum(round_trip.values()), 1e-9), 3),
         "frame_bytes_per_step": summary["frame_bytes_per_step"],
         "cpu_s": {k: round(after_cpu.get(k, 0) - before_cpu.get(k, 0), 1) for k in after_cpu},
+        # Process CPU time per step (all cameras) of each service: what the run costs, whatever the machine's load.
+        "cpu_ms_per_step": {
+            k: round((after_cpu.get(k, 0) - before_cpu.get(k, 0)) * 1000 / max(n, 1), 1) for k in after_cpu
+        },
+        "detection": summary.get("detection", {}),
         "peak_rss_mib": {k: round(v) for k, v in sampler.peak.items()},
         "total_peak_rss_mib": round(sum(sampler.peak.values())),
     }
@@ -179,6 +187,7 @@ def run_session(
             for c, s in scores["cameras"].items()
         }
         entry["mean_idf1"] = round(sum(s["idf1"] for s in entry["per_camera"].values()) / len(cameras), 3)
+        entry["mean_recall"] = round(sum(s["recall"] for s in entry["per_camera"].values()) / len(cameras), 3)
         if len(cameras) > 1:
             entry["multi_camera"] = scores["multi_camera"]
     print(json.dumps(entry), flush=True)
@@ -189,6 +198,44 @@ def restart_detector(stack: Stack, env: dict[str, str]) -> None:
     stack.kill("detection")
     stack.start_service("detection", env=env)
     wait_serving(stack.addr("detection"), lambda: stack._check_alive("detection"))
+
+
+def schedule_options(spec: str) -> dict:
+    """``every`` | ``fixed:K`` | ``motion:K[:THRESHOLD]`` | ``adaptive:K``, each optionally ``/flow`` or
+    ``/kalman`` (how skipped frames get their boxes) -> the session's schedule options."""
+    spec, _, prediction = spec.partition("/")
+    if prediction:
+        return {**schedule_options(spec), "schedule_prediction": prediction}
+    mode, *rest = spec.split(":")
+    if mode == "every":
+        return {"detection_schedule": "fixed", "detect_every": 1}
+    opts: dict = {"detection_schedule": mode, "detect_every": int(rest[0]) if rest else 1}
+    if mode == "motion" and len(rest) > 1:
+        opts["motion_threshold"] = float(rest[1])
+    return opts
+
+
+def schedule_table(rows: list[dict]) -> str:
+    """Schedules side by side: speed, CPU per step, accuracy on every frame."""
+    lines = [
+        "| schedule | detected share | camera-frames/s | CPU ms/step total (detection, reid, tracking, gateway) "
+        "| detect / embed / track ms | mean per-camera IDF1 | multi-camera IDF1 | recall per camera |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        e = r["run"]
+        cpu = e["cpu_ms_per_step"]
+        rt = e["round_trip_ms"]
+        rec = ", ".join(f"{c} {v['recall']:.3f}" for c, v in e.get("per_camera", {}).items())
+        multi = e.get("multi_camera", {}).get("idf1")
+        lines.append(
+            f"| {r['schedule']} | {e['detection'].get('detected_share', '')} | {e['camera_frames_per_s']:.1f} "
+            f"| {sum(cpu.values()):.0f} ({cpu.get('detection', 0):.0f}, {cpu.get('reid', 0):.0f}, "
+            f"{cpu.get('tracking', 0):.0f}, {cpu.get('gateway', 0):.0f}) "
+            f"| {rt['detect']:.0f} / {rt['embed']:.0f} / {rt['track']:.0f} | {e.get('mean_idf1', '')} "
+            f"| {'' if multi is None else f'{multi:.3f}'} | {rec} |"
+        )
+    return "\n".join(lines)
 
 
 def table(results: dict) -> str:
@@ -205,7 +252,7 @@ def table(results: dict) -> str:
             f" | {stage} | {e['outside_service_share']:.0%} | {e['frame_bytes_per_step'] / 1024:.0f}"
             f" | {e['total_peak_rss_mib']} | {e.get('mean_idf1', '')} |"
         )
-    for key, label in (("peer", "FP32 ONNX"), ("peer_int8", "our INT8 ONNX")):
+    for key, label in (("peer", "FP32 ONNX"), ("peer_int8", "our INT8 ONNX"), ("peer_openvino", "OpenVINO")):
         if results.get(key):
             p = results[key]
             lines.append(
@@ -224,6 +271,22 @@ def main() -> None:
     p.add_argument("--pets", action=argparse.BooleanOptionalAction, default=True, help="the PETS-view run")
     p.add_argument("--peer", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument(
+        "--peer-openvino",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also the peer on the OpenVINO export weights/best_openvino_model (the informed user's CPU peer)",
+    )
+    p.add_argument(
+        "--peer-int8", action=argparse.BooleanOptionalAction, default=True, help="also the peer on our INT8 ONNX"
+    )
+    p.add_argument(
+        "--schedules",
+        default="",
+        help="detection schedules for the 4-camera run, SPEC,... with SPEC every | fixed:K | motion:K[:THRESHOLD] "
+        "| adaptive:K (K: period or longest run between detections), optionally /flow or /kalman (skipped frames' "
+        "boxes), e.g. every,fixed:2,fixed:2/flow,motion:4,adaptive:3",
+    )
+    p.add_argument(
         "--variants",
         default="",
         help="detector variants for the speed/accuracy curve, [BACKEND:]PRECISION:WxH,... (e.g. fp32:640x480,"
@@ -239,7 +302,7 @@ def main() -> None:
     gt = ground_truth_from_mot({c: DEFAULT_OUT / "gt" / f"{c}.txt" for c in ALL_CAMERAS}) if has_gt else None
     pets_gt = ground_truth_from_mot({"pets": gt_path()}, a.steps) if has_gt else None
     options = {"tracker": a.tracker} if a.tracker else {}
-    results: dict = {"runs": {}, "curve": [], "machine": {"cpus": os.cpu_count(), "gpu": False}}
+    results: dict = {"runs": {}, "curve": [], "schedules": [], "machine": {"cpus": os.cpu_count(), "gpu": False}}
     stack = start_stack(REPO / ".spoton" / "bench-logs", db, DEFAULT_OUT, extra_env=local_auth())
     sampler = ResourceSampler(stack).start()
     try:
@@ -257,6 +320,10 @@ def main() -> None:
             results["runs"]["PETS view, 1 camera"] = run_session(
                 stack, sampler, "pets", ["pets"], a.steps, options, pets_gt
             )
+        for spec in filter(None, a.schedules.split(",")):
+            entry = run_session(stack, sampler, "demo", ALL_CAMERAS, a.steps, {**options, **schedule_options(spec)}, gt)
+            results["runs"][f"4 cameras, schedule {spec}"] = entry
+            results["schedules"].append({"schedule": spec, "run": entry})
         for variant in filter(None, a.variants.split(",")):
             *backend, precision, size = variant.split(":")
             env = {"DETECTOR_BACKEND": backend[0] if backend else "auto"}
@@ -281,15 +348,27 @@ def main() -> None:
         frames = a.steps or 795
         peer_gt = ground_truth_from_mot({"c": gt_path()}, frames)["c"]
         results["peer"] = peer("bytetrack.yaml", frames, peer_gt)
-        # The same peer on our INT8 model: what the detector alone is worth, apart from the services.
-        results["peer_int8"] = peer("bytetrack.yaml", frames, peer_gt, "best_int8.onnx")
-        print(json.dumps(results["peer"]), json.dumps(results["peer_int8"]), flush=True)
+        print(json.dumps(results["peer"]), flush=True)
+        if a.peer_int8:
+            # The same peer on our INT8 model: what the detector alone is worth, apart from the services.
+            results["peer_int8"] = peer("bytetrack.yaml", frames, peer_gt, "best_int8.onnx")
+            print(json.dumps(results["peer_int8"]), flush=True)
+        if a.peer_openvino:
+            # Ultralytics loads the *_openvino_model/ folder itself (its OpenVINO backend, latency hint).
+            results["peer_openvino"] = peer("bytetrack.yaml", frames, peer_gt, "best_openvino_model")
+            print(json.dumps(results["peer_openvino"]), flush=True)
         four = results["runs"].get("4 camera(s), JPEG")
         if four:
             results["speedup_vs_peer"] = round(four["camera_frames_per_s"] / results["peer"]["frames_per_s"], 2)
+            if results.get("peer_openvino"):
+                results["speedup_vs_openvino_peer"] = round(
+                    four["camera_frames_per_s"] / results["peer_openvino"]["frames_per_s"], 2
+                )
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(results, indent=2))
     print(table(results))
+    if results["schedules"]:
+        print(schedule_table(results["schedules"]))
     if "speedup_vs_peer" in results:
         print(f"4 cameras through every service: {results['speedup_vs_peer']}x the peer's frames/s")
 

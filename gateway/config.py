@@ -22,6 +22,14 @@ class GatewaySettings(CommonSettings):
     target_fps: float = 0.0
     frame_jpeg_quality: int = 85
     tracker_type: str = "bytetrack"
+    # Detection scheduling per camera (gateway/schedule.py): fixed | motion | adaptive; DETECT_EVERY is the period
+    # (fixed) or the longest run between detections (motion, adaptive); 1 = every frame is detected.
+    detection_schedule: Literal["fixed", "motion", "adaptive"] = "fixed"
+    detect_every: int = Field(1, ge=1)
+    # Motion mode: share of changed thumbnail pixels (0..1) above which a frame is detected early.
+    motion_threshold: float = Field(0.002, ge=0, le=1)
+    # How skipped frames get their boxes: the tracker's Kalman prediction, or optical flow from the previous frame.
+    schedule_prediction: Literal["kalman", "flow"] = "kalman"
     redis_url: str = ""
     max_cameras_per_session: int = 16
     max_concurrent_sessions: int = 4

@@ -99,11 +99,13 @@ async def drive(
     merge: Callable[[Any, Any], Any],
 ) -> None:
     """One request per step in, its reply merged into the step, the step out, in order; ``None`` ends the stream.
-    The stage's round trip is recorded in ``work.stage_ms[link.name]``."""
+    The stage's round trip is recorded in ``work.stage_ms[link.name]``. A step whose ``request`` is None has
+    nothing for the stage (e.g. no camera detected this step): it passes on without a call and ``merge(work, None)``."""
     try:
         while (work := await inp.get()) is not None:
             t0 = time.perf_counter()
-            merge(work, await link.exchange(request(work)))
+            req = request(work)
+            merge(work, None if req is None else await link.exchange(req))
             work.stage_ms[link.name] = (time.perf_counter() - t0) * 1000
             await out.put(work)
         await link.close()

@@ -9,6 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 from gateway.config import GatewaySettings
+from gateway.schedule import SchedulePolicy
 
 FRAME_ENCODINGS = ("jpeg", "png", "raw")
 
@@ -30,6 +31,7 @@ class SessionConfig:
         stage_reconnect_timeout_s: how long a stage may be away before the session fails, seconds.
         rpc_timeout_s: deadline of the session's unary calls, seconds.
         collect_crops: whether tracks offer reid crops for thumbnails (not when privacy forbids storing faces).
+        schedule: which camera frames are detected (``gateway.schedule``); the rest are predicted by the tracker.
     """
 
     media_start_ns: int
@@ -44,6 +46,7 @@ class SessionConfig:
     stage_reconnect_timeout_s: float = 60.0
     rpc_timeout_s: float = 30.0
     collect_crops: bool = True
+    schedule: SchedulePolicy = field(default_factory=SchedulePolicy)
 
     def __post_init__(self) -> None:
         if self.frame_encoding not in FRAME_ENCODINGS:
@@ -65,4 +68,14 @@ class SessionConfig:
             stage_reconnect_timeout_s=settings.stage_reconnect_timeout_s,
             rpc_timeout_s=settings.rpc_timeout_s,
             collect_crops=settings.collect_crops,
+            schedule=SchedulePolicy(
+                mode=str(options.get("detection_schedule") or settings.detection_schedule),
+                detect_every=int(options.get("detect_every") or settings.detect_every),
+                prediction=str(options.get("schedule_prediction") or settings.schedule_prediction),
+                motion_threshold=float(
+                    settings.motion_threshold
+                    if options.get("motion_threshold") is None
+                    else options["motion_threshold"]
+                ),
+            ),
         )

@@ -30,6 +30,7 @@ from gateway.messages import session_ended
 from gateway.options import SessionConfig
 from gateway.reader import CameraProgress, Playback, StepReader, open_sources
 from gateway.rules import Alert, RuleEngine
+from gateway.schedule import DetectionSchedule
 from gateway.sources import is_live
 from gateway.stages import Stages
 from gateway.step import StepResult
@@ -79,6 +80,7 @@ class Session:
         self.camera_ids = camera_ids
         self.options = options
         self.config = SessionConfig.resolve(options, settings)
+        self.schedule = DetectionSchedule(self.config.schedule)
         self.clients = clients
         self.history = history
         self.fanout = Fanout(self.id, live, settings.alert_webhook_url)
@@ -187,6 +189,7 @@ class Session:
             "stage_ms": {k: round(float(np.mean(v)), 2) for k, v in stage_ms.items()},
             "stage_p50_ms": {k: round(float(np.percentile(v, 50)), 2) for k, v in stage_ms.items()},
             "stage_p95_ms": {k: round(float(np.percentile(v, 95)), 2) for k, v in stage_ms.items()},
+            "detection": self.schedule.summary(),
             "frame_bytes_per_step": round(float(np.mean(self.frame_bytes)), 1) if self.frame_bytes else 0.0,
             "last_error": self.last_error,
             "media_start": ns_to_iso(self.media_start_ns),
@@ -228,7 +231,7 @@ class Session:
 
     async def _run_stages(self, reader: StepReader, fps: dict[str, float]) -> None:
         """Every stage as a task, joined by bounded queues; the first one to fail cancels the others."""
-        stages = Stages(self.id, self.clients, self.config, self._on_reconnect)
+        stages = Stages(self.id, self.clients, self.config, self._on_reconnect, self.schedule)
         q = [asyncio.Queue(READ_QUEUE_DEPTH)] + [asyncio.Queue(QUEUE_DEPTH) for _ in range(5)]
         coroutines = [
             reader.run(q[0], lambda work: self.frame_bytes.append(sum(len(c.frame.data) for c in work.cameras))),

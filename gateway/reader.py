@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.options import SessionConfig
+from gateway.schedule import flow_grey, motion_thumb
 from gateway.sources import LiveSource, SourceFrame, VideoSource, is_live
 from gateway.work import CameraInput, StepWork
 from spoton.frames import encode_frame
@@ -122,7 +123,9 @@ class StepReader:
         p = self.progress[cam_id]
         p.frames += 1
         p.last_frame_index = sf.frame_index
-        return CameraInput(cam_id, frame)
+        thumb = motion_thumb(sf.image) if self.config.schedule.mode == "motion" else None
+        grey = flow_grey(sf.image) if self.config.schedule.uses_flow else None
+        return CameraInput(cam_id, frame, thumb=thumb, grey=grey)
 
     def read_step(self) -> list[CameraInput]:
         """Every camera's frame for the next step (blocking: decode and encode)."""

@@ -27,24 +27,39 @@ THUMBNAIL_FORGET_ABOVE = 10_000
 
 
 # ---- detect --------------------------------------------------------------------------------------------------------
-def detect_request(work: StepWork) -> detection_pb2.DetectStreamRequest:
-    frames = [c.frame for c in work.cameras]
+def detect_request(work: StepWork) -> detection_pb2.DetectStreamRequest | None:
+    """The scheduled cameras' frames (``cam.detected``); None when the schedule skips every camera this step."""
+    frames = [c.frame for c in work.cameras if c.detected]
+    if not frames:
+        return None
     return detection_pb2.DetectStreamRequest(batch=detection_pb2.FrameBatch(step=work.step, frames=frames))
 
 
-def merge_detect(work: StepWork, reply: detection_pb2.DetectStreamResponse) -> None:
-    for cam, fd in zip(work.cameras, reply.batch.frames, strict=True):
+def merge_detect(work: StepWork, reply: detection_pb2.DetectStreamResponse | None) -> None:
+    """Detections of the detected cameras; a skipped camera gets none (and no embeddings)."""
+    detected = [c for c in work.cameras if c.detected]
+    found = reply.batch.frames if reply is not None else []
+    for cam, fd in zip(detected, found, strict=True):
         cam.detections = Detections.from_proto(fd.detections)
+    for cam in work.cameras:
+        if not cam.detected:
+            cam.detections, cam.embeddings = Detections.empty(), np.zeros((0, 0), np.float32)
 
 
 # ---- embed ---------------------------------------------------------------------------------------------------------
-def embed_request(work: StepWork) -> reid_pb2.EmbedStreamRequest:
-    items = [reid_pb2.FrameBoxes(frame=c.frame, boxes=boxes_to_proto(c.detections.xyxy)) for c in work.cameras]
+def embed_request(work: StepWork) -> reid_pb2.EmbedStreamRequest | None:
+    """The detected cameras' frames with their boxes; None when no camera was detected this step."""
+    items = [
+        reid_pb2.FrameBoxes(frame=c.frame, boxes=boxes_to_proto(c.detections.xyxy)) for c in work.cameras if c.detected
+    ]
+    if not items:
+        return None
     return reid_pb2.EmbedStreamRequest(step=work.step, items=items)
 
 
-def merge_embed(work: StepWork, reply: reid_pb2.EmbedStreamResponse) -> None:
-    for cam, t in zip(work.cameras, reply.embeddings, strict=True):
+def merge_embed(work: StepWork, reply: reid_pb2.EmbedStreamResponse | None) -> None:
+    detected = [c for c in work.cameras if c.detected]
+    for cam, t in zip(detected, reply.embeddings if reply is not None else [], strict=True):
         cam.embeddings = tensor_to_rows(t, len(cam.detections))
 
 
@@ -60,15 +75,16 @@ def track_start(session_id: str, camera_id: str, tracker: str, options: dict, fp
 
 
 def track_request(cam: CameraInput) -> tracking_pb2.TrackRequest:
+    """The camera's detections and embeddings, or, for a frame the schedule skipped, a ``predict_only`` frame."""
     f = cam.frame
     frame = tracking_pb2.TrackFrame(
-        frame_index=f.frame_index,
-        timestamp_ns=f.timestamp_ns,
-        width=f.width,
-        height=f.height,
-        detections=cam.detections.to_proto(),
-        embeddings=array_to_tensor(cam.embeddings),
+        frame_index=f.frame_index, timestamp_ns=f.timestamp_ns, width=f.width, height=f.height
     )
+    if cam.detected:
+        frame.detections.extend(cam.detections.to_proto())
+        frame.embeddings.CopyFrom(array_to_tensor(cam.embeddings))
+    else:
+        frame.predict_only = True
     return tracking_pb2.TrackRequest(frame=frame)
 
 

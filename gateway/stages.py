@@ -25,6 +25,7 @@ from gateway.requests import (
     track_request,
     track_start,
 )
+from gateway.schedule import DetectionSchedule, FlowPredictor
 from gateway.work import CameraInput, StepWork
 
 
@@ -37,11 +38,13 @@ class Stages:
         clients: ServiceClients,
         config: SessionConfig,
         on_reconnect: Callable[[str, str], None],
+        schedule: DetectionSchedule | None = None,
     ) -> None:
         self.session_id = session_id
         self.clients = clients
         self.config = config
         self.on_reconnect = on_reconnect
+        self.schedule = schedule or DetectionSchedule(config.schedule)
 
     def _link(self, name: str, open_call, on_failure=None) -> StageLink:  # type: ignore[no-untyped-def]
         return StageLink(name, open_call, self.config.stage_reconnect_timeout_s, self.on_reconnect, on_failure)
@@ -50,7 +53,14 @@ class Stages:
         async def open_call():  # type: ignore[no-untyped-def]
             return self.clients.detection.DetectStream(metadata=self.clients.metadata)
 
-        await drive(self._link("detect", open_call), inp, out, detect_request, merge_detect)
+        def request(work: StepWork):  # type: ignore[no-untyped-def]
+            """The schedule decides which cameras are detected this step."""
+            for cam in work.cameras:
+                cam.detected = self.schedule.decide(cam.camera_id, cam.thumb)
+                cam.thumb = None
+            return detect_request(work)
+
+        await drive(self._link("detect", open_call), inp, out, request, merge_detect)
 
     async def embed(self, inp: asyncio.Queue, out: asyncio.Queue) -> None:
         async def open_call():  # type: ignore[no-untyped-def]
@@ -80,11 +90,18 @@ class Stages:
         starts afresh there (``TrackIdOffsets``)."""
         links = {c: self._track_link(c, f) for c, f in fps.items()}
         offsets = TrackIdOffsets()
+        flow = FlowPredictor() if self.config.schedule.uses_flow else None
 
         async def one(cam: CameraInput) -> None:
             link = links[cam.camera_id]
             reply = await link.exchange(track_request(cam))
             offsets.merge(cam, reply, link.generation)
+            if cam.detected:
+                self.schedule.observe(cam.camera_id, cam.tracks)
+            if flow is not None and cam.grey is not None:
+                wh = (cam.frame.width, cam.frame.height)
+                cam.tracks = flow.step(cam.camera_id, cam.grey, cam.tracks, cam.detected, wh)
+                cam.grey = None
 
         try:
             while (work := await inp.get()) is not None:

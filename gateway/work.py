@@ -26,6 +26,10 @@ class CameraInput:
     tracks: Tracks | None = None
     floor: FloorPoints | None = None  # one point per track; None for an uncalibrated camera
     global_ids: np.ndarray | None = None  # int64 (N tracks,), 0 = none
+    # False when the detection schedule skipped this frame: no detections or embeddings, the tracker predicts.
+    detected: bool = True
+    thumb: np.ndarray | None = None  # the frame's motion thumbnail (motion schedule only), uint8 (120, 160)
+    grey: np.ndarray | None = None  # the frame for optical flow (flow prediction only), uint8 half size
 
     def result(self) -> CameraStep:
         """This camera's typed result (after association)."""

@@ -33,12 +33,17 @@ class TrackingServicer(tracking_pb2_grpc.TrackingServiceServicer):
                 if request.WhichOneof("payload") != "frame":
                     raise ValueError("only TrackFrame messages may follow the TrackStart")
                 frame = request.frame
-                dets = Detections.from_proto(frame.detections)
-                emb = tensor_to_array(frame.embeddings) if frame.HasField("embeddings") else None
-                with COMPUTE_SECONDS.labels("Track").time():
-                    tracks = tracker.update(
-                        dets, emb, (frame.width, frame.height), frame.frame_index, frame.timestamp_ns
-                    )
+                size = (frame.width, frame.height)
+                if frame.predict_only:
+                    if len(frame.detections) or frame.embeddings.data:
+                        raise ValueError("a predict_only frame carries no detections or embeddings")
+                    with COMPUTE_SECONDS.labels("Track").time():
+                        tracks = tracker.predict(size, frame.frame_index, frame.timestamp_ns)
+                else:
+                    dets = Detections.from_proto(frame.detections)
+                    emb = tensor_to_array(frame.embeddings) if frame.HasField("embeddings") else None
+                    with COMPUTE_SECONDS.labels("Track").time():
+                        tracks = tracker.update(dets, emb, size, frame.frame_index, frame.timestamp_ns)
                 yield tracking_pb2.TrackResponse(
                     camera_id=start.camera_id,
                     frame_index=frame.frame_index,

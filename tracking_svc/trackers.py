@@ -129,14 +129,7 @@ class CameraTracker:
                 raise ValueError(f"embeddings must be (N, {self.emb_dim}), got {embeddings.shape}")
             if not np.isfinite(embeddings).all():
                 raise ValueError("embeddings must be finite")
-        if frame_index <= 0:
-            raise ValueError(f"frame_index must be >= 1, got {frame_index}")
-        if self.last_frame_index and frame_index <= self.last_frame_index:
-            self.restart()
-        if timestamp_ns and self.last_timestamp_ns and self.fps:
-            dt_s = (timestamp_ns - self.last_timestamp_ns) / 1e9
-            if dt_s <= 0 or dt_s * self.fps > MAX_BRIDGED_GAP + 1:
-                self.restart()
+        self._check_continuity(frame_index, timestamp_ns)
         keep = (dets.xyxy[:, 2] > dets.xyxy[:, 0]) & (dets.xyxy[:, 3] > dets.xyxy[:, 1])
         index = np.flatnonzero(keep)
         emb = None
@@ -182,6 +175,78 @@ class CameraTracker:
             age=[self.frames - self.first_seen[t] + 1 for t in ids.tolist()],
             hits=hits,
             det_index=det_idx,
+        )
+
+    def _check_continuity(self, frame_index: int, timestamp_ns: int) -> None:
+        """Restart when the frame index goes back, or media time jumps back or further than can be bridged."""
+        if frame_index <= 0:
+            raise ValueError(f"frame_index must be >= 1, got {frame_index}")
+        if self.last_frame_index and frame_index <= self.last_frame_index:
+            self.restart()
+        if timestamp_ns and self.last_timestamp_ns and self.fps:
+            dt_s = (timestamp_ns - self.last_timestamp_ns) / 1e9
+            if dt_s <= 0 or dt_s * self.fps > MAX_BRIDGED_GAP + 1:
+                self.restart()
+
+    @property
+    def can_predict(self) -> bool:
+        """Whether ``predict`` works for this tracker (the STrack-based ones: ByteTrack, BoT-SORT)."""
+        return hasattr(self.tracker, "active_tracks") and hasattr(self.tracker, "lost_stracks")
+
+    def predict(self, frame_wh: tuple[int, int], frame_index: int, timestamp_ns: int = 0) -> Tracks:
+        """Advance one frame on which no detection ran: every track's Kalman filter predicts without a
+        measurement (as boxmot's own update does before association) and the confirmed, tracked tracks come back
+        with their predicted boxes and unchanged IDs (``det_index`` -1, state CONFIRMED/TENTATIVE by hits).
+
+        Unlike an update with no detections, nothing is marked lost: the next detected frame associates against
+        the predicted states (its own update predicts one more frame, so after k frames the filters have predicted
+        k times). The tracker's frame counter advances, so lost tracks still expire after ``track_buffer`` frames.
+        BoT-SORT needs no embedding here: no detection is associated.
+        """
+        if not self.can_predict:
+            raise ValueError(
+                f"tracker {self.name} cannot predict frames without detections; detect every frame with it "
+                "(detection_schedule fixed, detect_every 1) or use bytetrack or botsort"
+            )
+        w, h = frame_wh
+        if w <= 0 or h <= 0:
+            raise ValueError(f"frame size must be positive, got {w}x{h}")
+        self._check_continuity(frame_index, timestamp_ns)
+        gap = frame_index - self.last_frame_index - 1 if self.last_frame_index else 0
+        if gap > MAX_BRIDGED_GAP:
+            self.restart()
+            gap = 0
+        tr = self.tracker
+        tracked = [t for t in tr.active_tracks if t.is_activated]
+        pool = tracked + list(tr.lost_stracks)
+        for _ in range(1 + max(gap, 0)):
+            self.frames += 1
+            tr.frame_count += 1
+            if pool:
+                type(pool[0]).multi_predict(pool, dt=None)
+        self.last_frame_index = frame_index
+        self.last_timestamp_ns = timestamp_ns
+        if not tracked:
+            return Tracks.empty()
+        ids = np.array([int(t.id) for t in tracked], np.int64)
+        for tid in ids.tolist():
+            self.first_seen.setdefault(tid, self.frames)
+        hits = np.array([self.hits.get(t, 0) for t in ids.tolist()], np.int32)
+        xyxy = np.array([t.xyxy for t in tracked], np.float32).reshape(-1, 4)
+        xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, w)
+        xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, h)
+        xyxy[:, 2:] = np.maximum(xyxy[:, 2:], xyxy[:, :2])
+        return Tracks(
+            xyxy=xyxy,
+            track_id=ids + self.id_offset,
+            confidence=np.array([float(t.conf) for t in tracked], np.float32),
+            class_id=np.array([int(t.cls) for t in tracked], np.int32),
+            state=np.where(
+                hits >= CONFIRM_HITS, tracking_pb2.TRACK_STATE_CONFIRMED, tracking_pb2.TRACK_STATE_TENTATIVE
+            ),
+            age=[self.frames - self.first_seen[t] + 1 for t in ids.tolist()],
+            hits=hits,
+            det_index=np.full(len(ids), -1, np.int32),
         )
 
     def restart(self) -> None:

@@ -38,6 +38,14 @@ class SessionOptions(BaseModel):
     tracker_options: dict[str, Any] = Field(default_factory=dict)
     association: dict[str, Any] = Field(default_factory=dict, description="reid association options")
     media_start_ns: int | None = Field(None, ge=0, description="media time of frame 1, ns since the epoch")
+    detection_schedule: Literal["fixed", "motion", "adaptive"] | None = Field(
+        None, description="which camera frames are detected (the rest are predicted); empty = DETECTION_SCHEDULE"
+    )
+    detect_every: int | None = Field(None, ge=1, le=30, description="period / longest run between detections")
+    motion_threshold: float | None = Field(None, ge=0, le=1, description="motion mode: changed-pixel share")
+    schedule_prediction: Literal["kalman", "flow"] | None = Field(
+        None, description="boxes of skipped frames: tracker Kalman or optical flow; empty = SCHEDULE_PREDICTION"
+    )
 
 
 class SessionCreate(BaseModel):
