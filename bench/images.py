@@ -205,8 +205,9 @@ def cmd_build(a: argparse.Namespace) -> None:
 LOCKED = ["--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
 
 
-def service_env(api_keys: str) -> list[str]:
+def service_env(api_keys: str, service_key: str) -> list[str]:
     env = {
+        "SERVICE_KEY": service_key,
         "DATABASE_URL": "postgresql://spoton:spoton@postgres:5432/spoton",
         "REDIS_URL": "redis://redis:6379/0",
         "VIDEO_SETS_DIR": "/etc/spoton/video-sets",
@@ -234,6 +235,17 @@ def wait_for(what: str, check, timeout_s: float, container: tuple[str, str] | No
     raise TimeoutError(f"{what} not ready after {timeout_s:.0f} s")
 
 
+def local_keys() -> tuple[str, str]:
+    """``API_KEYS`` and ``SERVICE_KEY`` from the environment, each made fresh when unset (auth is on by default),
+    and exported so Compose passes them on."""
+    import secrets
+
+    api_keys = os.environ.get("API_KEYS") or f"smoke-admin-{secrets.token_hex(12)}:admin"
+    service_key = os.environ.get("SERVICE_KEY") or secrets.token_hex(16)
+    os.environ.update(API_KEYS=api_keys, SERVICE_KEY=service_key)
+    return api_keys, service_key
+
+
 def drive_session(base_url: str, steps: int, api_keys: str, demo: Path) -> dict:
     """A demo session over the four cameras through the gateway: its WebSocket recorded and scored."""
     import httpx
@@ -241,7 +253,8 @@ def drive_session(base_url: str, steps: int, api_keys: str, demo: Path) -> dict:
 
     from spoton.evaluation import ground_truth_from_mot, score_run
 
-    key = next(iter(sorted(k for k in api_keys.split(",") if k.strip())), None)
+    first = next(iter(k.strip() for k in api_keys.split(",") if k.strip()), "")
+    key = first.rsplit(":", 1)[0] if first.rsplit(":", 1)[-1] in ("viewer", "operator", "admin") else first
     headers = {"X-API-Key": key} if key else {}
     cameras = ["cam1", "cam2", "cam3", "cam4"]
     body = {"video_set": "demo", "cameras": cameras, "options": {"max_steps": steps}}
@@ -249,11 +262,11 @@ def drive_session(base_url: str, steps: int, api_keys: str, demo: Path) -> dict:
     r = httpx.post(f"{base_url}/api/v1/sessions/", json=body, headers=headers, timeout=60)
     r.raise_for_status()
     sid = r.json()["session_id"]
-    ws_url = base_url.replace("http://", "ws://") + f"/ws/tracking/{sid}" + (f"?api_key={key}" if key else "")
+    ws_url = base_url.replace("http://", "ws://") + f"/ws/tracking/{sid}"  # the key goes in a header, never a URL
 
     async def record() -> list[dict]:
         out = []
-        async with websockets.connect(ws_url, max_size=None) as ws:
+        async with websockets.connect(ws_url, max_size=None, additional_headers=headers) as ws:
             async for raw in ws:
                 out.append(json.loads(raw))
                 if out[-1]["type"] == "session_ended":
@@ -303,7 +316,7 @@ def cmd_smoke(a: argparse.Namespace) -> None:
     demo = Path(a.demo).resolve()
     if not (demo / "demo.yaml").exists():
         sys.exit(f"no demo data in {demo}: run `python -m spoton.demo.generate` (make demo-data) first")
-    api_keys = os.environ.get("API_KEYS", "")
+    api_keys, service_key = local_keys()
     net, prefix = "spoton-smoke", "spoton-smoke-"
     names = ["postgres", "redis", *(n for n, *_ in SERVICES.values())]
     report: dict = {"engine": eng, "images": {}, "ready_s": {}, "exit_codes": {}}
@@ -325,7 +338,7 @@ def cmd_smoke(a: argparse.Namespace) -> None:
         pg_ready = [eng, "exec", prefix + "postgres", "pg_isready", "-h", "/tmp", "-U", "spoton"]
         pg_s = wait_for("postgres", lambda: succeeds(pg_ready), 120, (eng, prefix + "postgres"))
         report["ready_s"]["postgres"] = round(pg_s, 1)
-        env = service_env(api_keys)
+        env = service_env(api_keys, service_key)
         mount = ["-v", f"{demo}:/etc/spoton/video-sets:ro"]
         for name, _extra, needs_torch, _port in SERVICES.values():
             image = image_name(a.registry, name, a.tag, a.torch if needs_torch else "none")
@@ -390,7 +403,7 @@ def cmd_compose(a: argparse.Namespace) -> None:
         POSTGRES_IMAGE=POSTGRES_IMAGE, REDIS_IMAGE=REDIS_IMAGE, REGISTRY=a.registry, IMAGE_TAG=a.tag, TORCH=a.torch
     )
     compose = [str(venv / "bin" / "podman-compose"), "--env-file", ".env.cpu", "-p", "spoton-compose"]
-    api_keys = os.environ.get("API_KEYS", "")
+    api_keys, _ = local_keys()  # exported: Compose passes them on
     report: dict = {"podman_compose": PODMAN_COMPOSE}
     t0 = time.perf_counter()
     try:

@@ -78,7 +78,7 @@ def test_committed_manifests_match_a_fresh_render() -> None:
     assert committed == helmchart.manifest_text(helmchart.render(helmchart.PLAIN_VALUES)), "run `make manifests`"
 
 
-SECRET_KEYS = ("SERVICE_API_KEY", "ADMIN_API_KEY", "POSTGRES_PASSWORD")
+SECRET_KEYS = ("SERVICE_API_KEY", "ADMIN_API_KEY", "AUTH_SECRET", "POSTGRES_PASSWORD")
 
 
 def env_of(dep: dict) -> dict[str, dict]:
@@ -101,15 +101,23 @@ def test_secrets_are_generated_never_committed(cpu_objects: list[dict]) -> None:
         given["adminApiKey"],
         "pw1",
     )
-    # The stages know the gateway's service key only; the gateway gets it and the admin bootstrap key as well.
+    # Every service gets the gateway's service key (SERVICE_KEY: the gateway sends it, the stages accept no other);
+    # only the gateway gets client keys: the admin key from the Secret plus values.apiKeys, composed by reference.
     for name, dep in of_kind(cpu_objects, "Deployment").items():
         env = env_of(dep)
         for var, entry in env.items():
-            if any(w in var for w in ("KEY", "PASSWORD", "DATABASE_URL", "REDIS_URL")):
-                assert "value" not in entry and entry["valueFrom"]["secretKeyRef"]["name"] == "spoton-secrets", var
-        expected = "API_KEYS" if name == "gateway" else "SERVICE_API_KEY"
-        assert env["API_KEYS"]["valueFrom"]["secretKeyRef"]["key"] == expected
-        assert ({"SERVICE_API_KEY", "ADMIN_API_KEY"} <= set(env)) == (name == "gateway")
+            if any(w in var for w in ("KEY", "PASSWORD", "DATABASE_URL", "REDIS_URL", "SECRET")):
+                if "value" in entry:  # only references to other variables of the pod, never a secret itself
+                    assert re.fullmatch(r"(\$\([A-Z_]+\)[:a-z,]*)+", entry["value"]), (var, entry["value"])
+                    continue
+                assert entry["valueFrom"]["secretKeyRef"]["name"] == "spoton-secrets", var
+        assert env["SERVICE_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "SERVICE_API_KEY"
+        client_keys = {"ADMIN_API_KEY", "EXTRA_API_KEYS", "API_KEYS", "AUTH_SECRET"}
+        assert (client_keys <= set(env)) == (name == "gateway") and (client_keys & set(env) == set()) != (
+            name == "gateway"
+        ), name
+        if name == "gateway":
+            assert env["API_KEYS"]["value"] == "$(ADMIN_API_KEY):admin,$(EXTRA_API_KEYS)"
     # The committed manifests carry no Secret at all: they name one the operator creates.
     plain = list(yaml.safe_load_all((helmchart.MANIFESTS / "spoton.yaml").read_text()))
     assert not [o for o in plain if o and o["kind"] == "Secret"]
@@ -205,7 +213,7 @@ def test_pods_are_locked_down_and_probed(cpu_objects: list[dict]) -> None:
             else:
                 assert c[probe]["grpc"]["port"] == ports["grpc"]
         env = {e["name"] for e in c["env"]}
-        assert "API_KEYS" in env
+        assert "SERVICE_KEY" in env
         assert ("DATABASE_URL" in env) == (name in {"reid", "mapping", "analytics", "gateway"})
 
 

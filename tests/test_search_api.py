@@ -12,7 +12,6 @@ from datetime import datetime
 from pathlib import Path
 
 import cv2
-import httpx
 import numpy as np
 import psycopg
 import pytest
@@ -22,6 +21,7 @@ from gateway.requests import associate_start
 from spoton.demo.data import load_mot
 from spoton.frames import MAX_CROP_BYTES, person_crop
 from spoton.videoset import load_video_set, parse_video_set
+from tests.conftest import ADMIN_KEY, AUTH, AUTH_ENV, OPERATOR_KEY, SERVICE_KEY, VIEWER_KEY, gwapi
 
 # A set of its own per run: the index then holds this run's sessions only.
 SET = f"searchdemo-{uuid.uuid4().hex[:6]}"
@@ -43,7 +43,7 @@ def test_person_search_is_off_unless_the_video_set_opts_in(tmp_path: Path) -> No
 
 def wait_finished(base: str, sid: str, timeout_s: float = 600) -> dict:
     deadline = time.monotonic() + timeout_s
-    while (s := httpx.get(f"{base}/api/v1/sessions/{sid}", timeout=10).json())["status"] in ("starting", "running"):
+    while (s := gwapi.get(f"{base}/api/v1/sessions/{sid}", timeout=10).json())["status"] in ("starting", "running"):
         assert time.monotonic() < deadline, s
         time.sleep(1)
     return s
@@ -56,21 +56,21 @@ def searchable(stack, demo_dir: Path):  # type: ignore[no-untyped-def]
     Yields (A, B, C); all three are purged and the set deleted afterwards."""
     base = stack.gateway_url
     doc = yaml.safe_load((demo_dir / "demo.yaml").read_text()) | {"name": SET, "person_search": True}
-    r = httpx.post(f"{base}/api/v1/video-sets/", json=doc, timeout=30)
+    r = gwapi.post(f"{base}/api/v1/video-sets/", json=doc, timeout=30)
     assert r.status_code == 201, r.text
     assert r.json()["person_search"] is True
     sids = []
     for vs, cams in ((SET, ["cam1", "cam2"]), (SET, ["cam3", "cam4"]), ("demo", ["cam1"])):
         body = {"video_set": vs, "cameras": cams, "options": {"max_steps": STEPS}}
-        r = httpx.post(f"{base}/api/v1/sessions/", json=body, timeout=30)
+        r = gwapi.post(f"{base}/api/v1/sessions/", json=body, timeout=30)
         assert r.status_code == 201, r.text
         sids.append(r.json()["session_id"])
     for sid in sids:
         assert wait_finished(base, sid)["status"] == "finished"
     yield tuple(sids)
     for sid in sids:
-        httpx.delete(f"{base}/api/v1/sessions/{sid}", params={"purge": "true"}, timeout=60)
-    httpx.delete(f"{base}/api/v1/video-sets/{SET}", timeout=10)
+        gwapi.delete(f"{base}/api/v1/sessions/{sid}", params={"purge": "true"}, timeout=60)
+    gwapi.delete(f"{base}/api/v1/video-sets/{SET}", timeout=10)
 
 
 def iso_ns(text: str) -> int:
@@ -92,12 +92,12 @@ def test_search_by_a_known_person(searchable, stack) -> None:  # type: ignore[no
     sid_a, sid_b, _ = searchable
     base = stack.gateway_url
     deadline = time.monotonic() + 20
-    while not (persons := httpx.get(f"{base}/api/v1/tracking/{sid_a}/persons", timeout=10).json()["persons"]):
+    while not (persons := gwapi.get(f"{base}/api/v1/tracking/{sid_a}/persons", timeout=10).json()["persons"]):
         assert time.monotonic() < deadline
         time.sleep(0.5)
     person = max(persons, key=lambda p: iso_ns(p["last_seen"]) - iso_ns(p["first_seen"]))
     query = {"video_set": SET, "session_id": sid_a, "global_id": person["global_id"], "k": 100}
-    r = httpx.post(base + URL, json=query, timeout=30)
+    r = gwapi.post(base + URL, json=query, timeout=30)
     assert r.status_code == 200, r.text
     reply = r.json()
     assert reply["video_set"] == SET and reply["index_kind"] == "flat"
@@ -113,13 +113,13 @@ def test_search_by_a_known_person(searchable, stack) -> None:  # type: ignore[no
         assert abs(iso_ns(h["first_seen"]) - iso_ns(listed[h["global_id"]]["first_seen"])) <= 1e9
         assert set(h["cameras"]) <= {"cam1", "cam2"}
     # k is honoured; the best hits come first (persons of equal score may come in either order).
-    top = httpx.post(base + URL, json=query | {"k": 3}, timeout=30).json()["hits"]
+    top = gwapi.post(base + URL, json=query | {"k": 3}, timeout=30).json()["hits"]
     assert np.allclose([h["score"] for h in top], [h["score"] for h in hits[:3]], atol=1e-4)
     assert {(h["session_id"], h["global_id"]) for h in top} <= keys
     # The thumbnail URL of a hit serves that person's crop.
     served = 0
     for h in hits[:4]:
-        t = httpx.get(base + h["thumbnail"], timeout=10)
+        t = gwapi.get(base + h["thumbnail"], timeout=10)
         assert t.status_code == 200 and t.headers["content-type"] == "image/jpeg", t.text
         crop = cv2.imdecode(np.frombuffer(t.content, np.uint8), cv2.IMREAD_COLOR)
         assert crop is not None and crop.shape[0] >= 16 and crop.shape[1] >= 8
@@ -149,7 +149,7 @@ def test_search_by_an_uploaded_crop(searchable, stack, demo_dir: Path) -> None: 
     k hits of the searchable sessions, best first."""
     _, sid_b, _ = searchable
     jpeg = gt_crop(demo_dir, "cam3", 10)
-    r = httpx.post(
+    r = gwapi.post(
         stack.gateway_url + URL,
         data={"video_set": SET, "k": "5"},
         files={"crop": ("person.jpg", jpeg, "image/jpeg")},
@@ -161,7 +161,7 @@ def test_search_by_an_uploaded_crop(searchable, stack, demo_dir: Path) -> None: 
     assert_hits_shape(hits)
     assert sid_b in {h["session_id"] for h in hits}
     # The same crop again: the same answer (the index is not changed by searching).
-    again = httpx.post(
+    again = gwapi.post(
         stack.gateway_url + URL, data={"video_set": SET, "k": "5"}, files={"crop": ("p.jpg", jpeg)}, timeout=60
     )
     assert [(h["session_id"], h["global_id"]) for h in again.json()["hits"]] == [
@@ -203,7 +203,7 @@ def test_bad_searches_get_json_errors(searchable, stack, demo_dir: Path) -> None
         (dict(data={"video_set": "demo"}, files={"crop": ("x.jpg", jpeg)}), 403, "person_search_disabled"),
     ]
     for kwargs, status, code in cases:
-        r = httpx.post(url, timeout=60, **kwargs)
+        r = gwapi.post(url, timeout=60, **kwargs)
         assert (r.status_code, r.json()["error"]["code"]) == (status, code), (kwargs.get("json"), r.text)
 
 
@@ -221,20 +221,27 @@ def test_only_sessions_of_an_opted_in_set_are_kept_for_search(searchable, stack,
         )
         anywhere = conn.execute("SELECT count(*) FROM search_persons WHERE session_id = %s", (sid_c,)).fetchone()[0]
     assert rows.get(sid_a, 0) > 0 and rows.get(sid_b, 0) > 0 and anywhere == 0
-    r = httpx.post(stack.gateway_url + URL, json={"video_set": SET, "session_id": sid_c, "global_id": 1}, timeout=30)
+    r = gwapi.post(stack.gateway_url + URL, json={"video_set": SET, "session_id": sid_c, "global_id": 1}, timeout=30)
     assert r.status_code == 404, r.text
 
 
-def fresh_gateway(stack, database_url: str, demo_dir: Path, api_keys: str = ""):  # type: ignore[no-untyped-def]
-    """A gateway app of its own (no Redis): it never ran, nor heard of, the stack's sessions."""
+def fresh_gateway(stack, database_url: str, demo_dir: Path, headers: dict | None = None):  # type: ignore[no-untyped-def]
+    """A gateway app of its own (no Redis; the test stack's keys): it never ran, nor heard of, the stack's
+    sessions. Its client sends ``headers`` (default: the admin key)."""
     from fastapi.testclient import TestClient
 
     from gateway.app import create_app
     from gateway.config import GatewaySettings
 
     addrs = {f"{n}_svc_addr": stack.addr(n) for n in ("detection", "tracking", "reid", "mapping", "analytics")}
-    settings = GatewaySettings(api_keys=api_keys, database_url=database_url, video_sets_dir=str(demo_dir), **addrs)
-    return TestClient(create_app(settings))
+    settings = GatewaySettings(
+        api_keys=AUTH_ENV["API_KEYS"],
+        service_key=SERVICE_KEY,
+        database_url=database_url,
+        video_sets_dir=str(demo_dir),
+        **addrs,
+    )
+    return TestClient(create_app(settings), headers=AUTH if headers is None else headers)
 
 
 def test_hit_thumbnails_from_a_gateway_that_never_ran_the_session(searchable, stack, database_url, demo_dir) -> None:  # type: ignore[no-untyped-def]
@@ -243,7 +250,7 @@ def test_hit_thumbnails_from_a_gateway_that_never_ran_the_session(searchable, st
     _, sid_b, _ = searchable
     with fresh_gateway(stack, database_url, demo_dir) as client:
         assert client.get(f"/api/v1/sessions/{sid_b}").status_code == 404  # unknown to this gateway
-        gid = httpx.get(f"{stack.gateway_url}/api/v1/tracking/{sid_b}/persons", timeout=10).json()["persons"][0]
+        gid = gwapi.get(f"{stack.gateway_url}/api/v1/tracking/{sid_b}/persons", timeout=10).json()["persons"][0]
         r = client.post(URL, json={"video_set": SET, "session_id": sid_b, "global_id": gid["global_id"], "k": 3})
         assert r.status_code == 200, r.text
         for h in r.json()["hits"]:
@@ -258,16 +265,16 @@ def test_a_purged_session_is_not_searchable(searchable, stack, database_url: str
     longer name it, and its rows in search_persons are gone. Runs last: it purges session A."""
     sid_a, sid_b, _ = searchable
     base = stack.gateway_url
-    gid_b = httpx.get(f"{base}/api/v1/tracking/{sid_b}/persons", timeout=10).json()["persons"][0]["global_id"]
+    gid_b = gwapi.get(f"{base}/api/v1/tracking/{sid_b}/persons", timeout=10).json()["persons"][0]["global_id"]
     query_b = {"video_set": SET, "session_id": sid_b, "global_id": gid_b, "k": 100}
-    before = httpx.post(base + URL, json=query_b, timeout=30)
+    before = gwapi.post(base + URL, json=query_b, timeout=30)
     assert before.status_code == 200, before.text
     gid_a = next(h["global_id"] for h in before.json()["hits"] if h["session_id"] == sid_a)
-    r = httpx.delete(f"{base}/api/v1/sessions/{sid_a}", params={"purge": "true"}, timeout=60)
+    r = gwapi.delete(f"{base}/api/v1/sessions/{sid_a}", params={"purge": "true"}, timeout=60)
     assert r.status_code == 200, r.text
-    gone = httpx.post(base + URL, json={"video_set": SET, "session_id": sid_a, "global_id": gid_a}, timeout=30)
+    gone = gwapi.post(base + URL, json={"video_set": SET, "session_id": sid_a, "global_id": gid_a}, timeout=30)
     assert gone.status_code == 404, gone.text
-    after = httpx.post(base + URL, json=query_b, timeout=30)
+    after = gwapi.post(base + URL, json=query_b, timeout=30)
     assert after.status_code == 200 and sid_a not in {h["session_id"] for h in after.json()["hits"]}
     with psycopg.connect(database_url) as conn:
         left = conn.execute("SELECT count(*) FROM search_persons WHERE session_id = %s", (sid_a,)).fetchone()[0]
@@ -275,12 +282,15 @@ def test_a_purged_session_is_not_searchable(searchable, stack, database_url: str
     assert left == 0 and kept > 0
 
 
-def test_search_needs_an_api_key(stack, database_url: str, demo_dir: Path) -> None:  # type: ignore[no-untyped-def]
-    """Behind the gateway's API key like the rest of the API (to become operator-only with roles)."""
+def test_search_is_for_operators(stack, database_url: str, demo_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    """Person search answers biometric questions: operators and admins only (viewers 403, no key 401)."""
     body = {"video_set": "demo", "session_id": "s", "global_id": 1}
-    with fresh_gateway(stack, database_url, demo_dir, api_keys="k1") as client:
+    with fresh_gateway(stack, database_url, demo_dir, headers={}) as client:
         denied = client.post(URL, json=body)
         assert denied.status_code == 401 and denied.json()["error"]["code"] == "unauthenticated"
         assert client.post(URL, json=body, headers={"X-API-Key": "wrong"}).status_code == 401
-        allowed = client.post(URL, json=body, headers={"X-API-Key": "k1"})
-        assert allowed.status_code == 403 and allowed.json()["error"]["code"] == "person_search_disabled"
+        viewer = client.post(URL, json=body, headers={"X-API-Key": VIEWER_KEY})
+        assert viewer.status_code == 403 and viewer.json()["error"]["code"] != "person_search_disabled", viewer.text
+        for key in (OPERATOR_KEY, ADMIN_KEY):  # let through: refused only because "demo" has not opted in
+            allowed = client.post(URL, json=body, headers={"X-API-Key": key})
+            assert allowed.status_code == 403 and allowed.json()["error"]["code"] == "person_search_disabled"
