@@ -301,11 +301,12 @@ def variants(base: AssociationOptions, tracker: str) -> dict[str, tuple[Associat
     }
 
 
-def window_variants(tracker: str) -> dict[str, tuple[WindowOptions, str]]:
-    """name -> (tracklet window options, tracker)."""
+def window_variants(base: AssociationOptions, tracker: str) -> dict[str, tuple[WindowOptions, str]]:
+    """name -> (tracklet window options, tracker); the online-rule prior runs with the service's options."""
     return {
         "tracklet window (default)": (WindowOptions(), tracker),
         "tracklet window on BoT-SORT tracks": (WindowOptions(), "botsort"),
+        "tracklet window with the online prior": (WindowOptions(prior=base), tracker),
     }
 
 
@@ -352,7 +353,7 @@ def evaluate(
             tracked[trk] = track_all(data, demo_dir, cameras, steps, trk)
         res = score_run(gt, associate(tracked[trk], opts, app, flr))
         results.append(_row(vs.name, name, trk, len(tracked[trk]), "live", res) | tags)
-    for name, (wopts, trk) in window_variants(tracker).items():
+    for name, (wopts, trk) in window_variants(base, tracker).items():
         if names and name not in names:
             continue
         if window:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reid_svc.identity import Observation
+from reid_svc.identity import AssociationOptions, Observation
 from reid_svc.tracklets import Change, TrackletWindow, WindowOptions
 
 FPS = 7
@@ -137,3 +137,15 @@ def test_an_id_sent_live_that_settles_differently_is_listed_as_a_change() -> Non
     assert settled[("cam2", 3, ts(20))] == person
     assert Change("cam2", 3, first_live, person, ts(20)) in changes
     assert all(c.from_global_id != c.to_global_id for c in changes)
+
+
+def test_the_online_rule_as_prior_links_what_it_joined_and_the_window_alone_does_not() -> None:
+    # cam1 sees a person for 10 steps; 5 s later cam2 sees the same look with no floor point (nothing walkable to
+    # check). The window alone has no evidence (appearance alone does not link); the online rule (re-entry on
+    # appearance at 0.75) joined them, and as the prior its decision stands.
+    steps = [[ob("cam1", 1, i, emb(2), (0.1 * i, 0.0))] for i in range(10)]
+    steps += [[ob("cam2", 5, i, emb(2), None)] for i in range(45, 60)]
+    _, alone, _ = run(TrackletWindow(WindowOptions(window_s=3.0)), steps)
+    assert alone[("cam1", 1, ts(0))] != alone[("cam2", 5, ts(59))]
+    _, prior, _ = run(TrackletWindow(WindowOptions(window_s=3.0, prior=AssociationOptions())), steps)
+    assert prior[("cam1", 1, ts(0))] == prior[("cam2", 5, ts(59))]
