@@ -35,16 +35,16 @@ def cpu_choice(flags: frozenset[str]) -> tuple[str, str]:
     """``DETECTOR_BACKEND=auto`` on a CPU: (backend, precision) by the CPU's features. Measured with
     bench/detection_eval.py on PETS (README, "Detector on a CPU"), CPU ms per frame at one thread:
 
-    - AMX (amx_bf16): the OpenVINO FP32 model, which OpenVINO computes in bf16 there: 43 ms at FP32's recall
-      (0.709 / 0.728), where its NNCF INT8 model costs the same (42) and loses a little (0.698 / 0.712).
+    - AMX (amx_bf16): OpenVINO INT8 (NNCF), 42 ms, the cost of the FP32 model that OpenVINO computes in bf16
+      there (43). On detection alone they tie (demo cameras 0.918 / 0.896 vs 0.920 / 0.898; PETS 0.698 / 0.712 vs
+      0.709 / 0.728), but through the whole pipeline (tests/test_e2e.py's window) INT8 keeps same-person precision
+      / recall at 0.896 / 0.816 where bf16 gave 0.855 / 0.749 (ONNX Runtime INT8: 0.855 / 0.750).
     - VNNI without AMX (avx512_vnni, avx_vnni): OpenVINO INT8, 2.6x cheaper than FP32 (58 vs 149 ms).
     - AVX2 without VNNI: OpenVINO FP32 (146 ms, ONNX Runtime 170). INT8 there multiplies through 16-bit
       saturating instructions and loses recall (OpenVINO 0.757 vs 0.793, ONNX Runtime likewise on an AVX2 EPYC).
     - Anything else (no AVX2, non-x86): ONNX Runtime FP32, the portable path.
     """
-    if "amx_bf16" in flags:
-        return "openvino", "fp32"
-    if INT8_DOT_PRODUCT_FLAGS & flags:
+    if INT8_DOT_PRODUCT_FLAGS & flags or "amx_bf16" in flags:
         return "openvino", "int8"
     if "avx2" in flags:
         return "openvino", "fp32"
@@ -54,8 +54,8 @@ def cpu_choice(flags: frozenset[str]) -> tuple[str, str]:
 class DetectionSettings(CommonSettings):
     port: int = Field(50051, validation_alias="DETECTION_SVC_PORT")
     metrics_port: int = Field(9101, validation_alias="DETECTION_SVC_METRICS_PORT")
-    # auto = on a CPU the (backend, precision) of ``cpu_choice`` (OpenVINO FP32, computed in bf16, with AMX;
-    # OpenVINO INT8 with VNNI; OpenVINO FP32 with AVX2; else ONNX Runtime FP32), falling back to ONNX Runtime when
+    # auto = on a CPU the (backend, precision) of ``cpu_choice`` (OpenVINO INT8 with VNNI or AMX; OpenVINO FP32
+    # with AVX2; else ONNX Runtime FP32), falling back to ONNX Runtime when
     # OpenVINO or its files are missing; on a GPU the ONNX model through Ultralytics (CUDA). torch | onnx | openvino
     # force a runtime.
     detector_backend: str = "auto"

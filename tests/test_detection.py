@@ -186,7 +186,7 @@ def test_auto_backend_follows_the_cpu_table(tmp_path, monkeypatch) -> None:  # t
         ("fpu sse2 avx avx2 fma", ("openvino", ov_fp32), ("onnx", fp32)),
         ("fpu avx2 avx512f avx512_vnni", ("openvino", ov_int8), ("onnx", int8)),
         ("fpu avx2 avx_vnni", ("openvino", ov_int8), ("onnx", int8)),
-        ("fpu avx2 avx512f avx512_vnni avx512_bf16 amx_bf16 amx_int8 amx_tile", ("openvino", ov_fp32), ("onnx", int8)),
+        ("fpu avx2 avx512f avx512_vnni avx512_bf16 amx_bf16 amx_int8 amx_tile", ("openvino", ov_int8), ("onnx", int8)),
         ("fpu sse2 sse4_2 avx", ("onnx", fp32), ("onnx", fp32)),
     ):
         (tmp_path / "cpuinfo").write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
@@ -199,7 +199,7 @@ def test_auto_backend_follows_the_cpu_table(tmp_path, monkeypatch) -> None:  # t
     monkeypatch.setattr(device, "CPU_INFO", tmp_path / "absent")
     assert DetectionSettings(device="cpu").resolve() == ("onnx", fp32)
     assert cpu_choice(frozenset({"avx2", "avx512_vnni"})) == ("openvino", "int8")
-    assert cpu_choice(frozenset({"avx2", "avx512_vnni", "amx_bf16"})) == ("openvino", "fp32")
+    assert cpu_choice(frozenset({"avx2", "avx512_vnni", "amx_bf16"})) == ("openvino", "int8")
     # A user's ONNX file runs on OpenVINO where the table picks it, on ONNX Runtime when asked.
     (tmp_path / "cpuinfo").write_text("flags\t\t: avx2\n")
     monkeypatch.setattr(device, "CPU_INFO", tmp_path / "cpuinfo")
