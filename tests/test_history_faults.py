@@ -107,7 +107,9 @@ def test_a_sigkilled_gateway_loses_nothing_spooled_and_a_running_one_takes_over(
                         steps.append((time.monotonic(), msg))
                     if len(steps) == 10:  # from here on its commits hang: batches are only spooled
                         blocker.execute("LOCK TABLE track_points IN SHARE ROW EXCLUSIVE MODE")
-                    if len(steps) >= 25:
+                    # Killed once 25 steps ran and the 12th is older than the loss window with margin (a fast
+                    # detector runs a step in well under 0.1 s: the step count alone would kill too early).
+                    if len(steps) >= 25 and time.monotonic() - steps[11][0] > 4 * flush_s:
                         stack.kill("gateway-victim")
                         return time.monotonic()
             raise AssertionError("the stream ended before the kill")
