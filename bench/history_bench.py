@@ -22,7 +22,8 @@ from pathlib import Path
 
 import psycopg
 
-from gateway.history import HistoryWriter, TrackPoint
+from gateway.history import HistoryWriter
+from gateway.rows import TrackPoint
 from gateway.schema import migrate
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -24,11 +24,12 @@ from gateway.clients import ServiceClients
 from gateway.config import GatewaySettings
 from gateway.events import ZoneEvent, ZoneEventDetector
 from gateway.fanout import Fanout
-from gateway.history import AlertRow, HistoryWriter, ZoneEventRow
+from gateway.history import HistoryWriter
 from gateway.live import RedisLive
 from gateway.messages import session_ended
 from gateway.options import SessionConfig
 from gateway.reader import CameraProgress, Playback, StepReader, open_sources
+from gateway.rows import AlertRow, ZoneEventRow
 from gateway.rules import Alert, RuleEngine
 from gateway.schedule import DetectionSchedule
 from gateway.sources import is_live

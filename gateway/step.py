@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gateway.history import TrackPoint
+from gateway.rows import TrackPoint
 from spoton.timeutil import ns_to_dt, ns_to_iso
 
 

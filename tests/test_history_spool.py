@@ -12,17 +12,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from gateway.history import (
-    AlertRow,
-    Batch,
-    HistoryWriter,
-    Spool,
-    TrackPoint,
-    ZoneEventRow,
-    database_key,
-    replay_orphans,
-)
+from gateway.history import HistoryWriter, replay_orphans
+from gateway.rows import AlertRow, Batch, TrackPoint, ZoneEventRow
 from gateway.schema import migrate
+from gateway.spool import Spool, database_key
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -17,7 +17,7 @@ from psycopg.conninfo import make_conninfo
 
 from gateway.config import GatewaySettings
 from gateway.fanout import SUBSCRIBER_QUEUE, Fanout
-from gateway.history import HistoryWriter, TrackPoint
+from gateway.history import HistoryWriter
 from gateway.link import StageGoneError, StageLink, drive
 from gateway.messages import session_ended, session_ended_from_summary
 from gateway.options import SessionConfig
@@ -31,6 +31,7 @@ from gateway.requests import (
     merge_detect,
     project_request,
 )
+from gateway.rows import TrackPoint
 from gateway.step import CameraStep
 from gateway.work import CameraInput, StepWork
 from spoton.db import apply_migrations
