@@ -40,7 +40,8 @@ from scipy.signal import lfilter
 
 from analytics_svc.queries import HistoryQueries, Range
 from gateway.events import ZoneEventDetector
-from spoton.db import apply_migrations
+from gateway.schema import migrate
+from spoton.db import apply_migrations, timescaledb_installed
 from spoton.launcher import REPO
 from spoton.rollups import REFRESH_SQL, refresh_params
 from spoton.videoset import parse_video_set
@@ -316,7 +317,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "analytics_bench.json")
     a = p.parse_args()
     url = ensure_database(a.database_url)
-    apply_migrations(url, REPO / "gateway" / "migrations", "gateway")
+    migrate(url)  # the gateway's tables, hypertables when the server has TimescaleDB (as the gateway makes them)
     apply_migrations(url, REPO / "mapping_svc" / "migrations", "mapping")
     apply_migrations(url, REPO / "reid_svc" / "migrations", "reid")
     check_events(min(a.people, 10), a.hz)
@@ -345,9 +346,12 @@ def main() -> None:
         "hour": (ns(DAY0 + timedelta(hours=12)), ns(DAY0 + timedelta(hours=13))),
         "day": (ns(DAY0), ns(DAY0 + timedelta(days=1))),
     }
-    impls: dict[str, Callable] = {"new": HistoryQueries}
+    with psycopg.connect(url) as conn:
+        timescale = timescaledb_installed(conn)
+    print(f"database: {'TimescaleDB' if timescale else 'plain PostgreSQL'}")
+    impls: dict[str, Callable] = {"new": lambda conn: HistoryQueries(conn, timescale=timescale)}
     if a.raw:
-        impls["new, no rollups"] = lambda conn: HistoryQueries(conn, use_rollups=False)
+        impls["new, no rollups"] = lambda conn: HistoryQueries(conn, timescale=timescale, use_rollups=False)
     if a.baseline:
         impls[f"at {a.baseline}"] = baseline_queries(a.baseline)
     results, mismatches = [], []

@@ -14,6 +14,7 @@ from gateway.auth import AuthError, Principal, Role
 from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.state import Gateway
+from spoton.timeutil import dt_to_ns
 from spoton.v1 import analytics_pb2
 
 
@@ -98,7 +99,7 @@ def parse_time(value: str | None, name: str) -> int:
         raise ApiError(400, "invalid_argument", f"{name} must be ISO-8601, got {value!r}") from None
     if dt.tzinfo is None:
         raise ApiError(400, "invalid_argument", f"{name} needs a timezone (e.g. Z)")
-    return int(dt.timestamp() * 1e9)
+    return dt_to_ns(dt)  # exact (float seconds would be off by a microsecond now and then)
 
 
 async def time_range(session_id: str = "", start: str | None = None, end: str | None = None) -> analytics_pb2.TimeRange:

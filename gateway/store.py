@@ -11,6 +11,7 @@ from datetime import datetime
 from psycopg_pool import AsyncConnectionPool
 
 from gateway.pipeline import Session
+from spoton.timeutil import dt_to_ns, ns_to_dt
 
 log = logging.getLogger("gateway")
 
@@ -88,7 +89,7 @@ class Store:
     async def record_session(self, s: Session) -> None:
         await self.execute(
             "INSERT INTO sessions (session_id, video_set, cameras, options, video_set_doc, status, media_start,"
-            " heartbeat) VALUES (%s, %s, %s, %s, %s, %s, to_timestamp(%s), now())",
+            " heartbeat) VALUES (%s, %s, %s, %s, %s, %s, %s, now())",
             (
                 s.id,
                 s.video_set.name,
@@ -96,7 +97,7 @@ class Store:
                 json.dumps(s.options, default=str),
                 json.dumps(s.video_set.to_dict()),
                 s.status,
-                s.media_start_ns / 1e9,
+                ns_to_dt(s.media_start_ns),  # as the track points' times: the buckets' origin, exact to the µs
             ),
         )
 
@@ -126,21 +127,21 @@ class Store:
             " AND coalesce((options->>'always_on')::boolean, false)"
             " AND (heartbeat IS NULL OR heartbeat < now() - make_interval(secs => %s))"
             " FOR UPDATE SKIP LOCKED)"
-            " RETURNING session_id, video_set, cameras, options, extract(epoch from media_start)",
+            " RETURNING session_id, video_set, cameras, options, media_start",
             (stale_s,),
         )
         return [
-            StoredSession(sid, video_set, list(cameras), dict(options), int(float(media_start) * 1e9))
+            StoredSession(sid, video_set, list(cameras), dict(options), dt_to_ns(media_start))
             for sid, video_set, cameras, options, media_start in rows
         ]
 
     async def last_point_ns(self, session_id: str) -> int | None:
         """The media time of a session's newest stored track point (Unix ns), None when it has none."""
         rows = await self.query(
-            "SELECT (extract(epoch from max(time)) * 1e9)::bigint FROM track_points WHERE session_id = %s",
+            "SELECT max(time) FROM track_points WHERE session_id = %s",
             (session_id,),
         )
-        return rows[0][0] if rows and rows[0][0] is not None else None
+        return dt_to_ns(rows[0][0]) if rows and rows[0][0] is not None else None
 
     async def session_exists(self, session_id: str) -> bool:
         return bool(await self.query("SELECT 1 FROM sessions WHERE session_id = %s", (session_id,)))

@@ -9,6 +9,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import MappingProxyType
 from urllib.parse import urlsplit
 
 import grpc
@@ -30,7 +31,8 @@ AUTH_ENV = {
     "API_KEYS": f"{ADMIN_KEY}:admin,{OPERATOR_KEY}:operator,{VIEWER_KEY}:viewer",
     "SERVICE_KEY": SERVICE_KEY,
 }
-AUTH = {"X-API-Key": ADMIN_KEY}
+# Read-only: clients that add their own headers (Starlette's TestClient, schemathesis) must be given a copy.
+AUTH = MappingProxyType({"X-API-Key": ADMIN_KEY})
 
 
 def _with_key(fn):  # type: ignore[no-untyped-def]

@@ -149,7 +149,7 @@ def test_generated_messages_never_break_a_service(fuzz_stack: Stack, service: st
 
 def test_gateway_never_answers_5xx(fuzz_stack: Stack) -> None:
     """Every operation of the gateway's OpenAPI, with schemathesis' generated requests (valid and not)."""
-    schema = schemathesis.openapi.from_url(fuzz_stack.gateway_url + "/openapi.json", headers=AUTH)
+    schema = schemathesis.openapi.from_url(fuzz_stack.gateway_url + "/openapi.json", headers=dict(AUTH))
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) > 30
     for operation in operations:
@@ -157,7 +157,7 @@ def test_gateway_never_answers_5xx(fuzz_stack: Stack) -> None:
         @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
         @given(case=operation.as_strategy())
         def call(case) -> None:  # type: ignore[no-untyped-def]
-            response = case.call(base_url=fuzz_stack.gateway_url, headers=AUTH, timeout=30)
+            response = case.call(base_url=fuzz_stack.gateway_url, headers=dict(AUTH), timeout=30)
             case.validate_response(response, checks=[not_a_server_error])
 
         call()

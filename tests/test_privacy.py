@@ -130,7 +130,7 @@ def sharpness(jpeg: bytes) -> float:
 
 
 def test_privacy_mode_blurs_person_thumbnails_or_keeps_no_crops(stack: Stack, database_url: str) -> None:
-    reid = reid_pb2_grpc.ReidServiceStub(grpc.insecure_channel(stack.addr("reid")))
+    reid = reid_pb2_grpc.ReidServiceStub(service_channel(stack.addr("reid")))
     blur = stack.start_gateway("gateway-privacy-blur", {"PRIVACY_MODE": "true"})
     try:
         sid, gids = finished_session_with_persons(blur, database_url)

@@ -241,7 +241,7 @@ def fresh_gateway(stack, database_url: str, demo_dir: Path, headers: dict | None
         video_sets_dir=str(demo_dir),
         **addrs,
     )
-    return TestClient(create_app(settings), headers=AUTH if headers is None else headers)
+    return TestClient(create_app(settings), headers=dict(AUTH if headers is None else headers))
 
 
 def test_hit_thumbnails_from_a_gateway_that_never_ran_the_session(searchable, stack, database_url, demo_dir) -> None:  # type: ignore[no-untyped-def]
