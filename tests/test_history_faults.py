@@ -9,6 +9,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pgserver
@@ -141,12 +142,19 @@ def test_a_sigkilled_gateway_loses_nothing_spooled_and_a_running_one_takes_over(
         spooled = {m["step"] for t, m in steps if t < killed_at - 4 * flush_s}
         last_ts = steps[-1][1]["timestamp"]
         with psycopg.connect(database_url) as conn:
-            stored = dict(
-                conn.execute(
-                    "SELECT step, count(*) FROM track_points WHERE session_id = %s AND time <= %s GROUP BY step",
+            # The victim's rows are those at one of its (step, media time) pairs: the survivor resumes the session
+            # after the last stored point, so its own steps (numbered from 1 again) may share times with the lost
+            # window but never a victim's (step, time).
+            victim_at = {m["step"]: datetime.fromisoformat(m["timestamp"].replace("Z", "+00:00")) for _, m in steps}
+            stored = {
+                step: n
+                for step, at, n in conn.execute(
+                    "SELECT step, time, count(*) FROM track_points WHERE session_id = %s AND time <= %s"
+                    " GROUP BY step, time",
                     (sid, last_ts),
                 ).fetchall()
-            )
+                if victim_at.get(step) == at
+            }
             duplicates = conn.execute(
                 "SELECT count(*) - count(DISTINCT (camera_id, track_id, time)) FROM track_points WHERE session_id = %s",
                 (sid,),
