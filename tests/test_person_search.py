@@ -27,6 +27,9 @@ from spoton.videoset import load_video_set
 from tests.test_identity_eval import DIR as IDENTITY_DIR
 from tests.test_identity_eval import FRAMES as IDENTITY_FRAMES
 
+# A video set name of this run only: searches see no persons left in the database by earlier runs.
+SEARCH_SET = f"search-{uuid.uuid4().hex[:8]}"
+
 RNG = np.random.default_rng(25)
 
 
@@ -177,7 +180,7 @@ def run_session(stub, demo_dir: Path, session_id: str, cameras: list[str], frame
         steps.append(reid_pb2.AssociateStep(step=index, timestamp_ns=ts, observations=observations))
     for cap in caps.values():
         cap.release()
-    start = reid_pb2.AssociateStart(session_id=session_id, video_set="demo", person_search=True)
+    start = reid_pb2.AssociateStart(session_id=session_id, video_set=SEARCH_SET, person_search=True)
     requests = [reid_pb2.AssociateRequest(start=start)] + [reid_pb2.AssociateRequest(step=s) for s in steps]
     votes: dict[int, Counter] = {}
     for response in stub.Associate(iter(requests), timeout=300):
@@ -202,7 +205,7 @@ def test_where_else_was_this_person_across_two_demo_sessions(reid_server, search
         for gid, person in queries:
             reply = stub.SearchPersons(
                 reid_pb2.SearchPersonsRequest(
-                    video_set="demo", person=reid_pb2.PersonRef(session_id=sid_a, global_id=gid), k=5
+                    video_set=SEARCH_SET, person=reid_pb2.PersonRef(session_id=sid_a, global_id=gid), k=5
                 ),
                 timeout=30,
             )
@@ -229,7 +232,7 @@ def test_where_else_was_this_person_across_two_demo_sessions(reid_server, search
             with grpc.insecure_channel(addr) as other:
                 again = reid_pb2_grpc.ReidServiceStub(other).SearchPersons(
                     reid_pb2.SearchPersonsRequest(
-                        video_set="demo", person=reid_pb2.PersonRef(session_id=sid_a, global_id=first[0]), k=5
+                        video_set=SEARCH_SET, person=reid_pb2.PersonRef(session_id=sid_a, global_id=first[0]), k=5
                     ),
                     timeout=60,
                 )
@@ -239,13 +242,15 @@ def test_where_else_was_this_person_across_two_demo_sessions(reid_server, search
 
         # Bad input is refused clearly.
         for bad, code in (
-            (reid_pb2.SearchPersonsRequest(video_set="demo"), grpc.StatusCode.INVALID_ARGUMENT),
+            (reid_pb2.SearchPersonsRequest(video_set=SEARCH_SET), grpc.StatusCode.INVALID_ARGUMENT),
             (
-                reid_pb2.SearchPersonsRequest(video_set="demo", crop_jpeg=b"not a jpeg"),
+                reid_pb2.SearchPersonsRequest(video_set=SEARCH_SET, crop_jpeg=b"not a jpeg"),
                 grpc.StatusCode.INVALID_ARGUMENT,
             ),
             (
-                reid_pb2.SearchPersonsRequest(video_set="demo", person=reid_pb2.PersonRef(session_id=sid_a), k=1000),
+                reid_pb2.SearchPersonsRequest(
+                    video_set=SEARCH_SET, person=reid_pb2.PersonRef(session_id=sid_a), k=1000
+                ),
                 grpc.StatusCode.INVALID_ARGUMENT,
             ),
             (
@@ -254,7 +259,7 @@ def test_where_else_was_this_person_across_two_demo_sessions(reid_server, search
             ),
             (
                 reid_pb2.SearchPersonsRequest(
-                    video_set="demo", person=reid_pb2.PersonRef(session_id=sid_a, global_id=10**9)
+                    video_set=SEARCH_SET, person=reid_pb2.PersonRef(session_id=sid_a, global_id=10**9)
                 ),
                 grpc.StatusCode.NOT_FOUND,
             ),
@@ -269,7 +274,7 @@ def test_where_else_was_this_person_across_two_demo_sessions(reid_server, search
         with pytest.raises(grpc.RpcError) as err:
             stub.SearchPersons(
                 reid_pb2.SearchPersonsRequest(
-                    video_set="demo", person=reid_pb2.PersonRef(session_id=sid_a, global_id=gid)
+                    video_set=SEARCH_SET, person=reid_pb2.PersonRef(session_id=sid_a, global_id=gid)
                 ),
                 timeout=30,
             )
@@ -277,7 +282,7 @@ def test_where_else_was_this_person_across_two_demo_sessions(reid_server, search
         b_gid = next(h.global_id for h in hits_seen if h.session_id == sid_b)
         reply = stub.SearchPersons(
             reid_pb2.SearchPersonsRequest(
-                video_set="demo", person=reid_pb2.PersonRef(session_id=sid_b, global_id=b_gid), k=100
+                video_set=SEARCH_SET, person=reid_pb2.PersonRef(session_id=sid_b, global_id=b_gid), k=100
             ),
             timeout=30,
         )
@@ -289,3 +294,5 @@ def test_where_else_was_this_person_across_two_demo_sessions(reid_server, search
             "SELECT count(*), count(thumbnail) FROM search_persons WHERE session_id = %s", (sid_b,)
         ).fetchone()
     assert rows == 0 and kept == persons_b > 0 and thumbs > 0
+    with grpc.insecure_channel(reid_server.addr("reid")) as channel:  # nothing left behind for later runs
+        reid_pb2_grpc.ReidServiceStub(channel).ResetGallery(reid_pb2.ResetGalleryRequest(session_id=sid_b), timeout=30)
