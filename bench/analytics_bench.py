@@ -44,6 +44,7 @@ from gateway.schema import migrate
 from spoton.db import apply_migrations, timescaledb_installed
 from spoton.launcher import REPO
 from spoton.rollups import REFRESH_SQL, refresh_params
+from spoton.timeutil import dt_to_ns
 from spoton.videoset import parse_video_set
 
 DAY0 = datetime(2026, 3, 2, tzinfo=UTC)  # the day both sessions share
@@ -173,7 +174,7 @@ def load_day(
     (track points, zone events) written."""
     steps, chunk = int(days * 86400 * hz), int(3600 * hz)
     ev = Events(people)
-    step_ns, first_ns = round(1e9 / hz), int(first.timestamp() * 1e9)
+    step_ns, first_ns = round(1e9 / hz), dt_to_ns(first)
     points = events = 0
     gids = np.arange(1, people + 1)
     for c, pos in enumerate(walk(people, hz, steps, seed, chunk)):
@@ -341,7 +342,7 @@ def main() -> None:
             "presence_zone_1m",
         ):
             conn.execute(f"VACUUM ANALYZE {table}")
-    ns = lambda dt: int(dt.timestamp() * 1e9)  # noqa: E731
+    ns = dt_to_ns
     spans = {
         "hour": (ns(DAY0 + timedelta(hours=12)), ns(DAY0 + timedelta(hours=13))),
         "day": (ns(DAY0), ns(DAY0 + timedelta(days=1))),

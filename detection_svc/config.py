@@ -138,7 +138,8 @@ class DetectionSettings(CommonSettings):
         if self.detector_precision not in ("auto", "fp32", "int8"):
             raise ValueError(f"DETECTOR_PRECISION must be auto, fp32 or int8, got {self.detector_precision!r}")
         cpu = self.device == "cpu" or (self.device in ("", "auto") and _visible_device() == "cpu")
-        table_backend, table_precision = cpu_choice(cpu_flags()) if cpu else ("onnx", "fp32")
+        flags = cpu_flags() if cpu else frozenset()
+        table_backend, table_precision = cpu_choice(flags) if cpu else ("onnx", "fp32")
         openvino = importlib.util.find_spec("openvino") is not None
         if self.detector_weights:
             from detection_svc.detector import backend_of
@@ -165,7 +166,7 @@ class DetectionSettings(CommonSettings):
                     return backend, path
             raise FileNotFoundError(f"DETECTOR_PRECISION=int8 but no INT8 model for {candidates}: run `make weights`")
         # ONNX Runtime has no bf16 path: INT8 wherever the CPU has VNNI/AMX (2.4x faster than its FP32, same recall).
-        ort_int8 = cpu and bool(INT8_DOT_PRODUCT_FLAGS & cpu_flags())
+        ort_int8 = bool(INT8_DOT_PRODUCT_FLAGS & flags)
         auto = {"openvino": table_precision, "onnx": "int8" if ort_int8 else "fp32"}
         # The table's backend before its precision: a missing INT8 file (no demo video at setup) falls back to FP32
         # on the same runtime.

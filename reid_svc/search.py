@@ -151,12 +151,12 @@ class PersonIndex:
             self._remove([self._ids.pop(k) for k in keys])
             return len(keys)
 
-    def remove_older_than(self, cutoff_ns: int) -> list[str]:
-        """Forget persons last seen before ``cutoff_ns``; returns the sessions touched."""
+    def remove_older_than(self, cutoff_ns: int) -> int:
+        """Forget persons last seen before ``cutoff_ns``; returns how many."""
         with self._lock:
             keys = [k for k, i in self._ids.items() if self._meta[i].last_seen_ns < cutoff_ns]
             self._remove([self._ids.pop(k) for k in keys])
-            return sorted({k[0] for k in keys})
+            return len(keys)
 
     def vector(self, key: PersonKey) -> np.ndarray | None:
         """The stored embedding of one person, or None."""
@@ -259,4 +259,4 @@ class PersonSearch:
         return sum(idx.remove_session(session_id) for idx in self.indexes.values())
 
     def expire(self, cutoff_ns: int) -> int:
-        return sum(len(idx.remove_older_than(cutoff_ns)) for idx in self.indexes.values())
+        return sum(idx.remove_older_than(cutoff_ns) for idx in self.indexes.values())

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 
-import cv2
 import numpy as np
 from google.protobuf import json_format
 
@@ -287,9 +286,8 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
         elif kind == "crop_jpeg":
             if len(request.crop_jpeg) > MAX_CROP_BYTES:
                 raise ValueError(f"crop_jpeg is larger than {MAX_CROP_BYTES} bytes")
-            crop = cv2.imdecode(np.frombuffer(request.crop_jpeg, np.uint8), cv2.IMREAD_COLOR)
-            if crop is None or crop.size == 0:
-                raise ValueError("crop_jpeg is not a JPEG image")
+            # The shared decoder: it refuses a header that claims more pixels than a frame may have.
+            crop = decode_frame(common_pb2.Frame(encoding=common_pb2.FRAME_ENCODING_JPEG, data=request.crop_jpeg))
             query = (await asyncio.to_thread(embedder.embed, [crop]))[0]
         else:
             raise ValueError("a query is required: person {session_id, global_id} or crop_jpeg")
@@ -368,6 +366,7 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
         sessions, corrections = await self.store.purge_older(request.older_than_s)
         for sid in sessions:  # an expired gallery held here (a session long idle) goes from memory as well
             self.galleries.pop(sid, None)
+            self.searchable.pop(sid, None)
         return reid_pb2.PurgeHistoryResponse(galleries_deleted=len(sessions), corrections_deleted=corrections)
 
     @unary_errors

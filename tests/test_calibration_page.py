@@ -76,7 +76,10 @@ def test_calibration_versions_over_rest(stack: Stack, site: str) -> None:
         assert "error" in bad.json()
     frame = gwapi.get(f"{base}/frame.jpg", timeout=10)
     assert frame.status_code == 200 and frame.content[:2] == b"\xff\xd8"
-    assert gwapi.get(f"{base}/overlay.png", params={"version": 2}, timeout=30).status_code == 200
+    v2 = gwapi.get(f"{base}/overlay.png", params={"version": 2}, timeout=30)
+    current = gwapi.get(f"{base}/overlay.png", timeout=30)
+    assert v2.status_code == 200 and v2.content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert v2.content != current.content  # version 2's grid, not the current (rolled back) one
 
 
 # The page's state, read back: each row's class and error text, and how many pixels of the frame canvas differ from

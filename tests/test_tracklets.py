@@ -104,11 +104,14 @@ def test_decisions_older_than_the_window_are_final_and_settle_after_it() -> None
     # cam1 track 1 (person A) for 40 steps; from step 30 a cam2 track stands exactly where A is, looking like A.
     # A's tracklet is final by then; the cam2 tracklet joins it, never the reverse (A keeps its id).
     first_a = None
+    fed = settled = 0
     for i in range(40):
         obs = [ob("cam1", 1, i, emb(0), (0.0, 0.0))]
         if i >= 30:
             obs.append(ob("cam2", 4, i, emb(0), (0.1, 0.0)))
         out = w.step(obs)
+        fed, settled = fed + len(obs), settled + len(out.settled)
+        assert settled + len(w.pending) == fed  # every sighting is either settled (returned) or still pending
         ids = {(c, t): g for c, t, g in out.provisional}
         first_a = first_a or ids[("cam1", 1)]
         assert ids[("cam1", 1)] == first_a
@@ -117,6 +120,7 @@ def test_decisions_older_than_the_window_are_final_and_settle_after_it() -> None
         assert not w.pending or w.pending[0].ts_ns > ts(i) - int(o.window_s * 1e9)
         if i >= 30:
             assert ids[("cam2", 4)] == first_a
+    assert settled > 0
 
 
 def test_an_id_sent_live_that_settles_differently_is_listed_as_a_change() -> None:
