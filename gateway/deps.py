@@ -11,7 +11,6 @@ from fastapi import Depends, WebSocketException
 from starlette.requests import HTTPConnection
 
 from gateway.auth import AuthError, Principal, Role
-from gateway.config import GatewaySettings
 from gateway.errors import ApiError
 from gateway.state import Gateway
 from spoton.timeutil import dt_to_ns
@@ -25,12 +24,6 @@ async def get_gateway(conn: HTTPConnection) -> Gateway:
 
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
-
-async def get_settings(gw: GatewayDep) -> GatewaySettings:
-    return gw.settings
-
-
-SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
 
 KEY_HINT = "X-API-Key header, Authorization: Bearer <JWT>, a WebSocket ?ticket= or a signed URL"
 

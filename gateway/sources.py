@@ -322,10 +322,6 @@ class LiveSource:
         self._thread.join(timeout=5)
 
 
-def open_source(uri: str, stride: int = 1, loop: bool = False) -> VideoSource | LiveSource:
-    return LiveSource(uri) if is_live(uri) else VideoSource(uri, stride, loop)
-
-
 def read_frame(uri: str, frame_index: int = 1, policy: SourcePolicy | None = None) -> np.ndarray:
     """One BGR frame (1-based index for files; the next frame for live sources, checked and with timeouts like
     ``LiveSource``); ValueError if refused or unreadable."""

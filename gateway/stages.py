@@ -38,13 +38,13 @@ class Stages:
         clients: ServiceClients,
         config: SessionConfig,
         on_reconnect: Callable[[str, str], None],
-        schedule: DetectionSchedule | None = None,
+        schedule: DetectionSchedule,
     ) -> None:
         self.session_id = session_id
         self.clients = clients
         self.config = config
         self.on_reconnect = on_reconnect
-        self.schedule = schedule or DetectionSchedule(config.schedule)
+        self.schedule = schedule
 
     def _link(self, name: str, open_call, on_failure=None) -> StageLink:  # type: ignore[no-untyped-def]
         return StageLink(name, open_call, self.config.stage_reconnect_timeout_s, self.on_reconnect, on_failure)

@@ -7,6 +7,7 @@ zone detector's input (one floor point per global person), so nothing is rendere
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -59,27 +60,30 @@ class CameraStep:
     def __len__(self) -> int:
         return len(self.xyxy)
 
-    def _rows(self) -> zip:
+    @cached_property
+    def _rows(self) -> list[tuple]:
         """Per track, as Python values: track id, global id (None for 0), box rounded to 0.1 px, confidence, and
-        the floor point rounded to 1 mm (None where invalid)."""
+        the floor point rounded to 1 mm (None where invalid). Computed once: the message and the rows both read it."""
         floors = [
             [round(x, 3), round(y, 3)] if ok else None
             for (x, y), ok in zip(self.floor_xy_m.tolist(), self.floor_valid.tolist(), strict=True)
         ]
-        return zip(
-            self.track_id.tolist(),
-            [g or None for g in self.global_id.tolist()],
-            [[round(v, 1) for v in box] for box in self.xyxy.tolist()],
-            self.confidence.tolist(),
-            floors,
-            strict=True,
+        return list(
+            zip(
+                self.track_id.tolist(),
+                [g or None for g in self.global_id.tolist()],
+                [[round(v, 1) for v in box] for box in self.xyxy.tolist()],
+                self.confidence.tolist(),
+                floors,
+                strict=True,
+            )
         )
 
     def tracks(self) -> list[dict]:
         """The step message's ``tracks`` of this camera (confidence to 0.001)."""
         return [
             {"track_id": tid, "global_id": gid, "bbox": box, "confidence": round(conf, 3), "floor": floor}
-            for tid, gid, box, conf, floor in self._rows()
+            for tid, gid, box, conf, floor in self._rows
         ]
 
     def track_points(self, session_id: str, step: int) -> list[TrackPoint]:
@@ -99,7 +103,7 @@ class CameraStep:
                 floor_x_m=floor[0] if floor else None,
                 floor_y_m=floor[1] if floor else None,
             )
-            for tid, gid, box, conf, floor in self._rows()
+            for tid, gid, box, conf, floor in self._rows
         ]
 
 
