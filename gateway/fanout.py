@@ -59,6 +59,13 @@ class Fanout:
         if self.live is not None:
             self.live.publish(self.session_id, "tracking", message)
 
+    def identity_update(self, changes: list[dict]) -> None:
+        """IDs already sent that changed (DESIGN §3 ``identity_update``), to the tracking subscribers. Each change:
+        ``{"camera_id", "track_id", "from_global_id", "to_global_id", "since": ISO-8601, "reason":
+        "settled"|"merge"|"split"}``; clients relabel what they show from ``since`` on."""
+        if changes:
+            self.step({"type": "identity_update", "session_id": self.session_id, "changes": changes})
+
     def event(self, message: dict) -> None:
         """A zone event or alert, to the event subscribers."""
         for q in list(self.event_subscribers):
