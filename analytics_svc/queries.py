@@ -95,14 +95,7 @@ class HistoryQueries:
 
     def _gid(self, session_id: str) -> tuple[str, dict]:
         """SQL for the resolved global id of a row (``global_id`` itself when nothing was merged) and its params."""
-        merged = self.merges(session_id)
-        if not merged:
-            return "global_id", {}
-        params, whens = {}, []
-        for i, (src, dst) in enumerate(sorted(merged.items())):
-            params[f"merge_from_{i}"], params[f"merge_into_{i}"] = src, dst
-            whens.append(f"WHEN %(merge_from_{i})s THEN %(merge_into_{i})s")
-        return f"(CASE global_id {' '.join(whens)} ELSE global_id END)", params
+        return _gid_sql(self.merges(session_id))
 
     def _rollup_range(self, r: Range, origin: datetime) -> tuple[str, dict] | None:
         """WHERE clause over the per-minute rollups when they answer this range exactly, else None."""
@@ -246,9 +239,15 @@ class HistoryQueries:
 
     def dwell(self, r: Range, zone_id: str = "") -> list[dict]:
         """Seconds each person (merges resolved) spent in each zone: consecutive enter -> exit events of the
-        person in the zone, clipped to the range. Reads the events inside the range plus, per (zone, person), the
-        last event before it and the first after it (index probes), so the cost follows the range, not the
-        session's age."""
+        person in the zone, clipped to the range.
+
+        Reads only the events between the earliest enter of the visits open in the range start's hour and the
+        latest exit of those open in its end's hour (``zone_visit_bounds``, migration 0010): every visit that
+        overlaps the range lies in that window, whole, so the cost follows the range and the visits at its ends,
+        not the session's age. A person merged from several ids may pair one id's enter with another's exit, which
+        no bound covers: for those ids (the corrections' few), the last event before the window and the first
+        after it are looked up too.
+        """
         r.validate()
         _, doc = self._session(r.session_id)
         zones = [z["id"] for z in doc.get("zones", [])]
@@ -258,27 +257,33 @@ class HistoryQueries:
             zones = [zone_id] if zone_id in zones else []
         if not zones:
             return []
-        where, params = r.where()
-        gid, gid_params = self._gid(r.session_id)
-        params |= gid_params | {"zones": zones}
-        # Edges are looked up per id as written. After merging, the latest one before the range (the earliest after
-        # it) among a person's ids is that person's true neighbour of the range's events; pairs formed among the
-        # other edge events lie wholly outside the range, so the clipping drops them.
-        edges = []
+        merged = self.merges(r.session_id)
+        gid, params = _gid_sql(merged)
+        params |= {"session_id": r.session_id, "zones": zones, "merged": sorted(set(merged) | set(merged.values()))}
+        window, clip = ["TRUE"], {"lo": "time", "hi": "next_time"}
         if r.start_ns:
-            edges.append(_DWELL_EDGE.format(cmp="<", bound="start", order="DESC"))
+            params["start"] = ns_to_dt(r.start_ns)
+            params["lo"] = self._visit_bound(r.session_id, params["start"], "least(%(t)s, first_enter)")
+            window.append("time >= %(lo)s")
+            clip["lo"] = "greatest(time, %(start)s)"
         if r.end_ns:
-            edges.append(_DWELL_EDGE.format(cmp=">=", bound="end", order="ASC"))
-        people = _DWELL_PEOPLE if edges else ""
-        lo = "greatest(time, %(start)s)" if r.start_ns else "time"
-        hi = "least(next_time, %(end)s)" if r.end_ns else "next_time"
+            params["end"] = ns_to_dt(r.end_ns)
+            params["hi"] = self._visit_bound(r.session_id, params["end"], "greatest(%(t)s, last_exit)")
+            window.append("time <= %(hi)s")
+            clip["hi"] = "least(next_time, %(end)s)"
+        edges = ""
+        if merged and r.start_ns:
+            edges += "UNION ALL " + _DWELL_EDGE.format(cmp="<", bound="lo", order="DESC")
+        if merged and r.end_ns:
+            edges += "UNION ALL " + _DWELL_EDGE.format(cmp=">", bound="hi", order="ASC")
+        lo, hi = clip["lo"], clip["hi"]
         rows = self.conn.execute(
             f"""
-            WITH RECURSIVE {people}
-            ev AS (
+            WITH ev AS (
                 SELECT time, zone_id, global_id, kind FROM zone_events
-                WHERE {where} AND zone_id = ANY(%(zones)s) AND kind IN ('enter', 'exit')
-                {"".join("UNION ALL " + e for e in edges)}
+                WHERE session_id = %(session_id)s AND zone_id = ANY(%(zones)s) AND kind IN ('enter', 'exit')
+                  AND {" AND ".join(window)}
+                {edges}
             ), paired AS (
                 SELECT {gid} AS person, zone_id, kind, time,
                        lead(kind) OVER w AS next_kind, lead(time) OVER w AS next_time
@@ -291,6 +296,16 @@ class HistoryQueries:
             params,
         ).fetchall()
         return [{"global_id": int(g), "zone_id": z, "dwell_s": float(s)} for g, z, s in rows]
+
+    def _visit_bound(self, session_id: str, t: datetime, pick: str) -> datetime:
+        """``pick`` (SQL over ``%(t)s`` and the bounds row) for the hour of ``t``; ``t`` itself when no visit
+        overlaps that hour."""
+        row = self.conn.execute(
+            f"SELECT {pick} FROM zone_visit_bounds WHERE session_id = %(sid)s "
+            "AND hour = date_bin('1 hour', %(t)s, timestamptz '2000-01-01 00:00+00')",
+            {"sid": session_id, "t": t},
+        ).fetchone()
+        return row[0] if row else t
 
     def line_crossings(self, r: Range, line_id: str = "") -> list[dict]:
         _, doc = self._session(r.session_id)
@@ -531,27 +546,28 @@ class HistoryQueries:
         ]
 
 
-# Dwell's bounded scan (see ``HistoryQueries.dwell``). The distinct people of each zone, by a loose index scan
-# over ``zone_events_session_zone_person`` (one probe per person, however many events each has):
-_DWELL_PEOPLE = """
-    people AS (
-        SELECT z.zone_id, (SELECT min(e.global_id) FROM zone_events e
-                           WHERE e.session_id = %(session_id)s AND e.zone_id = z.zone_id) AS global_id
-        FROM unnest(%(zones)s::text[]) AS z(zone_id)
-        UNION ALL
-        SELECT p.zone_id, (SELECT min(e.global_id) FROM zone_events e
-                           WHERE e.session_id = %(session_id)s AND e.zone_id = p.zone_id AND e.global_id > p.global_id)
-        FROM people p WHERE p.global_id IS NOT NULL
-    ),"""
-# Per (zone, person as written): the last enter/exit before the range start or the first at or after its end.
+# Dwell (see ``HistoryQueries.dwell``): per (zone, id written) of merged people, the last enter/exit before the
+# window or the first after it, by an index probe on ``zone_events_session_zone_person``.
 _DWELL_EDGE = """
-    SELECT x.* FROM people p CROSS JOIN LATERAL (
+    SELECT x.* FROM unnest(%(merged)s::bigint[]) AS m(global_id) CROSS JOIN unnest(%(zones)s::text[]) AS z(zone_id)
+    CROSS JOIN LATERAL (
         SELECT e.time, e.zone_id, e.global_id, e.kind FROM zone_events e
-        WHERE e.session_id = %(session_id)s AND e.zone_id = p.zone_id AND e.global_id = p.global_id
+        WHERE e.session_id = %(session_id)s AND e.zone_id = z.zone_id AND e.global_id = m.global_id
           AND e.time {cmp} %({bound})s AND e.kind IN ('enter', 'exit')
         ORDER BY e.time {order}, e.kind {order} LIMIT 1
-    ) x WHERE p.global_id IS NOT NULL
+    ) x
 """
+
+
+def _gid_sql(merged: dict[int, int]) -> tuple[str, dict]:
+    """SQL for the resolved global id of a row under ``merged`` (written id -> person) and its params."""
+    if not merged:
+        return "global_id", {}
+    params, whens = {}, []
+    for i, (src, dst) in enumerate(sorted(merged.items())):
+        params[f"merge_from_{i}"], params[f"merge_into_{i}"] = src, dst
+        whens.append(f"WHEN %(merge_from_{i})s THEN %(merge_into_{i})s")
+    return f"(CASE global_id {' '.join(whens)} ELSE global_id END)", params
 
 
 def _polygon_sql(polygon: list[list[float]]) -> str:

@@ -4,9 +4,11 @@ run the real AnalyticsServicer on a loopback port.
 
 The history: 9 people random-walk for 20 minutes at 1 Hz on a 10 m x 10 m floor with two overlapping zones and a
 line, dropping out now and then (the gateway's ZoneEventDetector writes the events, exits included); person 20
-enters A at 10 s and leaves at 1000 s with no event between; a few odd sequences the detector never writes (two
-enters in a row, an exit without an enter). Merges: 3 -> 5 -> 2 (a chain) and 7 -> 1. A second session reuses the
-same global ids so any leak across sessions shows.
+enters A at 10 s and leaves at 1000 s with no event between; person 43 enters A three days before the walk and
+leaves at 500 s; person 41 enters A two days before and never leaves, merged into 42, who leaves A at 150 s (a
+visit only the merge makes, which no per-id bound covers); a few odd sequences the detector never writes (two enters
+in a row, an exit without an enter). Merges: 3 -> 5 -> 2 (a chain), 7 -> 1 and 41 -> 42. A second session reuses
+the same global ids so any leak across sessions shows.
 """
 
 from __future__ import annotations
@@ -45,8 +47,8 @@ DOC = {
     ],
     "lines": [{"id": "L", "a": [5, 0], "b": [5, 10]}],
 }
-MERGES = [(3, 5), (5, 2), (7, 1)]  # applied in this order: from -> into
-RESOLVED = {3: 2, 5: 2, 7: 1}
+MERGES = [(3, 5), (5, 2), (7, 1), (41, 42)]  # applied in this order: from -> into
+RESOLVED = {3: 2, 5: 2, 7: 1, 41: 42}
 
 
 def at(t_s: float) -> datetime:
@@ -80,6 +82,9 @@ def walk(seed: int) -> tuple[list[tuple], list[tuple]]:
     ]
     # Person 20: one long visit with nothing inside it; odd sequences the detector never writes.
     rows += [(at(10), "A", 20, "enter"), (at(1000), "A", 20, "exit")]
+    # Visits that began days before: one person's own, and one closed by the id it was merged into.
+    rows += [(at(-3 * 86400), "A", 43, "enter"), (at(500), "A", 43, "exit")]
+    rows += [(at(-2 * 86400), "A", 41, "enter"), (at(150), "A", 42, "exit")]
     rows += [(at(400), "B", 30, "enter"), (at(420), "B", 30, "enter"), (at(450.25), "B", 30, "exit")]
     rows += [(at(460), "B", 30, "exit"), (at(470), "A", 30, "exit")]
     # Merged people inside the same zone at the same instants (ties are ordered by the id as written).
@@ -193,9 +198,11 @@ def test_dwell_matches_the_whole_history_pairing(database_url, long_history, sta
     want = reference_dwell(events, zones, lo, hi)
     assert [(d["global_id"], d["zone_id"]) for d in got] == sorted(want)
     assert [d["dwell_s"] for d in got] == pytest.approx([want[k] for k in sorted(want)], abs=1e-6)
-    assert not {3, 5, 7} & {d["global_id"] for d in got}  # merged-away ids never show
+    assert not {3, 5, 7, 41} & {d["global_id"] for d in got}  # merged-away ids never show
     if (start_s, end_s, zone_id) == (100, 200, "A"):
         assert {"global_id": 20, "zone_id": "A", "dwell_s": 100.0} in got  # a visit spanning the whole range
+        assert {"global_id": 43, "zone_id": "A", "dwell_s": 100.0} in got  # ... begun three days before it
+        assert {"global_id": 42, "zone_id": "A", "dwell_s": 50.0} in got  # 41's enter closed by 42's exit
     if (start_s, end_s, zone_id) == (605, 620, "A"):
         assert {"global_id": 2, "zone_id": "A", "dwell_s": 5.0} in got  # 5 re-opened at 600 s, closed at 610 s
 
@@ -210,6 +217,95 @@ def test_the_ranges_cut_visits(database_url, long_history) -> None:  # type: ign
     assert sum(any(e < lo < x for _, _, e, x in visits) for lo, _ in bounded) >= 5
     assert sum(any(e < hi < x for _, _, e, x in visits) for _, hi in bounded) >= 5
     assert (20, "A", ns(10), ns(1000)) in visits
+    assert (43, "A", ns(-3 * 86400), ns(500)) in visits and (42, "A", ns(-2 * 86400), ns(150)) in visits
+
+
+def rebuild_changes(conn: psycopg.Connection, sid: str) -> int:
+    """Bounds rows that rebuilding the session's visit bounds from all its events would widen or add (0: the trigger
+    kept every visit covered); rolled back."""
+    with conn.transaction(force_rollback=True):
+        before = conn.execute("SELECT * FROM zone_visit_bounds WHERE session_id = %s ORDER BY hour", (sid,)).fetchall()
+        conn.execute("SELECT zone_visit_bounds_rebuild(%s)", (sid,))
+        after = conn.execute("SELECT * FROM zone_visit_bounds WHERE session_id = %s ORDER BY hour", (sid,)).fetchall()
+    return len(set(after) - set(before))
+
+
+def test_visit_bounds_kept_whatever_the_write_order(database_url, long_history) -> None:  # type: ignore[no-untyped-def]
+    """Events written one at a time in shuffled order (late spool replays) keep every visit inside the bounds its
+    hours hold, so dwell still equals the whole-history pairing."""
+    sid = f"shuffled-{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(database_url) as conn:
+        events = conn.execute(
+            "SELECT time, zone_id, global_id, kind FROM zone_events WHERE session_id = %s", (long_history,)
+        ).fetchall()
+        conn.execute(
+            "INSERT INTO sessions (session_id, video_set, cameras, video_set_doc, status, media_start) "
+            "VALUES (%s, 'long', %s, %s, 'finished', %s)",
+            (sid, ["camA", "camB"], json.dumps(DOC), START),
+        )
+        for src, dst in MERGES:
+            conn.execute(
+                "INSERT INTO identity_corrections (session_id, kind, detail) VALUES (%s, 'merge', %s)",
+                (sid, json.dumps({"from": src, "into": dst})),
+            )
+        order = np.random.default_rng(11).permutation(len(events))
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO zone_events (time, session_id, zone_id, global_id, kind) VALUES (%s, %s, %s, %s, %s)",
+                [(events[i][0], sid, *events[i][1:]) for i in order],
+            )
+        conn.commit()
+        assert rebuild_changes(conn, long_history) == 0  # written by one COPY
+        assert rebuild_changes(conn, sid) == 0
+        hours = conn.execute("SELECT count(*) FROM zone_visit_bounds WHERE session_id = %s", (sid,)).fetchone()[0]
+        assert hours == 3 * 24 + 1  # person 43's visit spans every hour from three days before to the walk's first
+        everything = session_events(conn, sid)
+        for start_s, end_s in RANGES:
+            r = Range(sid, ns(start_s) if start_s is not None else 0, ns(end_s) if end_s is not None else 0)
+            got = {(d["global_id"], d["zone_id"]): d["dwell_s"] for d in HistoryQueries(conn).dwell(r)}
+            lo = ns(start_s) if start_s is not None else -(2**62)
+            hi = ns(end_s) if end_s is not None else 2**62
+            assert got == pytest.approx(reference_dwell(everything, {"A", "B"}, lo, hi), abs=1e-6)
+
+
+def zone_event_rows_read(conn: psycopg.Connection) -> int:
+    """Rows of ``zone_events`` read so far in this transaction (fetched through an index or scanned); with index-only
+    scans off, so that every row read through an index is counted."""
+    conn.execute("SET LOCAL enable_indexonlyscan = off")
+    return conn.execute(
+        "SELECT idx_tup_fetch + seq_tup_read FROM pg_stat_xact_user_tables WHERE relname = 'zone_events'"
+    ).fetchone()[0]
+
+
+def test_dwell_reads_the_range_not_the_history(database_url) -> None:  # type: ignore[no-untyped-def]
+    """Ten days of short visits (a new person each, as at an always-on site) before the last hour: dwell over that
+    hour reads the hour's events and the visits open at its ends, not the 11,520 events before it nor one probe per
+    person ever seen."""
+    apply_migrations(database_url, REPO / "gateway" / "migrations", "gateway")
+    sid = f"aged-{uuid.uuid4().hex[:8]}"
+    visits = [(at(-10 * 86400 + 300 * k), at(-10 * 86400 + 300 * k + 10)) for k in range(2880)]  # 10 days before
+    visits += [(at(-20), at(30)), (at(100), at(160)), (at(3500), at(3700))]  # open at the start, inside, at the end
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO sessions (session_id, video_set, cameras, video_set_doc, status, media_start) "
+            "VALUES (%s, 'long', %s, %s, 'finished', %s)",
+            (sid, ["camA"], json.dumps(DOC), at(-10 * 86400)),
+        )
+        with conn.cursor().copy("COPY zone_events (time, session_id, zone_id, global_id, kind) FROM STDIN") as copy:
+            for k, (enter, exit_) in enumerate(visits):
+                for zone in ("A", "B"):
+                    copy.write_row((enter, sid, zone, k + 1, "enter"))
+                    copy.write_row((exit_, sid, zone, k + 1, "exit"))
+        conn.commit()
+        before = zone_event_rows_read(conn)
+        got = HistoryQueries(conn).dwell(Range(sid, ns(0), ns(3600)))
+        read = zone_event_rows_read(conn) - before
+    assert got == [
+        {"global_id": 2881 + k, "zone_id": zone, "dwell_s": dwell_s}
+        for k, dwell_s in enumerate((30.0, 60.0, 100.0))
+        for zone in ("A", "B")
+    ]
+    assert 6 * 2 <= read <= 6 * 2 + 8  # the three visits' events in both zones, a few index probes besides
 
 
 def test_summary_mean_dwell_follows_the_range(database_url, long_history) -> None:  # type: ignore[no-untyped-def]
