@@ -266,6 +266,9 @@ def test_visit_bounds_kept_whatever_the_write_order(database_url, long_history) 
             lo = ns(start_s) if start_s is not None else -(2**62)
             hi = ns(end_s) if end_s is not None else 2**62
             assert got == pytest.approx(reference_dwell(everything, {"A", "B"}, lo, hi), abs=1e-6)
+        conn.execute("DELETE FROM zone_events WHERE session_id = %s", (sid,))
+        conn.execute("DELETE FROM sessions WHERE session_id = %s", (sid,))  # a purge
+        assert conn.execute("SELECT count(*) FROM zone_visit_bounds WHERE session_id = %s", (sid,)).fetchone()[0] == 0
 
 
 def zone_event_rows_read(conn: psycopg.Connection) -> int:

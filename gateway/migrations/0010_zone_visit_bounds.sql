@@ -3,23 +3,23 @@
 -- over [start, end) reads only the events between the first enter of start's hour and the last exit of end's hour
 -- (analytics_svc), so its cost follows the range and the visits open at its ends, not the session's age.
 -- Kept by a trigger on every zone event written, whoever writes it (history writer, spool replay, benchmarks), in
--- any order: a late event only ever widens the bounds. Deleting the session deletes them.
+-- any order: a late event only ever widens the bounds. Deleting the session deletes them (a trigger, not a foreign
+-- key: a batch racing a purge must not fail on it).
 CREATE TABLE IF NOT EXISTS zone_visit_bounds (
-    session_id  text NOT NULL REFERENCES sessions (session_id) ON DELETE CASCADE,
+    session_id  text NOT NULL,
     hour        timestamptz NOT NULL,
     first_enter timestamptz NOT NULL,
     last_exit   timestamptz NOT NULL,
     PRIMARY KEY (session_id, hour)
 );
 
--- Widen the bounds of every hour the visit [enter_time, exit_time] overlaps (of a session that has a record).
+-- Widen the bounds of every hour the visit [enter_time, exit_time] overlaps.
 CREATE OR REPLACE FUNCTION zone_visit_bounds_add(sid text, enter_time timestamptz, exit_time timestamptz)
 RETURNS void LANGUAGE sql AS $$
     INSERT INTO zone_visit_bounds AS b (session_id, hour, first_enter, last_exit)
     SELECT sid, h, enter_time, exit_time
     FROM generate_series(date_bin('1 hour', enter_time, timestamptz '2000-01-01 00:00+00'), exit_time,
                          interval '1 hour') AS h
-    WHERE EXISTS (SELECT 1 FROM sessions WHERE session_id = sid)
     ON CONFLICT (session_id, hour) DO UPDATE
         SET first_enter = least(b.first_enter, EXCLUDED.first_enter),
             last_exit = greatest(b.last_exit, EXCLUDED.last_exit)
@@ -58,6 +58,17 @@ DROP TRIGGER IF EXISTS zone_events_visit_bounds ON zone_events;
 CREATE TRIGGER zone_events_visit_bounds AFTER INSERT ON zone_events
     FOR EACH ROW WHEN (NEW.kind IN ('enter', 'exit')) EXECUTE FUNCTION zone_visit_bounds_on_event();
 
+CREATE OR REPLACE FUNCTION zone_visit_bounds_on_session_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM zone_visit_bounds WHERE session_id = OLD.session_id;
+    RETURN NULL;
+END
+$$;
+
+DROP TRIGGER IF EXISTS sessions_zone_visit_bounds ON sessions;
+CREATE TRIGGER sessions_zone_visit_bounds AFTER DELETE ON sessions
+    FOR EACH ROW EXECUTE FUNCTION zone_visit_bounds_on_session_delete();
+
 -- All of one session's bounds (NULL: every session) from its events in one pass: for histories loaded with the
 -- trigger off (session_replication_role = replica; bench/analytics_bench.py) and for the events stored before this
 -- migration.
@@ -72,7 +83,7 @@ CREATE OR REPLACE FUNCTION zone_visit_bounds_rebuild(sid text DEFAULT NULL) RETU
     ) v
     CROSS JOIN LATERAL generate_series(date_bin('1 hour', v.time, timestamptz '2000-01-01 00:00+00'), v.next_time,
                                        interval '1 hour') AS h
-    WHERE v.kind = 'enter' AND v.next_kind = 'exit' AND v.session_id IN (SELECT session_id FROM sessions)
+    WHERE v.kind = 'enter' AND v.next_kind = 'exit'
     GROUP BY 1, 2
     ON CONFLICT (session_id, hour) DO UPDATE
         SET first_enter = least(b.first_enter, EXCLUDED.first_enter),
