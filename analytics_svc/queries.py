@@ -241,8 +241,8 @@ class HistoryQueries:
         """Seconds each person (merges resolved) spent in each zone: consecutive enter -> exit events of the
         person in the zone, clipped to the range.
 
-        Reads only the events between the earliest enter of the visits open in the range start's hour and the
-        latest exit of those open in its end's hour (``zone_visit_bounds``, migration 0010): every visit that
+        Reads only the events between the earliest enter of the visits that overlap the range start's 10 minutes
+        and the latest exit of those that overlap its end's (``zone_visit_bounds``, migration 0010): every visit that
         overlaps the range lies in that window, whole, so the cost follows the range and the visits at its ends,
         not the session's age. A person merged from several ids may pair one id's enter with another's exit, which
         no bound covers: for those ids (the corrections' few), the last event before the window and the first
@@ -298,11 +298,11 @@ class HistoryQueries:
         return [{"global_id": int(g), "zone_id": z, "dwell_s": float(s)} for g, z, s in rows]
 
     def _visit_bound(self, session_id: str, t: datetime, pick: str) -> datetime:
-        """``pick`` (SQL over ``%(t)s`` and the bounds row) for the hour of ``t``; ``t`` itself when no visit
-        overlaps that hour."""
+        """``pick`` (SQL over ``%(t)s`` and the bounds row) for the 10-minute bucket of ``t``; ``t`` itself when
+        no visit overlaps that bucket."""
         row = self.conn.execute(
             f"SELECT {pick} FROM zone_visit_bounds WHERE session_id = %(sid)s "
-            "AND hour = date_bin('1 hour', %(t)s, timestamptz '2000-01-01 00:00+00')",
+            "AND bucket = date_bin('10 minutes', %(t)s, timestamptz '2000-01-01 00:00+00')",
             {"sid": session_id, "t": t},
         ).fetchone()
         return row[0] if row else t

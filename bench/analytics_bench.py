@@ -7,7 +7,12 @@ a ``spoton_bench`` database on the local server):
 * ``1d``: ``--people`` people random-walking on a 40 m x 30 m floor for one day at ``--hz`` samples per second, each
   sample one camera's track point (60 x 24 h x 2 Hz = 10.4 million points), zone events from the walk;
 * ``30d``: the very same day after ``--history-days`` days of the same kind of walk (zone events at the full rate,
-  track points thinned to ``--history-hz``: an always-on site's month).
+  track points thinned to ``--history-hz``: an always-on site's month). Each history day's people leave at its end
+  and new global ids come the next day, as at a site whose visitors come and go (``--same-ids``: the same ids every
+  day, as before).
+
+Zone events are loaded with their trigger off and the dwell bounds built once per session from them
+(``zone_visit_bounds_rebuild``, the same bounds the trigger keeps row by row: gateway migration 0010).
 
 Then times every analytics query over one hour (12:00-13:00 of that day) and over the day, on both sessions (best of
 ``--repeat`` after one warm-up), and counts the shared-buffer blocks one call touches (PostgreSQL's own statistics:
@@ -106,7 +111,8 @@ class Events:
     """The gateway's zone and line events for people seen at every step (what ZoneEventDetector writes for them),
     vectorised over a chunk of steps. ``check_events`` compares it with the detector itself."""
 
-    def __init__(self, people: int) -> None:
+    def __init__(self, people: int, id_base: int = 0) -> None:
+        self.id_base = id_base  # global id = id_base + 1 + the person's index
         self.zones = [(z["id"], shapely.Polygon(z["polygon"])) for z in DOC["zones"]]
         self.inside = np.zeros((len(self.zones), people), bool)
         self.last: np.ndarray | None = None
@@ -119,7 +125,7 @@ class Events:
             before = np.vstack([self.inside[i][None], now[:-1]])
             for kind, hits in (("enter", now & ~before), ("exit", before & ~now)):
                 s, g = np.nonzero(hits)
-                out += [(int(t_ns[a]), zid, int(b) + 1, kind) for a, b in zip(s, g, strict=True)]
+                out += [(int(t_ns[a]), zid, self.id_base + int(b) + 1, kind) for a, b in zip(s, g, strict=True)]
             self.inside[i] = now[-1]
         x = pos[..., 0]
         if self.last is None:  # nobody seen before this chunk: no crossing into its first step
@@ -131,14 +137,14 @@ class Events:
             ("cross_backward", (prev > DOOR_X_M) & (cur < DOOR_X_M)),
         ):
             s, g = np.nonzero(hits)
-            out += [(int(t_cross[a]), "door", int(b) + 1, kind) for a, b in zip(s, g, strict=True)]
+            out += [(int(t_cross[a]), "door", self.id_base + int(b) + 1, kind) for a, b in zip(s, g, strict=True)]
         self.last = x[-1]
         return out
 
     def finish(self, t_ns: int) -> list[tuple[int, str, int, str]]:
         """Everyone leaves the zones they are in (the detector's ``finish``, at the last step)."""
         out = [
-            (t_ns, zid, int(g) + 1, "exit")
+            (t_ns, zid, self.id_base + int(g) + 1, "exit")
             for i, (zid, _) in enumerate(self.zones)
             for g in np.flatnonzero(self.inside[i])
         ]
@@ -168,15 +174,23 @@ def check_events(people: int, hz: float) -> None:
 
 
 def load_day(
-    conn: psycopg.Connection, sid: str, first: datetime, people: int, hz: float, days: float, seed: int, stride: int
+    conn: psycopg.Connection,
+    sid: str,
+    first: datetime,
+    people: int,
+    hz: float,
+    days: float,
+    seed: int,
+    stride: int,
+    id_base: int = 0,
 ) -> tuple[int, int]:
-    """Write ``days`` of walk from ``first``: every ``stride``-th step's track points, every zone event. Returns
-    (track points, zone events) written."""
+    """Write ``days`` of walk from ``first``: every ``stride``-th step's track points, every zone event; global ids
+    from ``id_base + 1``. Returns (track points, zone events) written."""
     steps, chunk = int(days * 86400 * hz), int(3600 * hz)
-    ev = Events(people)
+    ev = Events(people, id_base)
     step_ns, first_ns = round(1e9 / hz), dt_to_ns(first)
     points = events = 0
-    gids = np.arange(1, people + 1)
+    gids = np.arange(1, people + 1) + id_base
     for c, pos in enumerate(walk(people, hz, steps, seed, chunk)):
         step = c * chunk + np.arange(len(pos))
         t_ns = first_ns + step * step_ns
@@ -240,22 +254,31 @@ def load_session(url: str, sid: str, a: argparse.Namespace, history_days: int) -
             "VALUES (%s, 'bench', %s, %s, 'finished', %s)",
             (sid, [c["id"] for c in DOC["cameras"]], json.dumps(DOC), start),
         )
+        conn.commit()
+        # The zone events' trigger off (superuser only): their dwell bounds are built once, below.
+        conn.execute("SET session_replication_role = replica")
         points = events = 0
-        if history_days:
-            stride = max(1, round(a.hz / a.history_hz))
+        stride = max(1, round(a.hz / a.history_hz))
+        if history_days and a.same_ids:
             p, e = load_day(conn, sid, start, a.people, a.hz, history_days, a.seed + 1, stride)
+            points, events = points + p, events + e
+        for day in range(history_days if not a.same_ids else 0):
+            first, ids = start + timedelta(days=day), (day + 1) * a.people
+            p, e = load_day(conn, sid, first, a.people, a.hz, 1, a.seed + 1 + day, stride, ids)
             points, events = points + p, events + e
         p, e = load_day(conn, sid, DAY0, a.people, a.hz, 1, a.seed, 1)
         points, events = points + p, events + e
         conn.commit()
+        conn.execute("RESET session_replication_role")
         loaded = time.perf_counter() - t0
         print(f"{sid}: loaded {points:,} track points and {events:,} zone events in {loaded:.0f} s", flush=True)
         t0 = time.perf_counter()
+        conn.execute("SELECT zone_visit_bounds_rebuild(%s)", (sid,))
         params = refresh_params(sid, start, (0.0, 0.0), start, DAY0 + timedelta(days=1) - timedelta(microseconds=1))
         for sql in REFRESH_SQL:
             conn.execute(sql, params)
         conn.commit()
-        print(f"{sid}: built the per-minute rollups in {time.perf_counter() - t0:.0f} s", flush=True)
+        print(f"{sid}: built the dwell bounds and per-minute rollups in {time.perf_counter() - t0:.0f} s", flush=True)
     return {"session": sid, "track_points": points, "zone_events": events, "loaded_s": loaded}
 
 
@@ -310,6 +333,7 @@ def main() -> None:
     p.add_argument("--hz", type=float, default=2.0)
     p.add_argument("--history-days", type=int, default=29, help="days before the shared day in the long session")
     p.add_argument("--history-hz", type=float, default=0.1, help="track points per second kept in those days")
+    p.add_argument("--same-ids", action="store_true", help="the same global ids every history day")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--raw", action="store_true", help="also time the raw-table queries (no rollups)")
@@ -324,9 +348,10 @@ def main() -> None:
     check_events(min(a.people, 10), a.hz)
     base = f"bench-{a.people}p-{a.hz:g}hz-s{a.seed}"
     long = f"{a.history_days + 1}d"
+    ids = "same" if a.same_ids else "fresh"
     sessions = {
         "1d": load_session(url, f"{base}-1d", a, 0),
-        long: load_session(url, f"{base}-{a.history_days + 1}d-{a.history_hz:g}hz", a, a.history_days),
+        long: load_session(url, f"{base}-{a.history_days + 1}d-{a.history_hz:g}hz-{ids}", a, a.history_days),
     }
     if a.load_only:
         return
@@ -340,6 +365,7 @@ def main() -> None:
             "presence_cells_1m",
             "presence_cells_1h",
             "presence_zone_1m",
+            "zone_visit_bounds",
         ):
             conn.execute(f"VACUUM ANALYZE {table}")
     ns = dt_to_ns

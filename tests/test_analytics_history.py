@@ -223,16 +223,17 @@ def test_the_ranges_cut_visits(database_url, long_history) -> None:  # type: ign
 def rebuild_changes(conn: psycopg.Connection, sid: str) -> int:
     """Bounds rows that rebuilding the session's visit bounds from all its events would widen or add (0: the trigger
     kept every visit covered); rolled back."""
+    bounds = "SELECT * FROM zone_visit_bounds WHERE session_id = %s ORDER BY bucket"
     with conn.transaction(force_rollback=True):
-        before = conn.execute("SELECT * FROM zone_visit_bounds WHERE session_id = %s ORDER BY hour", (sid,)).fetchall()
+        before = conn.execute(bounds, (sid,)).fetchall()
         conn.execute("SELECT zone_visit_bounds_rebuild(%s)", (sid,))
-        after = conn.execute("SELECT * FROM zone_visit_bounds WHERE session_id = %s ORDER BY hour", (sid,)).fetchall()
+        after = conn.execute(bounds, (sid,)).fetchall()
     return len(set(after) - set(before))
 
 
 def test_visit_bounds_kept_whatever_the_write_order(database_url, long_history) -> None:  # type: ignore[no-untyped-def]
     """Events written one at a time in shuffled order (late spool replays) keep every visit inside the bounds its
-    hours hold, so dwell still equals the whole-history pairing."""
+    buckets hold, so dwell still equals the whole-history pairing."""
     sid = f"shuffled-{uuid.uuid4().hex[:8]}"
     with psycopg.connect(database_url) as conn:
         events = conn.execute(
@@ -257,8 +258,8 @@ def test_visit_bounds_kept_whatever_the_write_order(database_url, long_history) 
         conn.commit()
         assert rebuild_changes(conn, long_history) == 0  # written by one COPY
         assert rebuild_changes(conn, sid) == 0
-        hours = conn.execute("SELECT count(*) FROM zone_visit_bounds WHERE session_id = %s", (sid,)).fetchone()[0]
-        assert hours == 3 * 24 + 1  # person 43's visit spans every hour from three days before to the walk's first
+        buckets = conn.execute("SELECT count(*) FROM zone_visit_bounds WHERE session_id = %s", (sid,)).fetchone()[0]
+        assert buckets == 3 * 24 * 6 + 2  # person 43's visit spans every 10 minutes from three days before to 500 s
         everything = session_events(conn, sid)
         for start_s, end_s in RANGES:
             r = Range(sid, ns(start_s) if start_s is not None else 0, ns(end_s) if end_s is not None else 0)
