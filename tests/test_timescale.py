@@ -292,7 +292,12 @@ def test_analytics_on_timescaledb_equal_plain_postgresql(histories: tuple[str, s
     assert expected["compressed hour, raw"]["summary"]["track_points"] > 500
     assert answers(ts, True, "keep", hour) == expected
 
-    # A late row into a compressed chunk (a person seen again by the second camera), then the same answers.
+    # The dwell bounds (kept by the trigger on zone_events, on every chunk of the hypertable) are the same.
+    bounds = "SELECT bucket, first_enter, last_exit FROM zone_visit_bounds WHERE session_id = 'keep' ORDER BY 1"
+    assert rows(ts, bounds) == rows(pg, bounds) and len(rows(pg, bounds)) > 100
+
+    # A late row into a compressed chunk (a person seen again by the second camera) and a late visit to the door
+    # (its exit written first, as a replayed spool may), then the same answers and bounds.
     late = ns_to_dt(hour) + timedelta(minutes=30)
     for url in (ts, pg):
         with psycopg.connect(url) as conn:
@@ -301,11 +306,19 @@ def test_analytics_on_timescaledb_equal_plain_postgresql(histories: tuple[str, s
                 "confidence, floor_x_m, floor_y_m) VALUES (%s, 'keep', 0, 'cam2', 0, 999, 9, '{0,0,1,1}', 0.5, 3, 3)",
                 (late,),
             )
+            for t, kind in ((late + timedelta(minutes=45), "exit"), (late - timedelta(minutes=20), "enter")):
+                conn.execute(
+                    "INSERT INTO zone_events (time, session_id, zone_id, global_id, kind) "
+                    "VALUES (%s, 'keep', 'door', 9, %s)",
+                    (t, kind),
+                )
             refresh(conn, "keep", late, late)
     assert chunk_states(ts) == states
     expected = answers(pg, False, "keep", hour)
     assert 9 in expected["all, raw"]["people"]
+    assert {"global_id": 9, "zone_id": "door", "dwell_s": 50 * 60.0} in expected["compressed hour, raw"]["dwell"]
     assert answers(ts, True, "keep", hour) == expected
+    assert rows(ts, bounds) == rows(pg, bounds)
 
 
 def test_purge_deletes_compressed_history(ts_stack: Stack, histories: tuple[str, str]) -> None:
@@ -320,6 +333,8 @@ def test_purge_deletes_compressed_history(ts_stack: Stack, histories: tuple[str,
     for table in sorted(HYPERTABLES):
         assert rows(ts, count.format(table), ("gone",)) == [(0,)], table
         assert rows(ts, count.format(table), ("keep",))[0][0] == before[table], table
+    assert rows(ts, count.format("zone_visit_bounds"), ("gone",)) == [(0,)]
+    assert rows(ts, count.format("zone_visit_bounds"), ("keep",))[0][0] > 100
     assert any(chunk_states(ts))
 
 
