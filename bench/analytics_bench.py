@@ -308,8 +308,19 @@ def buffers(conn: psycopg.Connection) -> int:
     return out
 
 
-def timed(conn: psycopg.Connection, fn: Callable, repeat: int) -> tuple[float, int, object]:
-    """Best of ``repeat`` runs after one warm-up in ms, the blocks one run touches, and the answer."""
+def cpu_ns(conn: psycopg.Connection) -> int | None:
+    """CPU time so far of this process and of the connection's server process (``/proc/PID/schedstat``, ns: the
+    database on this machine), or None when the server's process is not readable here."""
+    try:
+        with open(f"/proc/{conn.info.backend_pid}/schedstat") as f:
+            return int(f.read().split()[0]) + time.process_time_ns()
+    except OSError:
+        return None
+
+
+def timed(conn: psycopg.Connection, fn: Callable, repeat: int) -> tuple[float, float | None, int, object]:
+    """Best of ``repeat`` runs after one warm-up: wall ms, CPU ms (client + server process, whatever else loads the
+    machine; None for a remote server), the blocks one run touches, and the answer."""
     answer = fn()
     blocks = []
     for _ in range(2):  # the fewer: a background worker (autovacuum) in the database only ever adds
@@ -317,13 +328,15 @@ def timed(conn: psycopg.Connection, fn: Callable, repeat: int) -> tuple[float, i
         fn()
         conn.rollback()
         blocks.append(buffers(conn) - before)
-    runs = []
+    runs, cpus = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        c0, t0 = cpu_ns(conn), time.perf_counter()
         fn()
         runs.append((time.perf_counter() - t0) * 1000)
+        c1 = cpu_ns(conn)
+        cpus.append((c1 - c0) / 1e6 if c0 is not None and c1 is not None else None)
         conn.rollback()
-    return min(runs), min(blocks), answer
+    return min(runs), min(cpus) if None not in cpus else None, min(blocks), answer
 
 
 def main() -> None:
@@ -390,18 +403,21 @@ def main() -> None:
                 answers = {}
                 for label, info in sessions.items():
                     for span, (lo, hi) in spans.items():
-                        ms, blocks, answers[(label, span)] = timed(
+                        ms, cpu_ms, blocks, answers[(label, span)] = timed(
                             conn,
                             lambda: fn(q, Range(info["session"], lo, hi)),  # noqa: B023
                             a.repeat,
                         )
                         row[f"{label} {span} ms"] = round(ms, 1)
+                        row[f"{label} {span} cpu ms"] = round(cpu_ms, 1) if cpu_ms is not None else None
                         row[f"{label} {span} blocks"] = blocks
                 for span in spans:
                     if answers[("1d", span)] != answers[(long, span)]:
                         mismatches.append(f"{name} ({impl}, {span})")
                 row[f"{long}/1d hour"] = round(row[f"{long} hour ms"] / row["1d hour ms"], 2)
                 row[f"{long}/1d hour blocks"] = round(row[f"{long} hour blocks"] / max(row["1d hour blocks"], 1), 3)
+                if row["1d hour cpu ms"] and row[f"{long} hour cpu ms"] is not None:
+                    row[f"{long}/1d hour cpu"] = round(row[f"{long} hour cpu ms"] / row["1d hour cpu ms"], 2)
                 results.append(row)
                 print(
                     f"{name:27s} {impl:14s} "
