@@ -37,6 +37,7 @@ RETENTION_TABLES = (
     ("presence_cells_1m", "minute"),
     ("presence_zone_1m", "minute"),
     ("presence_cells_1h", "hour"),
+    ("zone_visit_bounds", "bucket"),
 )
 
 

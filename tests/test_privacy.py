@@ -54,6 +54,12 @@ def test_history_older_than_the_retention_expires_in_every_owners_tables(stack: 
                 " VALUES (now() - make_interval(days => %s), %s, 1, 'c', 1, 1, ARRAY[0,0,1,1]::real[], 0.9)",
                 (age_days, sid),
             )
+            conn.execute(
+                "INSERT INTO zone_visit_bounds (session_id, bucket, first_enter, last_exit) VALUES (%s,"
+                " now() - make_interval(days => %s), now() - make_interval(days => %s),"
+                " now() - make_interval(days => %s))",
+                (sid, age_days, age_days, age_days),
+            )
             # reid_svc's tables: a gallery (and a correction) per age; reid deletes them when the gateway asks.
             conn.execute(
                 "INSERT INTO galleries (session_id, options, state, embeddings, updated_at) VALUES "
@@ -76,7 +82,10 @@ def test_history_older_than_the_retention_expires_in_every_owners_tables(stack: 
                         "SELECT extract(day from now() - time) FROM track_points WHERE session_id = %s", (sid,)
                     ).fetchall()
                 ]
-            if len(ages) == 1:
+                bounds = conn.execute(
+                    "SELECT count(*) FROM zone_visit_bounds WHERE session_id = %s", (sid,)
+                ).fetchone()[0]
+            if len(ages) == 1 and bounds == 1:
                 break
             stack._check_alive("gateway-retention")
             assert time.monotonic() < deadline, ages
@@ -101,6 +110,7 @@ def test_history_older_than_the_retention_expires_in_every_owners_tables(stack: 
         stack.procs.pop("gateway-retention").terminate()
         with psycopg.connect(database_url) as conn:
             conn.execute("DELETE FROM track_points WHERE session_id = %s", (sid,))
+            conn.execute("DELETE FROM zone_visit_bounds WHERE session_id = %s", (sid,))
             conn.execute("DELETE FROM galleries WHERE session_id LIKE %s", (f"{sid}-%",))
             conn.execute("DELETE FROM identity_corrections WHERE session_id LIKE %s", (f"{sid}-%",))
 
