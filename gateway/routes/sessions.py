@@ -169,8 +169,10 @@ async def camera_stream(
     gw: GatewayDep,
     max_frames: int = Query(0, ge=0),
     privacy: bool = Query(False, description="blur every person (PRIVACY_MODE=true forces it)"),
+    boxes: bool = Query(True, description="draw each track's box and global id (the console draws its own)"),
 ) -> StreamingResponse:
-    """The camera's frames with tracks drawn (box, global id), as multipart JPEG, one part per step."""
+    """The camera's frames with tracks drawn (box, global id), as multipart JPEG, one part per step. The console
+    asks for bare frames (``boxes=false``) and draws the boxes itself, so identity updates relabel them at once."""
     privacy = privacy or gw.settings.privacy_mode
     session = gw.session(session_id)
     if camera_id not in session.camera_ids:
@@ -182,7 +184,7 @@ async def camera_stream(
             ready = session.frame_ready
             latest = session.latest_frames.get(camera_id)
             if latest is not None:
-                jpeg = await asyncio.to_thread(annotate_jpeg, *latest, privacy)
+                jpeg = await asyncio.to_thread(annotate_jpeg, *latest, privacy, boxes)
                 yield b"--frame\r\nContent-Type: image/jpeg\r\n\r\n" + jpeg + b"\r\n"
                 sent += 1
             if session.done.is_set() or (max_frames and sent >= max_frames):

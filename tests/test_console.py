@@ -1,0 +1,169 @@
+"""The operator's console in a real browser (Debian's Chromium driven by Playwright) against the real stack: the
+floor plan's layers share one floor -> pixel transform (bird's-eye mosaic background, figure, people, heatmap), an
+operator's merge relabels what the page shows (identity_update), and the timeline's scrubber seeks. Screenshots go
+to build/artifacts."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from spoton.launcher import REPO, Stack
+from tests.conftest import OPERATOR_KEY, gwapi, require
+
+CHROMIUM = shutil.which("chromium")
+ARTIFACTS = REPO / "build" / "artifacts"
+
+
+@pytest.fixture
+def browser_page(stack: Stack) -> Iterator:  # type: ignore[type-arg]
+    """A Chromium page logged in as an operator (the key stored as the login box stores it); page errors are
+    collected in ``page.errors`` and must stay empty."""
+    require(CHROMIUM, "Debian's chromium", "apt-get install -y chromium (.ci/run does it)")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        sync_api = None
+    require(sync_api, "playwright (Python package)", "pip install -e '.[dev]' (make install)")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
+        page = browser.new_page(viewport={"width": 1500, "height": 1200})
+        page.errors = []
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
+        page.add_init_script(f"sessionStorage.setItem('spoton.credential', '{OPERATOR_KEY}')")
+        yield page
+        browser.close()
+
+
+PROBES = Path(__file__).with_name("console_probes.js")
+
+
+def heat_cell(h: dict, x: float, y: float) -> float:
+    """Presence seconds of the heatmap cell (row 0 at origin_y_m) that holds floor point (x, y) metres."""
+    col, row = int((x - h["origin_x_m"]) // h["cell_m"]), int((y - h["origin_y_m"]) // h["cell_m"])
+    if not (0 <= row < h["rows"] and 0 <= col < h["cols"]):
+        return 0.0
+    return float(h["seconds"][row * h["cols"] + col])
+
+
+def test_console_plan_identity_update_and_seek(stack: Stack, browser_page) -> None:  # type: ignore[no-untyped-def]
+    page = browser_page
+    base = stack.gateway_url
+    # A looping file session: it runs until deleted, whatever the speed of this machine.
+    r = gwapi.post(f"{base}/api/v1/sessions/", json={"video_set": "demo", "options": {"loop": True}}, timeout=30)
+    assert r.status_code == 201, r.text
+    sid = r.json()["session_id"]
+    try:
+        page.goto(base + "/")
+        page.select_option("#session", sid)
+        page.wait_for_function(f"current && current.session_id === '{sid}'", timeout=30_000)
+        page.add_script_tag(path=str(PROBES))
+        page.evaluate("recordFrames()")
+        # Background: the demo set has no floor image, so its four cameras' bird's-eye views make the mosaic.
+        page.wait_for_function("plan && plan.backgroundKind !== 'none'", timeout=60_000)
+        # identity_update: with two people on the plan, pause, merge the second into the first through the API
+        # (an operator's correction; the gateway sends identity_update), and the page relabels dot, trail, chips.
+        page.wait_for_function("present.size >= 2", timeout=120_000)
+        page.click("#pause")
+        page.wait_for_timeout(1500)  # steps already in the pipeline arrive
+        before = page.evaluate("probePeople()")
+        ids = sorted(before["present"])
+        into, source = ids[0], ids[1]
+        assert page.evaluate(
+            f"[...document.querySelectorAll('#tiles .chip')].some((c) => c.dataset.gid === '{source}')"
+        )
+        page.screenshot(path=str(ARTIFACTS / "console-before-merge.png"), full_page=True)
+        m = gwapi.post(f"{base}/api/v1/tracking/{sid}/persons/merge", json={"into": into, "from": source}, timeout=30)
+        assert m.status_code == 200, m.text
+        changes = m.json()["changes"]
+        assert changes and {(c["from_global_id"], c["to_global_id"], c["reason"]) for c in changes} == {
+            (source, into, "merge")
+        }
+        page.wait_for_function(f"!trails.has({source}) && present.has({into})", timeout=30_000)
+        after = page.evaluate("probePeople()")
+        assert source not in after["trails"] and source not in after["present"], after
+        gone = next(d for d in before["dots"] if d["id"] == source)
+        assert gone["pixels"] >= 40, before  # its dot was drawn before the merge...
+        by_id = {d["id"]: d for d in after["dots"]}
+        assert by_id[into]["pixels"] >= 40 and by_id[into]["centre"] == by_id[into]["colour"], after
+        # ...and nothing of its colour is left (dots and tiles' chips relabelled, events too).
+        recount = page.evaluate(f"personTrace({source})")
+        assert recount == {"pixels": 0, "labels": 0}, recount
+        assert any(f"person {source} is now person {into}" in t for t in page.locator("#events li").all_inner_texts())
+        page.screenshot(path=str(ARTIFACTS / "console-after-merge.png"), full_page=True)
+
+        # Seek: the scrubber (a file session) sends the session 35 frames away; after resume the frames shown jump
+        # there (steps run 1 frame apart otherwise, and the loop's wrap lands on frame 1).
+        page.wait_for_function("!document.getElementById('timeline').classList.contains('hidden')", timeout=10_000)
+        assert page.get_attribute("#scrub", "max") == "80"
+        n = page.evaluate("framesSeen.length")
+        last = page.evaluate("framesSeen[framesSeen.length - 1]")
+        target = last + 35 if last + 35 <= 78 else last - 35
+        page.evaluate(f"scrubTo({target})")
+        page.wait_for_timeout(500)
+        page.click("#resume")
+        page.wait_for_function(f"framesSeen.slice({n}).some((f) => f >= {target} && f <= {target + 3})", timeout=60_000)
+        frames = page.evaluate("framesSeen.slice()")
+        landed = [
+            k
+            for k in range(max(n, 1), len(frames))
+            if target <= frames[k] <= target + 3 and abs(frames[k] - frames[k - 1]) >= 20
+        ]
+        assert landed, (last, target, frames[n - 3 :])
+        assert page.inner_text("#frame-label").startswith("frame ") and " / 80 · " in page.inner_text("#frame-label")
+
+        # The heatmap layer, toggled on once the history has cells: the same floor points land on the same pixels as
+        # the plan's figure and people (zone corners and line ends, every cell's centre, each person's last point).
+        page.check("#heat-toggle")
+        page.wait_for_function(
+            "plan.heatData && plan.heatData.seconds.filter((v) => v > 0).length >= 20", timeout=90_000
+        )
+        page.click("#pause")
+        page.wait_for_timeout(1500)
+        page.evaluate("refreshAnalytics()")
+        page.wait_for_timeout(1500)
+        layers = page.evaluate("probeLayers()")
+        page.screenshot(path=str(ARTIFACTS / "console-heatmap-layer.png"), full_page=True)
+        assert layers["kind"] == "birdseye", layers["kind"]
+        # Measured: the four warped views cover 0.4 of the floor rectangle (the rest is out of every camera's view).
+        assert layers["mosaicShare"] > 0.2, layers["mosaicShare"]
+        assert min(layers["zoneCorners"]) > 100 and min(layers["lineEnds"]) > 100, layers
+        assert layers["cells"] >= 20 and layers["wrong"] == 0, {k: layers[k] for k in ("cells", "wrong")}
+        assert layers["empty"] > 0 and layers["emptyWrong"] == 0
+        h = layers["heatmap"]
+        checked = 0
+        for pt in layers["points"]:
+            x, y = pt["floor"]
+            fx, fy = ((x - h["origin_x_m"]) / h["cell_m"]) % 1, ((y - h["origin_y_m"]) / h["cell_m"]) % 1
+            if min(fx, 1 - fx, fy, 1 - fy) < 0.1:
+                continue  # within a pixel or two of a cell edge: either cell may own that pixel
+            seconds = heat_cell(h, x, y)  # Python's own lookup of the cell under the person
+            expected = page.evaluate(f"heatColour(Math.log1p({seconds}) / {layers['max']})")
+            assert pt["dot"] == pt["colour"], pt  # the dot is drawn at this pixel...
+            assert seconds > 0 and pt["heat"][3] == 255, (pt, seconds)  # ...over the heat of the person's cell
+            assert sum(abs(a - b) for a, b in zip(pt["heat"][:3], expected, strict=True)) <= 3, (pt, expected)
+            checked += 1
+        assert checked >= 1, layers["points"]
+        assert page.is_visible("#plan-heat")
+        page.uncheck("#heat-toggle")
+        assert page.is_hidden("#plan-heat")
+        # The occupancy chart: uPlot with a time axis in local time and a people axis, and a drawn series.
+        chart = page.evaluate(
+            "() => ({points: occupancyChart.data[0].length, axes: occupancyChart.axes.length,"
+            " x: occupancyChart.scales.x.time, people: Math.max(...occupancyChart.data[1])})"
+        )
+        assert chart["points"] >= 2 and chart["axes"] == 2 and chart["x"] is True and chart["people"] >= 2, chart
+        # Readable events: "person 7 entered crossing 14:02:11".
+        events = page.locator("#events li").all_inner_texts()
+        readable = re.compile(r"^person \d+ (entered|left|crossed \((forward|backward)\)) \S+ \d\d:\d\d:\d\d$")
+        assert any(readable.match(e) for e in events), events
+    finally:
+        gwapi.delete(f"{base}/api/v1/sessions/{sid}", timeout=30)
+    assert page.errors == []
