@@ -14,7 +14,7 @@ from reid_svc.embedders import Embedder, build_embedder, network
 from reid_svc.galleries import GalleryStore
 from reid_svc.identity import AssociationOptions, IdentityGallery, Observation, thumbnail_score
 from reid_svc.search import PersonSearch, gallery_entries, representative
-from reid_svc.undo import undo_last
+from reid_svc.undo import merge_recorded, undo_last
 from spoton.bootstrap.device import pick_device
 from spoton.bootstrap.errors import NotFoundError, UnavailableError, stream_errors, unary_errors
 from spoton.bootstrap.server import COMPUTE_SECONDS
@@ -230,13 +230,9 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
     @unary_errors
     async def MergeIdentities(self, request, context):
         gallery = await self._gallery(request.session_id)
-        source = gallery.persons.get(request.from_global_id)
-        moved = [key for key, g in gallery.assignment.items() if g == request.from_global_id]
-        gid = gallery.merge(request.into_global_id, request.from_global_id)
-        gallery.corrections[-1]["tracks"] = [[c, t] for c, t in sorted(moved)]  # what an undo takes back out
+        gid, moved, since_ns = merge_recorded(gallery, request.into_global_id, request.from_global_id)
         await self._corrected(request.session_id, gallery)
-        changed = [reid_pb2.Assignment(camera_id=c, track_id=t, global_id=gid) for c, t in sorted(moved)]
-        since_ns = source.first_seen_ns if source is not None else 0
+        changed = [reid_pb2.Assignment(camera_id=c, track_id=t, global_id=gid) for c, t in moved]
         return reid_pb2.MergeIdentitiesResponse(global_id=gid, changed=changed, since_ns=since_ns)
 
     @unary_errors

@@ -32,6 +32,17 @@ class Undo:
     records: list[dict] = field(default_factory=list)
 
 
+def merge_recorded(gallery: IdentityGallery, into: int, source: int) -> tuple[int, list[tuple[str, int]], int]:
+    """``gallery.merge(into, source)`` with the local tracks that moved written into its correction (what an undo
+    takes back out); returns the person, those tracks and ``source``'s first sighting (media ns)."""
+    person = gallery.persons.get(source)
+    since_ns = person.first_seen_ns if person is not None else 0
+    moved = sorted(key for key, gid in gallery.assignment.items() if gid == source)
+    gid = gallery.merge(into, source)
+    gallery.corrections[-1]["tracks"] = [[c, t] for c, t in moved]
+    return gid, moved, since_ns
+
+
 def last_undoable(gallery: IdentityGallery) -> dict:
     """The latest operator correction neither undone nor made by an undo."""
     for c in reversed(gallery.corrections):
