@@ -201,6 +201,7 @@ function onEvent(m) {
 
 // ---- analytics: occupancy chart (uPlot: time axis in local time, people axis), dwell and line tables, heatmap layer
 let occupancyChart = null;
+const clock = uPlot.fmtDate("{HH}:{mm}:{ss}");
 const BUCKETS_S = [1, 2, 5, 10, 30, 60, 300, 600, 1800, 3600];
 function occupancyBucket() {
   // About 60 buckets over the media time seen so far: seconds for a short clip, minutes to an hour for a long day.
@@ -222,7 +223,7 @@ function occupancyPlot(data) {
       y: {range: (u, lo, hi) => [0, Math.max(1, hi)]}},
     series: [{label: "time"}, {label: "people", stroke: "#6af", fill: "rgba(102,170,255,0.25)", width: 2,
       paths: uPlot.paths.stepped({align: 1})}],
-    axes: [{...axis, label: "local time"}, {...axis, label: "people", values: (u, v) => v.map((x) => Number.isInteger(x) ? x : "")}],
+    axes: [{...axis, label: "local time", values: (u, splits) => splits.map((v) => clock(new Date(v * 1000)))}, {...axis, label: "people", values: (u, v) => v.map((x) => Number.isInteger(x) ? x : "")}],
     legend: {show: true},
   }, data, el);
 }
@@ -353,6 +354,7 @@ async function connect(session) {
   await loadPlan(session);
   if (mine !== generation) return;
   refreshAnalytics();
+  onSessionShown(session);
   await openTracking();
 }
 
@@ -389,5 +391,6 @@ async function start() {
   $("whoami").textContent = me.via === "auth-off" ? "auth off" : `${me.role}`;
   // Viewers watch; pausing, resuming, stopping, seeking and corrections need the operator role.
   for (const b of document.querySelectorAll(".operator")) b.classList.toggle("hidden", me.role === "viewer");
+  showSelection();
   init();
 }

@@ -1,6 +1,10 @@
 // Person view: click a dot or a box -> thumbnail, cameras, first/last seen, dwell per zone, the trajectory on the
-// floor plan; focus mode; "find this person elsewhere" (person search, when the video set has it).
+// floor plan; focus mode; "find this person elsewhere" (person search, when the video set has it). Corrections
+// (operators): select two persons -> merge; a track (opened from its box) -> split; undo the last correction. Their
+// effect shows through the identity_update messages the gateway sends.
 "use strict";
+
+const selected = new Set();  // persons picked for a merge (at most two, in the order picked)
 
 let shownPerson = 0;
 
@@ -44,8 +48,11 @@ async function openPerson(id, track) {
   const buttons = document.createElement("div");
   const button = (text, cls, fn) => { const b = document.createElement("button"); b.type = "button"; b.textContent = text; b.className = cls; b.onclick = fn; buttons.append(b, " "); return b; };
   button(focus === id ? "show everyone" : "focus", "", () => setFocus(focus === id ? 0 : id)).id = "person-focus";
-  button("find elsewhere", "operator", () => findElsewhere(id)).id = "person-search";
-  if (typeof correctionButtons === "function") correctionButtons(buttons, id, track);
+  if (videoSetDoc && videoSetDoc.person_search) button("find elsewhere", "operator", () => findElsewhere(id)).id = "person-search";
+  button(selected.has(id) ? "unselect" : "select for merge", "operator", () => toggleSelected(id)).id = "person-select";
+  if (track) {
+    button(`split track ${track.camera_id} #${track.track_id} off`, "operator", () => correct("split", track)).id = "person-split";
+  }
   button("close", "", () => { shownPerson = 0; box.classList.add("hidden"); personPath = null; redrawPlan(); });
   for (const b of buttons.querySelectorAll(".operator")) b.classList.toggle("hidden", me.role === "viewer");
   const out = document.createElement("div"); out.id = "person-out";
@@ -90,4 +97,80 @@ async function findElsewhere(id) {
     }));
     if (!(r.hits || []).length) out.textContent = "nobody like this person elsewhere";
   } catch (e) { out.textContent = `search: ${e.message}`; }
+}
+
+// ---- corrections (operator role: the buttons are hidden for viewers, and the API refuses them anyway)
+function toggleSelected(id) {
+  if (selected.has(id)) selected.delete(id);
+  else {
+    selected.add(id);
+    if (selected.size > 2) selected.delete(selected.values().next().value);
+  }
+  showSelection();
+  redrawPlan();
+  if (shownPerson === id) openPerson(id);
+}
+
+function showSelection() {
+  const [into, from] = [...selected];
+  $("selection").textContent = selected.size ? `selected: ${[...selected].join(", ")}` : "";
+  $("merge").classList.toggle("hidden", selected.size !== 2 || me.role === "viewer");
+  if (selected.size === 2) $("merge").textContent = `merge ${from} into ${into}`;
+}
+
+async function correct(kind, body) {
+  const path = `/api/v1/tracking/${current.session_id}/persons/${kind}`;
+  $("correction-status").textContent = `${kind}…`;
+  try {
+    const r = await post(path, body);
+    if (kind === "merge") $("correction-status").textContent = `merged ${body.from} into ${body.into}`;
+    else if (kind === "split") $("correction-status").textContent = `track ${body.camera_id} #${body.track_id} is now person ${r.global_id}`;
+    else {
+      const u = r.undone, to = r.changes.length ? r.changes[0].to_global_id : 0;
+      $("correction-status").textContent = u.kind === "merge"
+        ? `undid the merge of ${u.from} into ${u.into}: its tracks are person ${to} now`
+        : `undid the split: track ${u.camera_id} #${u.track_id} is person ${u.from} again`;
+    }
+    if (kind === "merge") { selected.clear(); showSelection(); }
+    refreshPersons();
+    return r;
+  } catch (e) {
+    $("correction-status").textContent = `${kind} refused: ${e.message}`;
+    return null;
+  }
+}
+$("merge").onclick = () => { const [into, from] = [...selected]; correct("merge", {into, from}); };
+$("undo").onclick = () => correct("undo", {});
+
+// Selections and the open person follow identity updates.
+function onIdentitiesChanged() {
+  for (const id of [...selected]) if (resolve(id) !== id) { selected.delete(id); selected.add(resolve(id)); }
+  showSelection();
+  if (shownPerson && resolve(shownPerson) !== shownPerson) openPerson(resolve(shownPerson));
+}
+
+// ---- the persons list (history, merges resolved by the gateway): chips open the person view
+async function refreshPersons() {
+  if (!current) return;
+  try {
+    const {persons} = await api(`/api/v1/tracking/${current.session_id}/persons`);
+    $("persons").replaceChildren(...persons.map((p) => {
+      const li = document.createElement("li");
+      li.append(chip(p.global_id), ` ${p.cameras.join(", ")} · ${localTime(p.first_seen)}–${localTime(p.last_seen)}`);
+      if (p.merged_from) li.append(` · merged from ${p.merged_from.join(", ")}`);
+      return li;
+    }));
+  } catch (e) { /* history not ready */ }
+}
+setInterval(refreshPersons, 5000);
+
+// The video set's document (person_search, cameras), read when a session is shown.
+let videoSetDoc = null;
+async function onSessionShown(session) {
+  selected.clear(); shownPerson = 0; personPath = null;
+  $("person").classList.add("hidden");
+  $("correction-status").textContent = "";
+  showSelection();
+  videoSetDoc = await api(`/api/v1/video-sets/${session.video_set}`).catch(() => null);
+  refreshPersons();
 }
