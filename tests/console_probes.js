@@ -125,3 +125,10 @@ function probePanel() {
   return {points: occupancyChart.data[0].length, stroke, lines: document.querySelectorAll("#lines tr").length - 1,
     dwell_header: document.querySelectorAll("#dwell th").length};
 }
+
+// Where on the screen (CSS px) a present person's dot is, for a real mouse click.
+function dotScreenPoint(id) {
+  const pts = trails.get(id), p = pts[pts.length - 1], [x, y] = plan.toPx([p.x, p.y]);
+  const c = document.getElementById("floor"), r = c.getBoundingClientRect();
+  return [r.left + x * r.width / c.width, r.top + y * r.height / c.height];
+}

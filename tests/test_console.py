@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -164,6 +165,85 @@ def test_console_plan_identity_update_and_seek(stack: Stack, browser_page) -> No
         events = page.locator("#events li").all_inner_texts()
         readable = re.compile(r"^person \d+ (entered|left|crossed \((forward|backward)\)) \S+ \d\d:\d\d:\d\d$")
         assert any(readable.match(e) for e in events), events
+    finally:
+        gwapi.delete(f"{base}/api/v1/sessions/{sid}", timeout=30)
+    assert page.errors == []
+
+
+def persons_by_id(base: str, sid: str) -> dict[int, dict]:
+    r = gwapi.get(f"{base}/api/v1/tracking/{sid}/persons", timeout=30)
+    assert r.status_code == 200, r.text
+    return {p["global_id"]: p for p in r.json()["persons"]}
+
+
+def wait_until(check, timeout_s: float = 90.0, every_s: float = 1.0):  # type: ignore[no-untyped-def]
+    """``check()``'s first truthy value, polled; fails after ``timeout_s``."""
+    end = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < end, "timed out"
+        time.sleep(every_s)
+
+
+def test_console_person_view_merge_and_undo(stack: Stack, browser_page) -> None:  # type: ignore[no-untyped-def]
+    page = browser_page
+    base = stack.gateway_url
+    r = gwapi.post(f"{base}/api/v1/sessions/", json={"video_set": "demo", "options": {"loop": True}}, timeout=30)
+    assert r.status_code == 201, r.text
+    sid = r.json()["session_id"]
+    try:
+        page.goto(base + "/")
+        page.select_option("#session", sid)
+        page.wait_for_function(f"current && current.session_id === '{sid}'", timeout=30_000)
+        page.add_script_tag(path=str(PROBES))
+        page.wait_for_function("present.size >= 2 && plan", timeout=120_000)
+        page.click("#pause")
+        page.wait_for_timeout(1500)  # steps already in the pipeline arrive
+        a, b = sorted(page.evaluate("[...present]"))[:2]
+        # Both are in the history before the merge (the writer flushes in batches).
+        wait_until(lambda: {a, b} <= set(persons_by_id(base, sid)))
+
+        # Click a dot -> the person view, with the person's thumbnail (reid's best crop) and facts.
+        page.mouse.click(*page.evaluate(f"dotScreenPoint({a})"))
+        page.wait_for_function(
+            f"shownPerson === {a} && document.getElementById('person-thumb')?.naturalWidth > 0", timeout=60_000
+        )
+        facts = page.inner_text("#person-facts")
+        assert "cameras" in facts and "first seen" in facts, facts
+        page.screenshot(path=str(ARTIFACTS / "console-person-view.png"), full_page=True)
+
+        # Select the two persons, merge through the UI: the page relabels, GET …/persons lists b inside a.
+        page.click("#person-select")
+        page.mouse.click(*page.evaluate(f"dotScreenPoint({b})"))
+        page.wait_for_function(f"shownPerson === {b} && !!document.getElementById('person-select')", timeout=30_000)
+        page.click("#person-select")
+        assert page.inner_text("#merge") == f"merge {b} into {a}"
+        page.click("#merge")
+        page.wait_for_function(f"!trails.has({b})", timeout=30_000)
+        merged = persons_by_id(base, sid)
+        assert b not in merged and b in merged[a]["merged_from"], merged
+        page.screenshot(path=str(ARTIFACTS / "console-merged.png"), full_page=True)
+
+        # Undo: b is its own person again in GET …/persons; its tracks leave a as one new person, live.
+        page.click("#undo")
+        page.wait_for_function(
+            "document.getElementById('correction-status').textContent.startsWith('undid the merge')", timeout=30_000
+        )
+        status = page.inner_text("#correction-status")
+        restored = persons_by_id(base, sid)
+        assert b in restored and "merged_from" not in restored[a], restored
+        new = int(re.search(r"person (\d+) now", status).group(1))
+        assert new not in (a, b), status
+        page.click("#resume")
+        page.wait_for_function(f"present.has({new})", timeout=120_000)
+        page.screenshot(path=str(ARTIFACTS / "console-undone.png"), full_page=True)
+        # Nothing left to undo: the API says so and the page shows it.
+        page.click("#undo")
+        page.wait_for_function(
+            "document.getElementById('correction-status').textContent.startsWith('undo refused')", timeout=30_000
+        )
     finally:
         gwapi.delete(f"{base}/api/v1/sessions/{sid}", timeout=30)
     assert page.errors == []

@@ -38,10 +38,10 @@ def test_dashboard_shows_live_tracking(stack) -> None:  # type: ignore[no-untype
         page.fill("#credential", VIEWER_KEY)
         page.click("#login button[type=submit]")
         page.select_option("#session", sid)
-        # A viewer sees no controls: no pause/resume/stop, no calibration link, a read-only timeline.
+        # A viewer sees no controls: no pause/resume/stop, no calibration link, no corrections, a read-only timeline.
         page.add_script_tag(path=str(PROBES))
         assert page.is_hidden("#stop") and page.is_hidden("#pause") and page.inner_text("#whoami") == "viewer"
-        assert page.is_hidden("a[href='/calibrate.html']")
+        assert page.is_hidden("a[href='/calibrate.html']") and page.is_hidden("#undo") and page.is_hidden("#merge")
         page.wait_for_function("document.getElementById('status').textContent.startsWith('step')", timeout=60_000)
         page.wait_for_function("document.querySelectorAll('#tiles .tile').length === 4", timeout=30_000)
         assert "people" in page.inner_text("#status")
