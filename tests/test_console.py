@@ -54,6 +54,12 @@ def heat_cell(h: dict, x: float, y: float) -> float:
     return float(h["seconds"][row * h["cols"] + col])
 
 
+def near_edge(h: dict, x: float, y: float) -> bool:
+    """Whether floor point (x, y) lies within a tenth of a cell (0.05 m, about a pixel) of a heatmap cell's edge."""
+    fx, fy = ((x - h["origin_x_m"]) / h["cell_m"]) % 1, ((y - h["origin_y_m"]) / h["cell_m"]) % 1
+    return min(fx, 1 - fx, fy, 1 - fy) < 0.1
+
+
 def test_console_plan_identity_update_and_seek(stack: Stack, browser_page) -> None:  # type: ignore[no-untyped-def]
     page = browser_page
     base = stack.gateway_url
@@ -128,9 +134,15 @@ def test_console_plan_identity_update_and_seek(stack: Stack, browser_page) -> No
         )
         page.click("#pause")
         page.wait_for_timeout(1500)
-        page.evaluate("refreshAnalytics()")
-        page.wait_for_timeout(1500)
-        layers = page.evaluate("probeLayers()")
+
+        def settled() -> dict | None:
+            """The layers once the history holds the last step (the writer flushes in batches): every person's last
+            point, away from a cell edge, in a cell with presence."""
+            layers = page.evaluate("refreshAnalytics().then(() => probeLayers())")
+            inner = [p for p in layers["points"] if not near_edge(layers["heatmap"], *p["floor"])]
+            return layers if inner and all(heat_cell(layers["heatmap"], *p["floor"]) > 0 for p in inner) else None
+
+        layers = wait_until(settled, timeout_s=90, every_s=2)
         page.screenshot(path=str(ARTIFACTS / "console-heatmap-layer.png"), full_page=True)
         assert layers["kind"] == "birdseye", layers["kind"]
         # Measured: the four warped views cover 0.4 of the floor rectangle (the rest is out of every camera's view).
@@ -142,8 +154,7 @@ def test_console_plan_identity_update_and_seek(stack: Stack, browser_page) -> No
         checked = 0
         for pt in layers["points"]:
             x, y = pt["floor"]
-            fx, fy = ((x - h["origin_x_m"]) / h["cell_m"]) % 1, ((y - h["origin_y_m"]) / h["cell_m"]) % 1
-            if min(fx, 1 - fx, fy, 1 - fy) < 0.1:
+            if near_edge(h, x, y):
                 continue  # within a pixel or two of a cell edge: either cell may own that pixel
             seconds = heat_cell(h, x, y)  # Python's own lookup of the cell under the person
             expected = page.evaluate(f"heatColour(Math.log1p({seconds}) / {layers['max']})")

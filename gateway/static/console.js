@@ -223,7 +223,7 @@ function occupancyPlot(data) {
       y: {range: (u, lo, hi) => [0, Math.max(1, hi)]}},
     series: [{label: "time"}, {label: "people", stroke: "#6af", fill: "rgba(102,170,255,0.25)", width: 2,
       paths: uPlot.paths.stepped({align: 1})}],
-    axes: [{...axis, label: "local time", values: (u, splits) => splits.map((v) => clock(new Date(v * 1000)))}, {...axis, label: "people", values: (u, v) => v.map((x) => Number.isInteger(x) ? x : "")}],
+    axes: [{...axis, label: "local time", space: 80, values: (u, splits) => splits.map((v) => clock(new Date(v * 1000)))}, {...axis, label: "people", values: (u, v) => v.map((x) => Number.isInteger(x) ? x : "")}],
     legend: {show: true},
   }, data, el);
 }

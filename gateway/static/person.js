@@ -147,6 +147,7 @@ function onIdentitiesChanged() {
   for (const id of [...selected]) if (resolve(id) !== id) { selected.delete(id); selected.add(resolve(id)); }
   showSelection();
   if (shownPerson && resolve(shownPerson) !== shownPerson) openPerson(resolve(shownPerson));
+  refreshPersons();
 }
 
 // ---- the persons list (history, merges resolved by the gateway): chips open the person view
