@@ -51,10 +51,11 @@ def test_dashboard_shows_live_tracking(stack) -> None:  # type: ignore[no-untype
         # Floor plan: wait until a few people are on it, then read the canvases.
         page.wait_for_function("present.size >= 3", timeout=60_000)
         plan = page.evaluate("probeFloorPlan()")
+        print("floor plan read back:", plan)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "dashboard-viewer.png"), full_page=True)
-        # Measured: MEASURE_DOTS pixels of their colour (a disc may hide under another one, so three whole dots are
-        # asked for); zone outline #5c5 antialiased to MEASURE_ZONE, line #f90 to MEASURE_LINE; empty layer 0.
+        # Measured: dots of PLAN_DOTS pixels of their colour (a disc may hide under another one, so three whole dots
+        # are asked for); zone outline #5c5 at PLAN_ZONES, line #f90 at PLAN_LINES; the empty layer is 0.
         assert sum(d >= 40 for d in plan["dots"]) >= 3, plan
         assert plan["zones"] and min(plan["zones"]) > 100, plan
         assert plan["lines"] and min(plan["lines"]) > 100, plan
@@ -64,8 +65,19 @@ def test_dashboard_shows_live_tracking(stack) -> None:  # type: ignore[no-untype
             timeout=60_000,
         )
         panel = page.evaluate("probePanel()")
-        # Measured: MEASURE_PANEL; one row per line of the demo set (1), the dwell table's three columns.
-        assert panel["stroke"] >= 50 and panel["dwell_header"] == 3, panel
+        # The chart plots the history's occupancy buckets (the page's bucket width), as the API gives them.
+        bucket = page.evaluate("occupancyBucket()")
+        rest = gwapi.get(
+            f"{stack.gateway_url}/api/v1/analytics/occupancy",
+            params={"session_id": sid, "bucket_s": bucket},
+            timeout=30,
+        ).json()["buckets"]
+        chart = page.evaluate("occupancyChart.data")
+        n = len(chart[0])
+        assert chart[0] == [b["start_ns"] / 1e9 for b in rest[:n]] and chart[1] == [b["people"] for b in rest[:n]]
+        # Measured: 18 pixels of the series' stroke with two 1 s buckets; one row per line of the demo set (1), the
+        # dwell table's three columns.
+        assert panel["stroke"] >= 10 and panel["dwell_header"] == 3, panel
         demo_lines = gwapi.get(f"{stack.gateway_url}/api/v1/video-sets/demo/floor", timeout=10).json()["lines"]
         assert demo_lines and panel["lines"] == len(demo_lines), panel
         browser.close()

@@ -179,13 +179,17 @@ async def camera_stream(
         raise ApiError(404, "not_found", f"session {session_id} has no camera {camera_id!r}")
 
     async def parts():  # type: ignore[no-untyped-def]
+        # Each part is followed by the next boundary at once: a browser shows a part when it sees the boundary after
+        # it, so a paused session's frame would otherwise never appear.
+        yield b"--frame\r\n"
         sent = 0
         while True:
             ready = session.frame_ready
             latest = session.latest_frames.get(camera_id)
             if latest is not None:
                 jpeg = await asyncio.to_thread(annotate_jpeg, *latest, privacy, boxes)
-                yield b"--frame\r\nContent-Type: image/jpeg\r\n\r\n" + jpeg + b"\r\n"
+                head = b"Content-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg)
+                yield head + jpeg + b"\r\n--frame\r\n"
                 sent += 1
             if session.done.is_set() or (max_frames and sent >= max_frames):
                 return

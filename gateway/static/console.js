@@ -64,6 +64,8 @@ function tile(cam) {
       if (img.naturalWidth && canvas.width !== img.naturalWidth) {
         canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
         div.style.aspectRatio = `${img.naturalWidth} / ${img.naturalHeight}`;
+        // Resizing cleared the boxes: draw the latest step's again.
+        if (lastStep && lastStep.cameras[cam]) drawTile(cam, lastStep.cameras[cam], Date.parse(lastStep.timestamp));
       }
     };
     // Bare frames: the boxes are drawn here from the step messages, so identity updates relabel them at once.

@@ -133,6 +133,7 @@ async function correct(kind, body) {
     }
     if (kind === "merge") { selected.clear(); showSelection(); }
     refreshPersons();
+    if (shownPerson) openPerson(shownPerson);  // its facts changed (merged from, cameras, first seen)
     return r;
   } catch (e) {
     $("correction-status").textContent = `${kind} refused: ${e.message}`;
