@@ -46,7 +46,8 @@ function probePeople() {
   return {dots, trails: [...trails.keys()], present: [...present]};
 }
 
-// Figure, heatmap and people layers read at the same floor points: zone corners and line ends (lit on the figure),
+// Figure, heatmap and people layers read at the same floor points: zone corners and line ends (lit on the figure:
+// the brightest channel times alpha, so the faint grid lines under them count for little),
 // every heatmap cell's centre (its colour on the heat layer; empty cells transparent), each present person's last
 // point (their dot, and the heat under it); and how much of the floor the bird's-eye mosaic covers.
 function probeLayers() {
@@ -56,7 +57,7 @@ function probeLayers() {
     let m = 0;
     for (let dx = -1; dx <= 1; dx++) for (let dy = -1; dy <= 1; dy++) {
       const i = pixelIndex([x + dx, y + dy]);
-      m = Math.max(m, fig[i], fig[i + 1], fig[i + 2]);
+      m = Math.max(m, Math.max(fig[i], fig[i + 1], fig[i + 2]) * fig[i + 3] / 255);  // as drawn over black
     }
     return m;
   };
@@ -108,7 +109,7 @@ function probeFloorPlan() {
     let m = 0;
     for (let dx = -2; dx <= 2; dx++) for (let dy = -2; dy <= 2; dy++) {
       const i = pixelIndex([x + dx, y + dy]);
-      m = Math.max(m, fig[i], fig[i + 1], fig[i + 2]);
+      m = Math.max(m, Math.max(fig[i], fig[i + 1], fig[i + 2]) * fig[i + 3] / 255);  // as drawn over black
     }
     return m;
   };
