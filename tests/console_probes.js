@@ -133,3 +133,10 @@ function dotScreenPoint(id) {
   const c = document.getElementById("floor"), r = c.getBoundingClientRect();
   return [r.left + x * r.width / c.width, r.top + y * r.height / c.height];
 }
+
+// The background layer's colour at the floor's centre (plan.toPx of the floor rectangle's middle).
+function probeBackground() {
+  const f = plan.f, bg = pixels("plan-bg");
+  const i = pixelIndex(plan.toPx([f.origin_m[0] + f.width_m / 2, f.origin_m[1] + f.height_m / 2]));
+  return {kind: plan.backgroundKind, centre: [bg[i], bg[i + 1], bg[i + 2], bg[i + 3]]};
+}

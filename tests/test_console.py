@@ -173,6 +173,12 @@ def test_console_plan_identity_update_and_seek(stack: Stack, browser_page) -> No
             " x: occupancyChart.scales.x.time, people: Math.max(...occupancyChart.data[1])})"
         )
         assert chart["points"] >= 2 and chart["axes"] == 2 and chart["x"] is True and chart["people"] >= 2, chart
+        # A video set with a floor image (the "rules" set: demo's cameras, a uniform grey 200 floor.png) gets it as the
+        # background instead of the mosaic, over the whole floor rectangle (drawn at alpha 0.8 over #262626: 168).
+        page.evaluate("async () => { current = {...current, video_set: 'rules'}; await loadPlan(current); }")
+        background = page.evaluate("probeBackground()")
+        assert background["kind"] == "image", background
+        assert all(abs(v - 168) <= 2 for v in background["centre"][:3]) and background["centre"][3] == 255, background
         # Readable events: "person 7 entered crossing 14:02:11".
         events = page.locator("#events li").all_inner_texts()
         readable = re.compile(r"^person \d+ (entered|left|crossed \((forward|backward)\)) \S+ \d\d:\d\d:\d\d$")
