@@ -1,5 +1,6 @@
 // SpotOn console: login, live camera tiles, the floor plan (plan.js), analytics charts (uPlot), events, the timeline
-// of file sessions, and identity updates (DESIGN section 3) applied to everything shown.
+// of file sessions, and identity updates (DESIGN section 3) applied to everything shown. The person view and the
+// corrections live in person.js (loaded after this file; its functions are called only once the page runs).
 "use strict";
 
 // ---- auth (DESIGN section 3): the key or JWT lives in sessionStorage and travels in headers only; WebSockets get a
@@ -112,7 +113,7 @@ function onTileClick(cam, e) {
 }
 
 function redrawPlan() {
-  if (plan) plan.drawPeople(trails, present, focus, typeof selected === "undefined" ? null : selected);
+  if (plan) plan.drawPeople(trails, present, focus, selected);
 }
 
 function onStep(m) {
@@ -175,7 +176,7 @@ function onIdentityUpdate(m) {
   }
   if (lastStep) for (const [cam, body] of Object.entries(lastStep.cameras)) drawTile(cam, body, Date.parse(lastStep.timestamp));
   redrawPlan();
-  if (typeof onIdentitiesChanged === "function") onIdentitiesChanged(m);
+  onIdentitiesChanged(m);  // person.js: the selection, the open person, the persons list
 }
 
 // ---- events: "person 7 entered crossing 14:02:11"
