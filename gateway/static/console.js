@@ -346,6 +346,9 @@ async function connect(session) {
   if (eventsWs) eventsWs.close();
   ws = eventsWs = null;
   current = session; lastStep = null; focus = 0; frameCount = 0;
+  // Stop the old streams: an <img> taken out of the page keeps its MJPEG connection open, and a browser has six per
+  // host (HTTP/1.1), so stale streams would starve every later request of the page.
+  for (const t of tiles.values()) t.img.src = "data:,";
   tiles.clear(); $("tiles").innerHTML = ""; $("events").innerHTML = "";
   trails.clear(); alias.clear(); trackAlias.clear(); present = new Set();
   $("status").textContent = "connecting…";
@@ -382,7 +385,7 @@ async function init() {
   const sel = $("session");
   sel.innerHTML = "";
   for (const s of sessions) { const o = document.createElement("option"); o.value = s.session_id; o.textContent = `${s.session_id} (${s.video_set}, ${s.status})`; sel.append(o); }
-  sel.onchange = () => connect(sessions.find((s) => s.session_id === sel.value));
+  sel.onchange = () => { if (!current || current.session_id !== sel.value) connect(sessions.find((s) => s.session_id === sel.value)); };
   const live = sessions.filter((s) => s.status === "running").pop() || sessions[sessions.length - 1];
   if (live) { sel.value = live.session_id; connect(live); } else $("status").textContent = "no session yet";
 }
