@@ -13,6 +13,7 @@ import numpy as np
 import psycopg
 
 from spoton.bootstrap.errors import NotFoundError
+from spoton.corrections import follow_merges, merge_pairs
 from spoton.db import bucket_sql
 from spoton.rollups import ROLLUP_CELL_M, aligned
 from spoton.timeutil import dt_to_ns, ns_to_dt
@@ -73,25 +74,18 @@ class HistoryQueries:
         self.use_rollups = use_rollups
 
     def merges(self, session_id: str) -> dict[int, int]:
-        """Operators' merge corrections of the session (reid_svc's ``identity_corrections``), chains followed:
+        """Operators' merge corrections of the session still in effect (reid_svc's ``identity_corrections``; an
+        undone merge is left out), chains followed:
         global id -> the id it now belongs to. History rows keep the ids they were written with; reads resolve
         them through this map, so counts, dwell and trajectories reflect the corrections."""
         if self.conn.execute("SELECT to_regclass('identity_corrections')").fetchone()[0] is None:
             return {}
         rows = self.conn.execute(
-            "SELECT (detail->>'from')::bigint, (detail->>'into')::bigint FROM identity_corrections "
-            "WHERE session_id = %s AND kind = 'merge' ORDER BY id",
+            "SELECT kind, detail FROM identity_corrections WHERE session_id = %s AND kind IN ('merge', 'undo') "
+            "ORDER BY id",
             (session_id,),
         ).fetchall()
-        direct = {int(a): int(b) for a, b in rows}
-        resolved = {}
-        for src in direct:
-            dst, seen = direct[src], {src}
-            while dst in direct and dst not in seen:
-                seen.add(dst)
-                dst = direct[dst]
-            resolved[src] = dst
-        return resolved
+        return follow_merges(merge_pairs(rows))
 
     def _gid(self, session_id: str) -> tuple[str, dict]:
         """SQL for the resolved global id of a row (``global_id`` itself when nothing was merged) and its params."""

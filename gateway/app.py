@@ -76,6 +76,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     for router in GUARDED:
         app.include_router(router, dependencies=[Viewer])
     app.include_router(dashboard.router)
+    app.mount("/static", dashboard.static_files, name="static")
     return app
 
 

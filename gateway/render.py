@@ -9,9 +9,9 @@ from spoton.frames import decode_frame
 from spoton.v1 import common_pb2
 
 
-def annotate_jpeg(frame: common_pb2.Frame, tracks: list[dict], privacy: bool = False) -> bytes:
-    """The frame as JPEG with each track's box and global id drawn (colour by id); ``privacy`` blurs every
-    person's box first, so the stream shows where people are but not who."""
+def annotate_jpeg(frame: common_pb2.Frame, tracks: list[dict], privacy: bool = False, boxes: bool = True) -> bytes:
+    """The frame as JPEG with each track's box and global id drawn (colour by id; ``boxes=False`` leaves them out);
+    ``privacy`` blurs every person's box first, so the stream shows where people are but not who."""
     image = decode_frame(frame)
     if not image.flags.writeable:  # RAW frames decode to a view of the message's bytes
         image = image.copy()
@@ -26,6 +26,8 @@ def annotate_jpeg(frame: common_pb2.Frame, tracks: list[dict], privacy: bool = F
             if c > a and d > b:
                 k = max(3, ((c - a) // 3) | 1)
                 image[b:d, a:c] = cv2.GaussianBlur(image[b:d, a:c], (k, k), 0)
+        if not boxes:
+            continue
         cv2.rectangle(image, (x1, y1), (x2, y2), colour, 2)
         cv2.putText(image, str(gid), (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 2, cv2.LINE_AA)
     return encode_jpeg(image)

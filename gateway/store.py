@@ -11,6 +11,7 @@ from datetime import datetime
 from psycopg_pool import AsyncConnectionPool
 
 from gateway.pipeline import Session
+from spoton.corrections import follow_merges, merge_pairs
 from spoton.timeutil import dt_to_ns, ns_to_dt
 
 log = logging.getLogger("gateway")
@@ -184,6 +185,18 @@ class Store:
 
     async def delete_video_set(self, name: str) -> bool:
         return bool(await self.query("DELETE FROM video_sets WHERE name = %s RETURNING name", (name,)))
+
+    async def merges(self, session_id: str) -> dict[int, int]:
+        """The session's merge corrections still in effect (reid_svc's ``identity_corrections``, same database;
+        undone merges left out), chains followed: global id -> the id it now belongs to; empty without reid's table."""
+        if (await self.query("SELECT to_regclass('identity_corrections')", ()))[0][0] is None:
+            return {}
+        rows = await self.query(
+            "SELECT kind, detail FROM identity_corrections WHERE session_id = %s AND kind IN ('merge', 'undo') "
+            "ORDER BY id",
+            (session_id,),
+        )
+        return follow_merges(merge_pairs(rows))
 
     async def persons(self, session_id: str) -> list[PersonRecord]:
         rows = await self.query(

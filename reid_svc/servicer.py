@@ -14,6 +14,7 @@ from reid_svc.embedders import Embedder, build_embedder, network
 from reid_svc.galleries import GalleryStore
 from reid_svc.identity import AssociationOptions, IdentityGallery, Observation, thumbnail_score
 from reid_svc.search import PersonSearch, gallery_entries, representative
+from reid_svc.undo import merge_recorded, undo_last
 from spoton.bootstrap.device import pick_device
 from spoton.bootstrap.errors import NotFoundError, UnavailableError, stream_errors, unary_errors
 from spoton.bootstrap.server import COMPUTE_SECONDS
@@ -229,21 +230,40 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
     @unary_errors
     async def MergeIdentities(self, request, context):
         gallery = await self._gallery(request.session_id)
-        gid = gallery.merge(request.into_global_id, request.from_global_id)
+        gid, moved, since_ns = merge_recorded(gallery, request.into_global_id, request.from_global_id)
         await self._corrected(request.session_id, gallery)
-        return reid_pb2.MergeIdentitiesResponse(global_id=gid)
+        changed = [reid_pb2.Assignment(camera_id=c, track_id=t, global_id=gid) for c, t in moved]
+        return reid_pb2.MergeIdentitiesResponse(global_id=gid, changed=changed, since_ns=since_ns)
 
     @unary_errors
     async def SplitTrack(self, request, context):
         gallery = await self._gallery(request.session_id)
         gid = gallery.split(request.camera_id, request.track_id)
         await self._corrected(request.session_id, gallery)
-        return reid_pb2.SplitTrackResponse(new_global_id=gid)
+        old = gallery.corrections[-1]["from"]
+        return reid_pb2.SplitTrackResponse(
+            new_global_id=gid, from_global_id=old, since_ns=gallery.persons[gid].first_seen_ns
+        )
 
-    async def _corrected(self, session_id: str, gallery: IdentityGallery) -> None:
-        """Record the correction just made (identity_corrections) and the gallery it changed."""
+    @unary_errors
+    async def UndoCorrection(self, request, context):
+        gallery = await self._gallery(request.session_id)
+        done = undo_last(gallery)
+        await self._corrected(request.session_id, gallery, len(done.records))
+        changes = [
+            reid_pb2.IdentityChange(camera_id=c, track_id=t, from_global_id=a, to_global_id=b, reason=why)
+            for c, t, a, b, why in done.changes
+        ]
+        kind = done.undone["kind"]
+        reply = reid_pb2.UndoCorrectionResponse(undone_kind=kind, changes=changes, since_ns=done.since_ns)
+        reply.undone.update({k: v for k, v in done.undone.items() if k != "undone"})
+        return reply
+
+    async def _corrected(self, session_id: str, gallery: IdentityGallery, count: int = 1) -> None:
+        """Record the ``count`` corrections just made (identity_corrections) and the gallery they changed."""
         if self.store is not None:
-            await self.store.add_correction(session_id, gallery.corrections[-1])
+            for correction in gallery.corrections[-count:]:
+                await self.store.add_correction(session_id, correction)
         await self._persist(session_id, gallery)
 
     @unary_errors

@@ -91,14 +91,17 @@ def overlay(frame: np.ndarray, h: np.ndarray, vs: VideoSet) -> np.ndarray:
     return out
 
 
-def birdseye(frame: np.ndarray, h: np.ndarray, vs: VideoSet, px_per_m: float = 20.0) -> np.ndarray:
-    """The frame warped onto the floor plan (north up), ``px_per_m`` pixels per metre, zones drawn on top."""
+def birdseye(frame: np.ndarray, h: np.ndarray, vs: VideoSet, px_per_m: float = 20.0, figure: bool = True) -> np.ndarray:
+    """The frame warped onto the floor plan (north up), ``px_per_m`` pixels per metre, zones and lines drawn on top
+    (unless ``figure`` is false); floor outside the camera's view is (30, 30, 30)."""
     f = vs.floor
     x0, y0 = f.origin_m
     w, hh = round(f.width_m * px_per_m), round(f.height_m * px_per_m)
     # Floor metres -> plan pixels, y up on the floor is up in the picture.
     s = np.array([[px_per_m, 0, -x0 * px_per_m], [0, -px_per_m, (y0 + f.height_m) * px_per_m], [0, 0, 1]])
     plan = cv2.warpPerspective(frame, s @ h, (w, hh), flags=cv2.INTER_LINEAR, borderValue=(30, 30, 30))
+    if not figure:
+        return plan
     for z in vs.zones:
         pts = (np.concatenate([np.array(z.polygon), np.ones((len(z.polygon), 1))], 1) @ s.T)[:, :2]
         cv2.polylines(plan, [np.round(pts).astype(np.int32)], True, (80, 220, 80), 2, cv2.LINE_AA)

@@ -23,6 +23,7 @@ EXPECTED = {
         "Associate",
         "MergeIdentities",
         "SplitTrack",
+        "UndoCorrection",
         "ResetGallery",
         "GetGalleryStats",
         "GetPersonThumbnail",

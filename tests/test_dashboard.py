@@ -3,43 +3,16 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
+from spoton.launcher import REPO
 from tests.conftest import VIEWER_KEY, gwapi, require
 
 CHROMIUM = shutil.which("chromium")
+ARTIFACTS = REPO / "build" / "artifacts"
 
-# What the floor canvas shows (read back from its pixels): every person of the last step as a dot in its own colour,
-# and the demo set's zone outline and counting line (the brightest pixel near a zone corner and a line's middle).
-FLOOR_PLAN_JS = """() => {
-  const c = document.getElementById("floor"), g = c.getContext("2d");
-  const px = g.getImageData(0, 0, c.width, c.height).data, hex = (v) => v.toString(16).padStart(2, "0");
-  const at = (x, y) => {
-    const i = 4 * (Math.round(y) * c.width + Math.round(x)); return [px[i], px[i + 1], px[i + 2]];
-  };
-  const count = new Map();
-  for (let i = 0; i < px.length; i += 4) {
-    const k = "#" + hex(px[i]) + hex(px[i + 1]) + hex(px[i + 2]); count.set(k, (count.get(k) || 0) + 1);
-  }
-  const dots = [...trails.keys()].map((id) => { g.fillStyle = colour(id); return count.get(g.fillStyle) || 0; });
-  // Brightest pixel within 2 px of a point of the plan (the background is #1a1a1a, 26 per channel).
-  const f = floor.floor, s = Math.min(c.width / f.width_m, c.height / f.height_m);
-  const X = (x) => (x - f.origin_m[0]) * s, Y = (y) => c.height - (y - f.origin_m[1]) * s;
-  const lit = (x, y) => { let m = 0; for (let dx = -2; dx <= 2; dx++) for (let dy = -2; dy <= 2; dy++)
-    m = Math.max(m, ...at(X(x) + dx, Y(y) + dy)); return m; };
-  const zones = floor.zones.map((z) => lit(...z.polygon[0]));
-  const lines = floor.lines.map((l) => lit((l.a[0] + l.b[0]) / 2, (l.a[1] + l.b[1]) / 2));
-  return {dots, zones, lines};
-}"""
-
-# The panel: occupancy bars (#6af), the line-crossings table with a row per line, the heatmap image.
-PANEL_JS = """() => {
-  const c = document.getElementById("occupancy"), px = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
-  let bars = 0;
-  for (let i = 0; i < px.length; i += 4) if (px[i] === 0x66 && px[i + 1] === 0xaa && px[i + 2] === 0xff) bars++;
-  return {bars, lines: document.querySelectorAll("#lines tr").length - 1,
-          dwell_header: document.querySelectorAll("#dwell th").length,
-          heatmap: document.getElementById("heatmap").naturalWidth};
-}"""
+# What the plan and panel show, read back from their canvases (probeFloorPlan, probePanel).
+PROBES = Path(__file__).with_name("console_probes.js")
 
 
 def test_dashboard_shows_live_tracking(stack) -> None:  # type: ignore[no-untyped-def]
@@ -65,28 +38,46 @@ def test_dashboard_shows_live_tracking(stack) -> None:  # type: ignore[no-untype
         page.fill("#credential", VIEWER_KEY)
         page.click("#login button[type=submit]")
         page.select_option("#session", sid)
-        assert page.is_hidden("#stop") and page.inner_text("#whoami") == "viewer"
+        # A viewer sees no controls: no pause/resume/stop, no calibration link, no corrections, a read-only timeline.
+        page.add_script_tag(path=str(PROBES))
+        assert page.is_hidden("#stop") and page.is_hidden("#pause") and page.inner_text("#whoami") == "viewer"
+        assert page.is_hidden("a[href='/calibrate.html']") and page.is_hidden("#undo") and page.is_hidden("#merge")
         page.wait_for_function("document.getElementById('status').textContent.startsWith('step')", timeout=60_000)
         page.wait_for_function("document.querySelectorAll('#tiles .tile').length === 4", timeout=30_000)
         assert "people" in page.inner_text("#status")
         page.wait_for_function("document.querySelectorAll('#tiles img')[0].naturalWidth > 0", timeout=30_000)
-        # Floor plan: wait until a few people are on it, then read the canvas.
-        page.wait_for_function("trails.size >= 3", timeout=60_000)
-        plan = page.evaluate(FLOOR_PLAN_JS)
-        # Measured: 3 people with 59, 62, 63 pixels of their colour (a disc may hide under another one, so three
-        # whole dots are asked for); zone outline #555 (85) antialiased to 69, line #c90 to 115; background 26.
+        page.wait_for_function("!document.getElementById('timeline').classList.contains('hidden')", timeout=30_000)
+        assert page.is_disabled("#scrub")
+        # Floor plan: wait until a few people are on it, then read the canvases.
+        page.wait_for_function("present.size >= 3", timeout=60_000)
+        plan = page.evaluate("probeFloorPlan()")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "dashboard-viewer.png"), full_page=True)
+        # Measured: dots of 112, 105, 110 pixels of their colour (a disc may hide under another one, so three whole
+        # dots are asked for); zone outline #5c5 (204) and line #f90 (255) at their points; the 1 m grid under them
+        # is white at alpha 0.09-0.28 (at most 71), the empty layer 0.
         assert sum(d >= 40 for d in plan["dots"]) >= 3, plan
-        assert plan["zones"] and min(plan["zones"]) > 50, plan
-        assert plan["lines"] and min(plan["lines"]) > 50, plan
-        # Panel: refreshed every 5 s from the history; wait for the first bars and the heatmap.
+        assert plan["zones"] and min(plan["zones"]) > 150, plan
+        assert plan["lines"] and min(plan["lines"]) > 150, plan
+        # Panel: refreshed every 5 s from the history; wait for the chart's first points and the line table.
         page.wait_for_function(
-            "document.getElementById('heatmap').naturalWidth > 0 && document.querySelectorAll('#lines tr').length > 1",
+            "occupancyChart && occupancyChart.data[0].length > 1 && document.querySelectorAll('#lines tr').length > 1",
             timeout=60_000,
         )
-        panel = page.evaluate(PANEL_JS)
-        # Measured: 112176 bar pixels (the fullest bucket is drawn 144 px high), a 600 px heatmap, one row per line
-        # of the demo set (1), the dwell table's three columns.
-        assert panel["bars"] >= 10_000 and panel["heatmap"] > 0 and panel["dwell_header"] == 3, panel
+        panel = page.evaluate("probePanel()")
+        # The chart plots the history's occupancy buckets (the page's bucket width), as the API gives them.
+        bucket = page.evaluate("occupancyBucket()")
+        rest = gwapi.get(
+            f"{stack.gateway_url}/api/v1/analytics/occupancy",
+            params={"session_id": sid, "bucket_s": bucket},
+            timeout=30,
+        ).json()["buckets"]
+        chart = page.evaluate("occupancyChart.data")
+        n = len(chart[0])
+        assert chart[0] == [b["start_ns"] / 1e9 for b in rest[:n]] and chart[1] == [b["people"] for b in rest[:n]]
+        # Measured: 18 pixels of the series' stroke with two 1 s buckets; one row per line of the demo set (1), the
+        # dwell table's three columns.
+        assert panel["stroke"] >= 10 and panel["dwell_header"] == 3, panel
         demo_lines = gwapi.get(f"{stack.gateway_url}/api/v1/video-sets/demo/floor", timeout=10).json()["lines"]
         assert demo_lines and panel["lines"] == len(demo_lines), panel
         browser.close()

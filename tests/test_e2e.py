@@ -248,8 +248,20 @@ def test_identity_corrections_through_the_gateway(demo_run, stack) -> None:  # t
     assert split.status_code == 200
     new_gid = split.json()["global_id"]
     assert new_gid != track["global_id"]
+    # Each correction answers the identity_update rows it sent to the session's subscribers (DESIGN §3).
+    change = {"camera_id": cam, "track_id": track["track_id"], "from_global_id": track["global_id"]}
+    (row,) = split.json()["changes"]
+    assert (row | change) == row and (row["to_global_id"], row["reason"]) == (new_gid, "split")
     merged = gwapi.post(f"{base}/merge", json={"into": track["global_id"], "from": new_gid}, timeout=10)
-    assert merged.status_code == 200 and merged.json() == {"global_id": track["global_id"]}
+    assert merged.status_code == 200 and merged.json()["global_id"] == track["global_id"]
+    (row,) = merged.json()["changes"]
+    assert (row["camera_id"], row["track_id"], row["from_global_id"], row["to_global_id"], row["reason"]) == (
+        cam,
+        track["track_id"],
+        new_gid,
+        track["global_id"],
+        "merge",
+    )
     assert gwapi.post(f"{base}/merge", json={"into": track["global_id"], "from": 99999}, timeout=10).status_code == 404
     assert gwapi.post(f"{base}/split", json={"camera_id": "cam9", "track_id": 1}, timeout=10).status_code == 404
     assert gwapi.post(f"{base}/merge", json={"into": 0, "from": 1}, timeout=10).status_code == 422

@@ -234,7 +234,9 @@ async def calibration_birdseye(
     frame: int = 1,
     px_per_m: float = Query(20.0, gt=0, le=200),
     version: int = Version,
+    figure: bool = Query(True, description="draw zones and lines (the console's plan draws its own)"),
 ) -> Response:
-    return await calibration_picture(
-        gw, name, camera_id, frame, functools.partial(birdseye, px_per_m=px_per_m), version
-    )
+    """The camera's frame warped onto the whole floor rectangle (north up, ``px_per_m``; outside the view
+    (30, 30, 30)): the console composites every camera's into a bird's-eye mosaic when the floor has no image."""
+    draw = functools.partial(birdseye, px_per_m=px_per_m, figure=figure)
+    return await calibration_picture(gw, name, camera_id, frame, draw, version)

@@ -1,5 +1,6 @@
-"""The operator's pages (static HTML + JS, open without a key: each asks for one itself): the live dashboard and
-the calibration page."""
+"""The operator's pages (static HTML + JS, no build step, open without a key: each asks for one itself): the live
+console and the calibration page, and their scripts and styles under ``/static/`` (the console's own modules and
+the vendored uPlot chart library)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Response
 from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
 router = APIRouter()
+# Mounted at /static by the app factory (a mount, not a route: FastAPI's StaticFiles serves conditional GETs).
+static_files = StaticFiles(directory=STATIC)
 
 
 @router.get("/", include_in_schema=False)

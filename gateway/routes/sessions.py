@@ -169,21 +169,27 @@ async def camera_stream(
     gw: GatewayDep,
     max_frames: int = Query(0, ge=0),
     privacy: bool = Query(False, description="blur every person (PRIVACY_MODE=true forces it)"),
+    boxes: bool = Query(True, description="draw each track's box and global id (the console draws its own)"),
 ) -> StreamingResponse:
-    """The camera's frames with tracks drawn (box, global id), as multipart JPEG, one part per step."""
+    """The camera's frames with tracks drawn (box, global id), as multipart JPEG, one part per step. The console
+    asks for bare frames (``boxes=false``) and draws the boxes itself, so identity updates relabel them at once."""
     privacy = privacy or gw.settings.privacy_mode
     session = gw.session(session_id)
     if camera_id not in session.camera_ids:
         raise ApiError(404, "not_found", f"session {session_id} has no camera {camera_id!r}")
 
     async def parts():  # type: ignore[no-untyped-def]
+        # Each part is followed by the next boundary at once: a browser shows a part when it sees the boundary after
+        # it, so a paused session's frame would otherwise never appear.
+        yield b"--frame\r\n"
         sent = 0
         while True:
             ready = session.frame_ready
             latest = session.latest_frames.get(camera_id)
             if latest is not None:
-                jpeg = await asyncio.to_thread(annotate_jpeg, *latest, privacy)
-                yield b"--frame\r\nContent-Type: image/jpeg\r\n\r\n" + jpeg + b"\r\n"
+                jpeg = await asyncio.to_thread(annotate_jpeg, *latest, privacy, boxes)
+                head = b"Content-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg)
+                yield head + jpeg + b"\r\n--frame\r\n"
                 sent += 1
             if session.done.is_set() or (max_frames and sent >= max_frames):
                 return

@@ -135,10 +135,14 @@ class MergeIdentitiesRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., into_global_id: _Optional[int] = ..., from_global_id: _Optional[int] = ...) -> None: ...
 
 class MergeIdentitiesResponse(_message.Message):
-    __slots__ = ("global_id",)
+    __slots__ = ("global_id", "changed", "since_ns")
     GLOBAL_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    SINCE_NS_FIELD_NUMBER: _ClassVar[int]
     global_id: int
-    def __init__(self, global_id: _Optional[int] = ...) -> None: ...
+    changed: _containers.RepeatedCompositeFieldContainer[Assignment]
+    since_ns: int
+    def __init__(self, global_id: _Optional[int] = ..., changed: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ..., since_ns: _Optional[int] = ...) -> None: ...
 
 class SplitTrackRequest(_message.Message):
     __slots__ = ("session_id", "camera_id", "track_id")
@@ -151,10 +155,46 @@ class SplitTrackRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., camera_id: _Optional[str] = ..., track_id: _Optional[int] = ...) -> None: ...
 
 class SplitTrackResponse(_message.Message):
-    __slots__ = ("new_global_id",)
+    __slots__ = ("new_global_id", "from_global_id", "since_ns")
     NEW_GLOBAL_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_GLOBAL_ID_FIELD_NUMBER: _ClassVar[int]
+    SINCE_NS_FIELD_NUMBER: _ClassVar[int]
     new_global_id: int
-    def __init__(self, new_global_id: _Optional[int] = ...) -> None: ...
+    from_global_id: int
+    since_ns: int
+    def __init__(self, new_global_id: _Optional[int] = ..., from_global_id: _Optional[int] = ..., since_ns: _Optional[int] = ...) -> None: ...
+
+class UndoCorrectionRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class IdentityChange(_message.Message):
+    __slots__ = ("camera_id", "track_id", "from_global_id", "to_global_id", "reason")
+    CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACK_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_GLOBAL_ID_FIELD_NUMBER: _ClassVar[int]
+    TO_GLOBAL_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    camera_id: str
+    track_id: int
+    from_global_id: int
+    to_global_id: int
+    reason: str
+    def __init__(self, camera_id: _Optional[str] = ..., track_id: _Optional[int] = ..., from_global_id: _Optional[int] = ..., to_global_id: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class UndoCorrectionResponse(_message.Message):
+    __slots__ = ("undone_kind", "undone", "changes", "since_ns")
+    UNDONE_KIND_FIELD_NUMBER: _ClassVar[int]
+    UNDONE_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    SINCE_NS_FIELD_NUMBER: _ClassVar[int]
+    undone_kind: str
+    undone: _struct_pb2.Struct
+    changes: _containers.RepeatedCompositeFieldContainer[IdentityChange]
+    since_ns: int
+    def __init__(self, undone_kind: _Optional[str] = ..., undone: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., changes: _Optional[_Iterable[_Union[IdentityChange, _Mapping]]] = ..., since_ns: _Optional[int] = ...) -> None: ...
 
 class ResetGalleryRequest(_message.Message):
     __slots__ = ("session_id",)

@@ -65,6 +65,11 @@ class ReidServiceStub:
                 request_serializer=spoton_dot_v1_dot_reid__pb2.SplitTrackRequest.SerializeToString,
                 response_deserializer=spoton_dot_v1_dot_reid__pb2.SplitTrackResponse.FromString,
                 _registered_method=True)
+        self.UndoCorrection = channel.unary_unary(
+                '/spoton.v1.ReidService/UndoCorrection',
+                request_serializer=spoton_dot_v1_dot_reid__pb2.UndoCorrectionRequest.SerializeToString,
+                response_deserializer=spoton_dot_v1_dot_reid__pb2.UndoCorrectionResponse.FromString,
+                _registered_method=True)
         self.ResetGallery = channel.unary_unary(
                 '/spoton.v1.ReidService/ResetGallery',
                 request_serializer=spoton_dot_v1_dot_reid__pb2.ResetGalleryRequest.SerializeToString,
@@ -130,6 +135,15 @@ class ReidServiceServicer:
 
     def SplitTrack(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UndoCorrection(self, request, context):
+        """Undo the session's last operator correction not undone yet, by new corrections (history is never rewritten):
+        a split's track goes back to its person (a merge); a merge's tracks leave the person they joined (splits into
+        one new person). FAILED_PRECONDITION when there is nothing to undo.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -200,6 +214,11 @@ def add_ReidServiceServicer_to_server(servicer, server):
                     servicer.SplitTrack,
                     request_deserializer=spoton_dot_v1_dot_reid__pb2.SplitTrackRequest.FromString,
                     response_serializer=spoton_dot_v1_dot_reid__pb2.SplitTrackResponse.SerializeToString,
+            ),
+            'UndoCorrection': grpc.unary_unary_rpc_method_handler(
+                    servicer.UndoCorrection,
+                    request_deserializer=spoton_dot_v1_dot_reid__pb2.UndoCorrectionRequest.FromString,
+                    response_serializer=spoton_dot_v1_dot_reid__pb2.UndoCorrectionResponse.SerializeToString,
             ),
             'ResetGallery': grpc.unary_unary_rpc_method_handler(
                     servicer.ResetGallery,
@@ -390,6 +409,33 @@ class ReidService:
             '/spoton.v1.ReidService/SplitTrack',
             spoton_dot_v1_dot_reid__pb2.SplitTrackRequest.SerializeToString,
             spoton_dot_v1_dot_reid__pb2.SplitTrackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UndoCorrection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/spoton.v1.ReidService/UndoCorrection',
+            spoton_dot_v1_dot_reid__pb2.UndoCorrectionRequest.SerializeToString,
+            spoton_dot_v1_dot_reid__pb2.UndoCorrectionResponse.FromString,
             options,
             channel_credentials,
             insecure,
