@@ -232,8 +232,8 @@ def variant_env(variant: str) -> dict[str, str]:
 
 
 def schedule_options(spec: str) -> dict:
-    """``every`` | ``fixed:K`` | ``motion:K[:THRESHOLD]`` | ``adaptive:K``, each optionally ``/flow`` or
-    ``/kalman`` (how skipped frames get their boxes) -> the session's schedule options."""
+    """``every`` | ``fixed:K`` | ``motion:K[:THRESHOLD]`` | ``adaptive:K``, each optionally ``/kalman``, ``/flow``
+    or ``/detections`` (how skipped frames get their boxes) -> the session's schedule options."""
     spec, _, prediction = spec.partition("/")
     if prediction:
         return {**schedule_options(spec), "schedule_prediction": prediction}
@@ -331,17 +331,18 @@ def main() -> None:
     p.add_argument(
         "--schedules",
         default="",
-        help="detection schedules for the 4-camera run, SPEC,... with SPEC every | fixed:K | motion:K[:THRESHOLD] "
-        "| adaptive:K (K: period or longest run between detections), optionally /flow or /kalman (skipped frames' "
-        "boxes), e.g. every,fixed:2,fixed:2/flow,motion:4,adaptive:3",
+        help="detection schedules for the 4-camera run under each --variants detector, SPEC,... with SPEC every | "
+        "fixed:K | motion:K[:THRESHOLD] | adaptive:K (K: period or longest run between detections), optionally "
+        "/kalman, /flow or /detections (how skipped frames get their boxes: gateway/schedule.py), e.g. "
+        "every,fixed:2/detections,fixed:2/flow,motion:4,adaptive:3",
     )
     p.add_argument(
         "--variants",
         default="",
-        help="detector variants, each run under every --schedules spec (every frame if none) and on the PETS view "
-        "(--pets): [BACKEND:]PRECISION:WxH[:FLOAT],... e.g. openvino:fp32:640x480:bf16,onnx:int8:640x480; BACKEND "
-        "auto|onnx|openvino|torch (default auto), FLOAT OpenVINO's f32|bf16 arithmetic (openvino:fp32:640x480:f32 "
-        "is the path of CPUs without VNNI)",
+        help="detectors, each run under every --schedules spec (every frame if none) and on the PETS view (--pets): "
+        "default (the stack's own detector; the only one when this is empty) or [BACKEND:]PRECISION:WxH[:FLOAT], "
+        "e.g. default,openvino:fp32:640x480:bf16,onnx:int8:640x480; BACKEND auto|onnx|openvino|torch (default "
+        "auto), FLOAT OpenVINO's f32|bf16 arithmetic (openvino:fp32:640x480:f32 is the path of CPUs without VNNI)",
     )
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "e2e.json")
     a = p.parse_args()
@@ -372,20 +373,20 @@ def main() -> None:
                 stack, sampler, "pets", ["pets"], a.steps, options, pets_gt
             )
         schedules = [v for v in a.schedules.split(",") if v.strip()]
-        default_detector = detector_info(stack)
-        for spec in schedules:
-            entry = run_session(stack, sampler, "demo", ALL_CAMERAS, a.steps, {**options, **schedule_options(spec)}, gt)
-            results["runs"][f"4 cameras, schedule {spec}"] = entry
-            row = {"detector": "default (auto)", "model": default_detector, "schedule": spec, "run": entry}
-            results["schedules"].append(row)
-        for variant in filter(None, a.variants.split(",")):
-            restart_detector(stack, variant_env(variant))
+        # "default" is the detector the stack started with (DETECTOR_* of this environment, auto by default).
+        variants = [v for v in a.variants.split(",") if v.strip()] or (["default"] if schedules else [])
+        changed = False
+        for variant in variants:
+            if variant != "default" or changed:
+                restart_detector(stack, {} if variant == "default" else variant_env(variant))
+                changed = variant != "default"
             model = detector_info(stack)
             for spec in schedules or ["every"]:
                 entry = run_session(
                     stack, sampler, "demo", ALL_CAMERAS, a.steps, {**options, **schedule_options(spec)}, gt
                 )
-                results["runs"][f"4 cameras, detector {variant}, schedule {spec}"] = entry
+                key = f"4 cameras, schedule {spec}" if variant == "default" else f"4 cameras, {variant}, {spec}"
+                results["runs"][key] = entry
                 results["schedules"].append({"detector": variant, "model": model, "schedule": spec, "run": entry})
             pets = run_session(stack, sampler, "pets", ["pets"], a.steps, options, pets_gt) if a.pets and has_gt else {}
             results["curve"].append(
