@@ -64,9 +64,11 @@ def start_gateway(stack: Stack, profile: Path | None) -> subprocess.Popen:
     return proc
 
 
-def stop_gateway(stack: Stack) -> None:
+def stop_gateway(stack: Stack, profiled: bool) -> None:
+    """SIGTERM; SIGINT under cProfile: uvicorn re-raises the signal after its graceful shutdown, and only
+    KeyboardInterrupt (not SIGTERM's default action) lets cProfile write its file."""
     proc = stack.procs.pop("gateway")
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGINT if profiled else signal.SIGTERM)
     try:
         proc.wait(60)
     except subprocess.TimeoutExpired:
@@ -99,7 +101,7 @@ def run(stack: Stack, video_set: str, n: int, steps: int, options: dict, profile
         after = thread_cpu(proc)
         summary = httpx.get(f"{stack.gateway_url}/api/v1/sessions/{sid}", headers=stack.headers, timeout=30).json()
     finally:
-        stop_gateway(stack)
+        stop_gateway(stack, profile is not None)
     frames = summary["steps"] * n
     main_s, other_s = after[0] - before[0], after[1] - before[1]
     ms = (main_s + other_s) * 1000 / max(frames, 1)
