@@ -270,7 +270,7 @@ def schedule_table(results: dict) -> str:
         multi = e.get("multi_camera", {}).get("idf1")
         speed = e["camera_frames_per_s"]
         lines.append(
-            f"| {r.get('detector', '')} | {r.get('model', '')} | {r['schedule']} "
+            f"| {r.get('detector', '')} | {r.get('model', '')} | {r['schedule']}, {e['steps']} steps "
             f"| {e['detection'].get('detected_share', '')} | {speed:.1f} "
             + "".join(f"| {speed / results[key]['frames_per_s']:.2f} " for key, _ in peers)
             + f"| {sum(cpu.values()):.0f} ({', '.join(f'{cpu.get(k, 0):.0f}' for k in CPU_COLUMNS)}) "
@@ -344,6 +344,9 @@ def main() -> None:
         "e.g. default,openvino:fp32:640x480:bf16,onnx:int8:640x480; BACKEND auto|onnx|openvino|torch (default "
         "auto), FLOAT OpenVINO's f32|bf16 arithmetic (openvino:fp32:640x480:f32 is the path of CPUs without VNNI)",
     )
+    p.add_argument(
+        "--variant-steps", type=int, default=0, help="steps of the runs of variants other than default (0 = --steps)"
+    )
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "e2e.json")
     a = p.parse_args()
     if not (DEFAULT_OUT / "demo.yaml").exists():
@@ -381,9 +384,10 @@ def main() -> None:
                 restart_detector(stack, {} if variant == "default" else variant_env(variant))
                 changed = variant != "default"
             model = detector_info(stack)
+            steps = a.steps if variant == "default" else a.variant_steps or a.steps
             for spec in schedules or ["every"]:
                 entry = run_session(
-                    stack, sampler, "demo", ALL_CAMERAS, a.steps, {**options, **schedule_options(spec)}, gt
+                    stack, sampler, "demo", ALL_CAMERAS, steps, {**options, **schedule_options(spec)}, gt
                 )
                 key = f"4 cameras, schedule {spec}" if variant == "default" else f"4 cameras, {variant}, {spec}"
                 results["runs"][key] = entry
