@@ -101,6 +101,10 @@ class Stages:
                 wh = (cam.frame.width, cam.frame.height)
                 carried = carrier.step(cam.camera_id, cam.grey, cam.detections, cam.embeddings, cam.detected, wh)
                 cam.grey = None
+                if carried is not None and not cam.detected:
+                    # the tracks' det_index points into the carried detections: association gets their embeddings
+                    # (a track first shown on a skipped frame is then not an identity without appearance)
+                    cam.detections, cam.embeddings = carried
             reply = await link.exchange(track_request(cam, None if cam.detected else carried))
             offsets.merge(cam, reply, link.generation)
             if cam.detected:
