@@ -2,12 +2,14 @@
 
 Starts the six services as local processes (embedded PostgreSQL unless DATABASE_URL is set) and runs demo
 sessions over 1, 2 and 4 cameras (``--cameras``), the 4-camera one again with RAW frames (transport cost), one
-session over the original PETS09-S2L1 view (same video and weights as the peer), optionally a speed/accuracy
-curve over detector variants (``--variants fp32:640x480,int8:960x736``: the detector is restarted with each), the
-4-camera run under detection schedules (``--schedules every,fixed:2,fixed:3,motion:4,adaptive:3``: which camera
-frames are detected, the rest predicted by the tracker; gateway/schedule.py), then stops the stack and runs the
-peers, Ultralytics' own ``track`` mode on the same video with the same weights: FP32 ONNX, our INT8 ONNX and the
-OpenVINO export (``weights/best_openvino_model``, ``--peer-openvino``).
+session over the original PETS09-S2L1 view (same video and weights as the peer), the 4-camera run under detection
+schedules (``--schedules every,fixed:2,fixed:2/detections,motion:4,adaptive:3``: which camera frames are detected
+and how the others get their boxes; gateway/schedule.py), the same schedules again for each detector variant
+(``--variants openvino:fp32:640x480:bf16,onnx:int8:640x480``: the detector is restarted with each), then stops the
+stack and runs the peers, Ultralytics' own ``track`` mode on the same video with the same weights: FP32 ONNX, our
+INT8 ONNX and the OpenVINO export (``weights/best_openvino_model``, ``--peer-openvino``). The closing table is
+detector (backend, precision) x schedule -> camera-frames/s, CPU per step of each service, each stage's compute
+time, per-camera and multi-camera IDF1 and output-box recall per camera, beside both peers of the same run.
 
 Per run: camera-frames/s, step latency p50/p95, each stage's round trip and the service's own compute time (from
 its ``spoton_compute_seconds`` histogram; the difference is transport, serialisation and waiting for the CPU),
@@ -39,6 +41,8 @@ from spoton.launcher import REPO, SERVICES, Stack, local_auth, start_stack, wait
 
 ALL_CAMERAS = ["cam1", "cam2", "cam3", "cam4"]
 # Gateway stage name -> (service, method of its compute histogram).
+# Processes whose CPU per step the tables show, in this order.
+CPU_COLUMNS = ("detection", "reid", "tracking", "mapping", "gateway")
 STAGES = {
     "detect": ("detection", "DetectStream"),
     "embed": ("reid", "EmbedStream"),
@@ -200,9 +204,36 @@ def restart_detector(stack: Stack, env: dict[str, str]) -> None:
     wait_serving(stack.addr("detection"), lambda: stack._check_alive("detection"))
 
 
+def detector_info(stack: Stack) -> str:
+    """What the running detection service loaded: "backend weights [W, H]" (its GetModelInfo)."""
+    import grpc
+
+    from spoton.v1 import detection_pb2, detection_pb2_grpc
+
+    key = stack.env.get("SERVICE_KEY", "")
+    with grpc.insecure_channel(stack.addr("detection")) as ch:
+        stub = detection_pb2_grpc.DetectionServiceStub(ch)
+        request = detection_pb2.DetectionServiceGetModelInfoRequest()
+        info = stub.GetModelInfo(request, timeout=30, metadata=(("x-api-key", key),) if key else ()).info
+    return f"{info.backend} {Path(info.weights_source).name} {list(info.input_size)}"
+
+
+def variant_env(variant: str) -> dict[str, str]:
+    """``[BACKEND:]PRECISION:WxH[:FLOAT]`` -> the detection service's env. FLOAT is OpenVINO's arithmetic, f32 or
+    bf16: ``openvino:fp32:640x480:f32`` is what a CPU without VNNI runs (FP32 model, f32 arithmetic)."""
+    parts = variant.split(":")
+    if not 2 <= len(parts) <= 4:
+        raise ValueError(f"bad variant {variant!r}: [BACKEND:]PRECISION:WxH[:FLOAT]")
+    if len(parts) == 2:
+        parts = ["auto", *parts]
+    backend, precision, size, *fp = parts
+    env = {"DETECTOR_BACKEND": backend, "DETECTOR_PRECISION": precision, "DETECTOR_INPUT_SIZE": size}
+    return env | ({"DETECTOR_OV_PRECISION": fp[0]} if fp else {})
+
+
 def schedule_options(spec: str) -> dict:
-    """``every`` | ``fixed:K`` | ``motion:K[:THRESHOLD]`` | ``adaptive:K``, each optionally ``/flow`` or
-    ``/kalman`` (how skipped frames get their boxes) -> the session's schedule options."""
+    """``every`` | ``fixed:K`` | ``motion:K[:THRESHOLD]`` | ``adaptive:K``, each optionally ``/kalman``, ``/flow``
+    or ``/detections`` (how skipped frames get their boxes) -> the session's schedule options."""
     spec, _, prediction = spec.partition("/")
     if prediction:
         return {**schedule_options(spec), "schedule_prediction": prediction}
@@ -215,25 +246,43 @@ def schedule_options(spec: str) -> dict:
     return opts
 
 
-def schedule_table(rows: list[dict]) -> str:
-    """Schedules side by side: speed, CPU per step, accuracy on every frame."""
-    lines = [
-        "| schedule | detected share | camera-frames/s | CPU ms/step total (detection, reid, tracking, gateway) "
-        "| detect / embed / track ms | mean per-camera IDF1 | multi-camera IDF1 | recall per camera |",
-        "|---|---|---|---|---|---|---|---|",
+def schedule_table(results: dict) -> str:
+    """The issue's table: detector (backend, precision) x schedule -> speed, CPU per step of every service, each
+    stage's compute time, accuracy on every frame; the peers of the same run below, and each row's speed over
+    theirs."""
+    peers = [
+        (key, label)
+        for key, label in (("peer", "FP32 ONNX"), ("peer_int8", "our INT8 ONNX"), ("peer_openvino", "OpenVINO"))
+        if results.get(key)
     ]
-    for r in rows:
+    lines = [
+        "| detector | model loaded | schedule | detected share | camera-frames/s "
+        + "".join(f"| x {label} peer " for _, label in peers)
+        + "| CPU ms/step total (detection, reid, tracking, mapping, gateway) "
+        "| compute ms/step detect / embed / track / project / associate | mean per-camera IDF1 | multi-camera IDF1 "
+        "| recall per camera |",
+        "|---|---|---|---|---" + "|---" * len(peers) + "|---|---|---|---|---|",
+    ]
+    for r in results["schedules"]:
         e = r["run"]
-        cpu = e["cpu_ms_per_step"]
-        rt = e["round_trip_ms"]
-        rec = ", ".join(f"{c} {v['recall']:.3f}" for c, v in e.get("per_camera", {}).items())
+        cpu, cp = e["cpu_ms_per_step"], e["compute_ms"]
+        rec = "/".join(f"{v['recall']:.3f}" for v in e.get("per_camera", {}).values())
         multi = e.get("multi_camera", {}).get("idf1")
+        speed = e["camera_frames_per_s"]
         lines.append(
-            f"| {r['schedule']} | {e['detection'].get('detected_share', '')} | {e['camera_frames_per_s']:.1f} "
-            f"| {sum(cpu.values()):.0f} ({cpu.get('detection', 0):.0f}, {cpu.get('reid', 0):.0f}, "
-            f"{cpu.get('tracking', 0):.0f}, {cpu.get('gateway', 0):.0f}) "
-            f"| {rt['detect']:.0f} / {rt['embed']:.0f} / {rt['track']:.0f} | {e.get('mean_idf1', '')} "
+            f"| {r.get('detector', '')} | {r.get('model', '')} | {r['schedule']}, {e['steps']} steps "
+            f"| {e['detection'].get('detected_share', '')} | {speed:.1f} "
+            + "".join(f"| {speed / results[key]['frames_per_s']:.2f} " for key, _ in peers)
+            + f"| {sum(cpu.values()):.0f} ({', '.join(f'{cpu.get(k, 0):.0f}' for k in CPU_COLUMNS)}) "
+            f"| {' / '.join(f'{cp[k]:.0f}' for k in STAGES)} | {e.get('mean_idf1', '')} "
             f"| {'' if multi is None else f'{multi:.3f}'} | {rec} |"
+        )
+    for key, label in peers:
+        p = results[key]
+        lines.append(
+            f"| peer: Ultralytics track (ByteTrack), {label} | | PETS view, every frame | 1 | {p['frames_per_s']:.1f} "
+            + "| " * len(peers)
+            + f"| | | {p['idf1']:.3f} (PETS) | | |"
         )
     return "\n".join(lines)
 
@@ -282,15 +331,21 @@ def main() -> None:
     p.add_argument(
         "--schedules",
         default="",
-        help="detection schedules for the 4-camera run, SPEC,... with SPEC every | fixed:K | motion:K[:THRESHOLD] "
-        "| adaptive:K (K: period or longest run between detections), optionally /flow or /kalman (skipped frames' "
-        "boxes), e.g. every,fixed:2,fixed:2/flow,motion:4,adaptive:3",
+        help="detection schedules for the 4-camera run under each --variants detector, SPEC,... with SPEC every | "
+        "fixed:K | motion:K[:THRESHOLD] | adaptive:K (K: period or longest run between detections), optionally "
+        "/kalman, /flow or /detections (how skipped frames get their boxes: gateway/schedule.py), e.g. "
+        "every,fixed:2/detections,fixed:2/flow,motion:4,adaptive:3",
     )
     p.add_argument(
         "--variants",
         default="",
-        help="detector variants for the speed/accuracy curve, [BACKEND:]PRECISION:WxH,... (e.g. fp32:640x480,"
-        "onnx:int8:960x736; BACKEND auto|onnx|openvino|torch, default auto)",
+        help="detectors, each run under every --schedules spec (every frame if none) and on the PETS view (--pets): "
+        "default (the stack's own detector; the only one when this is empty) or [BACKEND:]PRECISION:WxH[:FLOAT], "
+        "e.g. default,openvino:fp32:640x480:bf16,onnx:int8:640x480; BACKEND auto|onnx|openvino|torch (default "
+        "auto), FLOAT OpenVINO's f32|bf16 arithmetic (openvino:fp32:640x480:f32 is the path of CPUs without VNNI)",
+    )
+    p.add_argument(
+        "--variant-steps", type=int, default=0, help="steps of the runs of variants other than default (0 = --steps)"
     )
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "e2e.json")
     a = p.parse_args()
@@ -320,19 +375,28 @@ def main() -> None:
             results["runs"]["PETS view, 1 camera"] = run_session(
                 stack, sampler, "pets", ["pets"], a.steps, options, pets_gt
             )
-        for spec in filter(None, a.schedules.split(",")):
-            entry = run_session(stack, sampler, "demo", ALL_CAMERAS, a.steps, {**options, **schedule_options(spec)}, gt)
-            results["runs"][f"4 cameras, schedule {spec}"] = entry
-            results["schedules"].append({"schedule": spec, "run": entry})
-        for variant in filter(None, a.variants.split(",")):
-            *backend, precision, size = variant.split(":")
-            env = {"DETECTOR_BACKEND": backend[0] if backend else "auto"}
-            restart_detector(stack, {**env, "DETECTOR_PRECISION": precision, "DETECTOR_INPUT_SIZE": size})
-            entry = run_session(stack, sampler, "demo", ALL_CAMERAS, a.steps, options, gt)
-            pets = run_session(stack, sampler, "pets", ["pets"], a.steps, options, pets_gt) if has_gt else {}
+        schedules = [v for v in a.schedules.split(",") if v.strip()]
+        # "default" is the detector the stack started with (DETECTOR_* of this environment, auto by default).
+        variants = [v for v in a.variants.split(",") if v.strip()] or (["default"] if schedules else [])
+        changed = False
+        for variant in variants:
+            if variant != "default" or changed:
+                restart_detector(stack, {} if variant == "default" else variant_env(variant))
+                changed = variant != "default"
+            model = detector_info(stack)
+            steps = a.steps if variant == "default" else a.variant_steps or a.steps
+            for spec in schedules or ["every"]:
+                entry = run_session(
+                    stack, sampler, "demo", ALL_CAMERAS, steps, {**options, **schedule_options(spec)}, gt
+                )
+                key = f"4 cameras, schedule {spec}" if variant == "default" else f"4 cameras, {variant}, {spec}"
+                results["runs"][key] = entry
+                results["schedules"].append({"detector": variant, "model": model, "schedule": spec, "run": entry})
+            pets = run_session(stack, sampler, "pets", ["pets"], a.steps, options, pets_gt) if a.pets and has_gt else {}
             results["curve"].append(
                 {
                     "detector": variant,
+                    "model": model,
                     "camera_frames_per_s": entry["camera_frames_per_s"],
                     "mean_idf1": entry.get("mean_idf1"),
                     "pets_idf1": pets.get("mean_idf1"),
@@ -357,7 +421,8 @@ def main() -> None:
             # Ultralytics loads the *_openvino_model/ folder itself (its OpenVINO backend, latency hint).
             results["peer_openvino"] = peer("bytetrack.yaml", frames, peer_gt, "best_openvino_model")
             print(json.dumps(results["peer_openvino"]), flush=True)
-        four = results["runs"].get("4 camera(s), JPEG")
+        # The default 4-camera run: the plain one, else the default detector's every-frame schedule row.
+        four = results["runs"].get("4 camera(s), JPEG") or results["runs"].get("4 cameras, schedule every")
         if four:
             results["speedup_vs_peer"] = round(four["camera_frames_per_s"] / results["peer"]["frames_per_s"], 2)
             if results.get("peer_openvino"):
@@ -368,7 +433,7 @@ def main() -> None:
     a.out.write_text(json.dumps(results, indent=2))
     print(table(results))
     if results["schedules"]:
-        print(schedule_table(results["schedules"]))
+        print(schedule_table(results))
     if "speedup_vs_peer" in results:
         print(f"4 cameras through every service: {results['speedup_vs_peer']}x the peer's frames/s")
 

@@ -28,8 +28,9 @@ class GatewaySettings(CommonSettings):
     detect_every: int = Field(1, ge=1)
     # Motion mode: share of changed thumbnail pixels (0..1) above which a frame is detected early.
     motion_threshold: float = Field(0.002, ge=0, le=1)
-    # How skipped frames get their boxes: the tracker's Kalman prediction, or optical flow from the previous frame.
-    schedule_prediction: Literal["kalman", "flow"] = "kalman"
+    # How skipped frames get their boxes: the tracker's Kalman prediction, optical flow from the previous frame, or
+    # the previous detections moved by optical flow and tracked as that frame's detections (gateway/schedule.py).
+    schedule_prediction: Literal["kalman", "flow", "detections"] = "kalman"
     redis_url: str = ""
     max_cameras_per_session: int = 16
     max_concurrent_sessions: int = 4

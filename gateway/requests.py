@@ -74,15 +74,17 @@ def track_start(session_id: str, camera_id: str, tracker: str, options: dict, fp
     return tracking_pb2.TrackRequest(start=start)
 
 
-def track_request(cam: CameraInput) -> tracking_pb2.TrackRequest:
-    """The camera's detections and embeddings, or, for a frame the schedule skipped, a ``predict_only`` frame."""
+def track_request(cam: CameraInput, carried: tuple[Detections, np.ndarray] | None = None) -> tracking_pb2.TrackRequest:
+    """The camera's detections and embeddings; for a frame the schedule skipped, the ``carried`` detections and
+    embeddings (``gateway.schedule.DetectionCarrier``) when given, else a ``predict_only`` frame."""
     f = cam.frame
     frame = tracking_pb2.TrackFrame(
         frame_index=f.frame_index, timestamp_ns=f.timestamp_ns, width=f.width, height=f.height
     )
-    if cam.detected:
-        frame.detections.extend(cam.detections.to_proto())
-        frame.embeddings.CopyFrom(array_to_tensor(cam.embeddings))
+    if cam.detected or carried is not None:
+        dets, emb = (cam.detections, cam.embeddings) if cam.detected else carried
+        frame.detections.extend(dets.to_proto())
+        frame.embeddings.CopyFrom(array_to_tensor(emb))
     else:
         frame.predict_only = True
     return tracking_pb2.TrackRequest(frame=frame)

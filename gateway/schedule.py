@@ -17,7 +17,11 @@ Modes (``DETECTION_SCHEDULE`` / the session option ``detection_schedule``):
 How a skipped frame's boxes are made (``SCHEDULE_PREDICTION`` / ``schedule_prediction``): ``kalman`` takes the
 tracker's predicted boxes as they are; ``flow`` moves each track's box of the camera's previous frame by the median
 sparse optical flow (``cv2.calcOpticalFlowPyrLK``) of points inside it, falling back to the Kalman box where too
-few points are followed (the tracker still advances its filters, so IDs and association are the same).
+few points are followed (the tracker still advances its filters, so IDs and association are the same);
+``detections`` moves the camera's previous detections (every one, also those no track took yet) by optical flow and
+gives them to the tracker as that frame's detections (``DetectionCarrier``), so the tracker updates as on a detected
+frame: a track born on the last detected frame is confirmed on the skipped one, as it would be with every frame
+detected (with ``kalman``/``flow`` ByteTrack shows a new track only from its second *detected* frame).
 
 Adaptive decisions use the tracks the pipeline last reported for the camera; steps are pipelined, so that report
 is a few steps old (the decision lags by at most the pipeline's depth).
@@ -31,10 +35,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from spoton.domain import Tracks
+from spoton.domain import Detections, Tracks
 
 SCHEDULES = ("fixed", "motion", "adaptive")
-PREDICTIONS = ("kalman", "flow")
+PREDICTIONS = ("kalman", "flow", "detections")
 # Optical flow runs on frames scaled by this factor, on a grid of GRID x GRID points over the middle of each box
 # (20-80 % of its width and height: the body, not the background at the edges); a box needs MIN_POINTS points
 # followed forward and back to move.
@@ -114,7 +118,12 @@ class SchedulePolicy:
 
     @property
     def uses_flow(self) -> bool:
-        return self.prediction == "flow" and not self.every_frame
+        """Whether skipped frames need optical flow (the reader then makes each frame's ``flow_grey``)."""
+        return self.prediction in ("flow", "detections") and not self.every_frame
+
+    @property
+    def carries_detections(self) -> bool:
+        return self.prediction == "detections" and not self.every_frame
 
 
 @dataclass
@@ -231,3 +240,38 @@ class FlowPredictor:
                 tracks = dataclasses.replace(tracks, xyxy=xyxy)
         self._prev[camera_id] = (grey, dict(zip(tracks.track_id.tolist(), tracks.xyxy, strict=True)))
         return tracks
+
+
+class DetectionCarrier:
+    """Per camera, the previous frame and its detections (found, or carried themselves) with their embeddings; a
+    skipped frame gets them moved by optical flow (``flow_shift``), to be tracked like a detected frame's.
+
+    A box whose points are not followed stays where it was (a person standing still, or too small to follow); a
+    box moved out of the frame is dropped. Confidences and embeddings are the originals', so the tracker's
+    thresholds and appearance cues see what they saw on the detected frame.
+    """
+
+    def __init__(self) -> None:
+        self._prev: dict[str, tuple[np.ndarray, Detections, np.ndarray]] = {}
+
+    def step(
+        self, camera_id: str, grey: np.ndarray, dets: Detections, emb: np.ndarray, detected: bool, wh: tuple[int, int]
+    ) -> tuple[Detections, np.ndarray] | None:
+        """This frame's detections and embeddings: ``dets``/``emb`` as given on a detected frame, carried ones on a
+        skipped frame (None when the camera has no detected frame yet). ``emb``: float32 (N, D), or (0, 0)."""
+        prev = self._prev.get(camera_id)
+        if detected:
+            self._prev[camera_id] = (grey, dets, emb)
+            return dets, emb
+        if prev is None:
+            return None
+        prev_grey, prev_dets, prev_emb = prev
+        moved, _ = flow_shift(prev_grey, grey, prev_dets.xyxy)
+        w, h = wh
+        moved[:, [0, 2]] = moved[:, [0, 2]].clip(0, w)
+        moved[:, [1, 3]] = moved[:, [1, 3]].clip(0, h)
+        keep = (moved[:, 2] - moved[:, 0] >= 2) & (moved[:, 3] - moved[:, 1] >= 2)
+        out = Detections(moved[keep], prev_dets.confidence[keep], prev_dets.class_id[keep])
+        out_emb = prev_emb[keep] if len(prev_emb) == len(prev_dets) and len(prev_emb) else prev_emb[:0]
+        self._prev[camera_id] = (grey, out, out_emb)
+        return out, out_emb

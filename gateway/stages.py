@@ -25,7 +25,7 @@ from gateway.requests import (
     track_request,
     track_start,
 )
-from gateway.schedule import DetectionSchedule, FlowPredictor
+from gateway.schedule import DetectionCarrier, DetectionSchedule, FlowPredictor
 from gateway.work import CameraInput, StepWork
 
 
@@ -90,11 +90,22 @@ class Stages:
         starts afresh there (``TrackIdOffsets``)."""
         links = {c: self._track_link(c, f) for c, f in fps.items()}
         offsets = TrackIdOffsets()
-        flow = FlowPredictor() if self.config.schedule.uses_flow else None
+        policy = self.config.schedule
+        carrier = DetectionCarrier() if policy.carries_detections else None
+        flow = FlowPredictor() if policy.uses_flow and carrier is None else None
 
         async def one(cam: CameraInput) -> None:
             link = links[cam.camera_id]
-            reply = await link.exchange(track_request(cam))
+            carried = None
+            if carrier is not None and cam.grey is not None:
+                wh = (cam.frame.width, cam.frame.height)
+                carried = carrier.step(cam.camera_id, cam.grey, cam.detections, cam.embeddings, cam.detected, wh)
+                cam.grey = None
+                if carried is not None and not cam.detected:
+                    # the tracks' det_index points into the carried detections: association gets their embeddings
+                    # (a track first shown on a skipped frame is then not an identity without appearance)
+                    cam.detections, cam.embeddings = carried
+            reply = await link.exchange(track_request(cam, None if cam.detected else carried))
             offsets.merge(cam, reply, link.generation)
             if cam.detected:
                 self.schedule.observe(cam.camera_id, cam.tracks)

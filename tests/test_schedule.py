@@ -15,6 +15,7 @@ from gateway.requests import detect_request, embed_request, merge_detect, merge_
 from gateway.schedule import (
     CROWD,
     YOUNG_AGE,
+    DetectionCarrier,
     DetectionSchedule,
     FlowPredictor,
     SchedulePolicy,
@@ -126,6 +127,10 @@ def test_policy_validation_and_session_options_over_settings() -> None:
         SchedulePolicy("fixed", 2, prediction="guess")
     assert SchedulePolicy("fixed", 2, prediction="flow").uses_flow
     assert not SchedulePolicy("fixed", 1, prediction="flow").uses_flow  # nothing to predict
+    carry = SchedulePolicy("fixed", 2, prediction="detections")
+    assert carry.uses_flow and carry.carries_detections
+    assert not SchedulePolicy("fixed", 2, prediction="flow").carries_detections
+    assert not SchedulePolicy("fixed", 1, prediction="detections").carries_detections
     settings = GatewaySettings(detection_schedule="motion", detect_every=3, motion_threshold=0.01)
     assert SessionConfig.resolve({}, settings).schedule == SchedulePolicy("motion", 3, 0.01)
     cfg = SessionConfig.resolve(
@@ -232,3 +237,68 @@ def test_flow_predictor_moves_known_tracks_on_skipped_frames_only() -> None:
     np.testing.assert_allclose(out.xyxy[1], kalman.xyxy[1])  # track 7 was not there before: the Kalman box
     detected = flow.step("a", flow_grey(textured((9, 0))), kalman, True, (640, 480))
     assert detected is kalman  # a detected frame's boxes are the tracker's
+
+
+def test_carrier_moves_every_previous_detection_by_flow_with_its_score_and_embedding() -> None:
+    carrier = DetectionCarrier()
+    boxes = np.array([[200, 150, 260, 310], [400, 100, 450, 230], [600, 10, 640, 120]], np.float32)
+    dets = Detections(boxes, np.array([0.6, 0.3, 0.5]), np.zeros(3))
+    emb = np.eye(3, 8, dtype=np.float32)
+    wh = (640, 480)
+    assert carrier.step("a", flow_grey(textured()), Detections.empty(), emb[:0], False, wh) is None  # nothing yet
+    got = carrier.step("a", flow_grey(textured()), dets, emb, True, wh)
+    assert got[0] is dets and got[1] is emb  # a detected frame's own detections
+    carried, carried_emb = carrier.step("a", flow_grey(textured((8, 3))), Detections.empty(), emb[:0], False, wh)
+    np.testing.assert_allclose(carried.xyxy[:2], boxes[:2] + np.float32([8, 3, 8, 3]), atol=0.5)
+    np.testing.assert_allclose(carried.xyxy[2], [608, 13, 640, 123], atol=0.5)  # pushed over the edge: clipped
+    np.testing.assert_allclose(carried.confidence, [0.6, 0.3, 0.5])  # the low one too: ByteTrack's second stage
+    np.testing.assert_array_equal(carried_emb, emb)
+    again, _ = carrier.step("a", flow_grey(textured((14, 3))), Detections.empty(), emb[:0], False, wh)
+    np.testing.assert_allclose(again.xyxy[:2], boxes[:2] + np.float32([14, 3, 14, 3]), atol=0.5)  # chained
+    gone = Detections(np.array([[630, 10, 640, 120]], np.float32), np.array([0.5]), np.zeros(1))
+    carrier.step("c", flow_grey(textured()), gone, emb[:1], True, wh)
+    moved, moved_emb = carrier.step("c", flow_grey(textured()), Detections.empty(), emb[:0], False, (620, 480))
+    assert len(moved) == 0 and moved_emb.shape == (0, 8)  # nothing of it left inside a 620-wide frame: dropped
+    assert carrier.step("b", flow_grey(textured()), dets, emb, False, wh) is None  # cameras are independent
+
+
+def test_carried_detections_confirm_a_new_track_on_the_skipped_frame() -> None:
+    """ByteTrack shows a track from its second matched frame. Every frame detected: a person appearing on frame 3
+    is shown from frame 4. Detecting every other frame with Kalman prediction hides it until frame 5 (the next
+    detected frame); carried detections confirm it on frame 4, as every-frame detection does."""
+    person = np.array([[100, 100, 150, 250]], np.float32)
+    newcomer = np.array([[400, 120, 440, 230]], np.float32)
+
+    def found(frame: int) -> Detections:
+        boxes = np.concatenate([person, newcomer]) if frame >= 3 else person
+        return Detections(boxes + 3 * frame * np.float32([1, 0, 1, 0]), np.full(len(boxes), 0.7), np.zeros(len(boxes)))
+
+    def shown(prediction: str, every: int) -> list[int]:
+        tracker = CameraTracker.create("bytetrack")
+        schedule = DetectionSchedule(SchedulePolicy("fixed", every, prediction=prediction))
+        carrier = DetectionCarrier()
+        counts = []
+        for f in range(1, 7):
+            image = textured((3 * f, 0))
+            detected = schedule.decide("a")
+            carried = carrier.step("a", flow_grey(image), found(f), np.zeros((0, 0), np.float32), detected, (640, 480))
+            if detected:
+                out = tracker.update(found(f), None, (640, 480), f)
+            elif prediction == "detections":
+                out = tracker.update(carried[0], None, (640, 480), f)
+            else:
+                out = tracker.predict((640, 480), f)
+            counts.append(len(out))
+        return counts
+
+    assert shown("kalman", 1) == [1, 1, 1, 2, 2, 2]
+    assert shown("kalman", 2) == [1, 1, 1, 1, 2, 2]
+    assert shown("detections", 2) == [1, 1, 1, 2, 2, 2]
+
+
+def test_a_skipped_frame_sends_the_carried_detections_as_a_normal_frame() -> None:
+    cam = camera("b", False)
+    dets = Detections(np.array([[1, 2, 30, 60]], np.float32), np.array([0.5]), np.zeros(1))
+    frame = track_request(cam, (dets, np.ones((1, 4), np.float32))).frame
+    assert not frame.predict_only and len(frame.detections) == 1 and frame.embeddings.shape == [1, 4]
+    assert track_request(cam).frame.predict_only  # nothing carried yet: the tracker predicts

@@ -88,3 +88,27 @@ def test_predict_only_frames_over_grpc(channel_to) -> None:  # type: ignore[no-u
     with pytest.raises(grpc.RpcError) as err:
         list(stub.Track(iter([_start("t-predict-ocsort", "ocsort"), _frame(1), predicted]), timeout=30))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "cannot predict" in err.value.details()
+
+
+def test_carried_detections_show_new_tracks_on_skipped_frames(stack, demo_dir) -> None:  # type: ignore[no-untyped-def]
+    """``schedule_prediction: detections``: a skipped frame is tracked on the previous detections moved by optical
+    flow, so a track born on a detected frame is confirmed (and shown) on the skipped frame after it. With Kalman
+    prediction a skipped frame shows exactly the tracks of the detected frame before it (test above)."""
+    options = {"max_steps": STEPS, "detection_schedule": "fixed", "detect_every": 2}
+    options["schedule_prediction"] = "detections"
+    r = gwapi.post(f"{stack.gateway_url}/api/v1/sessions/", timeout=30, json={"video_set": "demo", "options": options})
+    assert r.status_code == 201, r.text
+    sid = r.json()["session_id"]
+    messages = asyncio.run(record(f"ws://127.0.0.1:{stack.gateway_port}/ws/tracking/{sid}"))
+    summary = gwapi.get(f"{stack.gateway_url}/api/v1/sessions/{sid}", timeout=10).json()
+    assert summary["status"] == "finished" and summary["detection"]["detected_share"] == 0.5
+    steps = [m for m in messages if m["type"] == "step"]
+    born_on_skipped = 0
+    for cam in CAMERAS:
+        per_step = [{t["track_id"] for t in m["cameras"][cam]["tracks"]} for m in steps]
+        assert all(per_step[4:]), f"{cam}: a step without tracks"
+        born_on_skipped += sum(len(per_step[k] - per_step[k - 1]) for k in range(1, STEPS, 2))
+    assert born_on_skipped > 0
+    gt = ground_truth_from_mot({c: demo_dir / "gt" / f"{c}.txt" for c in CAMERAS})
+    for cam, s in score_run(gt, messages)["cameras"].items():
+        assert s["recall"] > 0.7, cam

@@ -43,8 +43,10 @@ class SessionOptions(BaseModel):
     )
     detect_every: int | None = Field(None, ge=1, le=30, description="period / longest run between detections")
     motion_threshold: float | None = Field(None, ge=0, le=1, description="motion mode: changed-pixel share")
-    schedule_prediction: Literal["kalman", "flow"] | None = Field(
-        None, description="boxes of skipped frames: tracker Kalman or optical flow; empty = SCHEDULE_PREDICTION"
+    schedule_prediction: Literal["kalman", "flow", "detections"] | None = Field(
+        None,
+        description="boxes of skipped frames: tracker Kalman, optical flow, or the previous detections moved by "
+        "optical flow and tracked; empty = SCHEDULE_PREDICTION",
     )
 
 
