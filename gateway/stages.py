@@ -7,6 +7,8 @@ import asyncio
 import time
 from collections.abc import Callable
 
+import grpc
+
 from gateway.clients import ServiceClients
 from gateway.identity_embed import IdentityEmbedder
 from gateway.link import StageLink, drive
@@ -70,10 +72,15 @@ class Stages:
         await drive(self._link("detect", open_call), inp, out, request, merge_detect)
 
     async def tracker_uses_embeddings(self) -> bool:
-        """Whether the session's tracker takes a per-detection appearance cue (TrackingService.ListTrackers)."""
-        reply = await self.clients.tracking.ListTrackers(
-            tracking_pb2.ListTrackersRequest(), timeout=self.config.rpc_timeout_s, metadata=self.clients.metadata
-        )
+        """Whether the session's tracker takes a per-detection appearance cue (TrackingService.ListTrackers).
+        When tracking cannot say (away at the start), tracking embeddings are computed: a tracker that needs none
+        ignores them, one that needs them would fail without."""
+        try:
+            reply = await self.clients.tracking.ListTrackers(
+                tracking_pb2.ListTrackersRequest(), timeout=self.config.rpc_timeout_s, metadata=self.clients.metadata
+            )
+        except grpc.aio.AioRpcError:
+            return True
         name = self.config.tracker or reply.default_tracker
         return any(t.name == name and t.uses_embeddings for t in reply.trackers)
 
