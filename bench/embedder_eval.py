@@ -123,7 +123,7 @@ def tracklets(emb: np.ndarray, crops: Crops, window_frames: int) -> tuple[np.nda
     return means, Crops([], groups[:, 0], groups[:, 1], frames, crops.cameras)
 
 
-def runtimes(embedder: Embedder, threads: int) -> dict:
+def runtimes(embedder: Embedder, threads: int, torch_eager: bool = True) -> dict:
     """name -> callable(batch NCHW float32) -> (N, D): reid_svc's CPU runtimes (``REID_BACKEND`` onnx and
     openvino, as the service opens them, ``threads`` inference threads) and eager PyTorch for reference."""
     import torch
@@ -137,6 +137,8 @@ def runtimes(embedder: Embedder, threads: int) -> dict:
         except ImportError:
             continue
         out[e.info.backend] = e._run
+    if not torch_eager:
+        return out
     model = network(embedder.info.name).build(embedder.weights, embedder.input_wh).eval()
 
     def eager(x: np.ndarray) -> np.ndarray:
@@ -159,6 +161,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--threads", type=int, default=1, help="inference threads of each runtime (REID_THREADS)")
     p.add_argument("--speed-only", action="store_true", help="skip the accuracy scores")
+    p.add_argument("--torch", action=argparse.BooleanOptionalAction, default=True, help="also time eager PyTorch")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "embedder_eval.json")
     a = p.parse_args()
     if not (a.demo_dir / "demo.yaml").exists():
@@ -198,7 +201,7 @@ def main() -> None:
         t_emb, t_crops = tracklets(flipped, crops, round(a.tracklet_s * FPS))
         row[f"tracklets_{a.tracklet_s:g}s_cross_camera_flip_tta"] = score(t_emb, t_crops, 0)
     # Speed: every runtime of every network, interleaved, on the same batch of real crops.
-    fns = {(n, r): f for n, e in embedders.items() for r, f in runtimes(e, a.threads).items()}
+    fns = {(n, r): f for n, e in embedders.items() for r, f in runtimes(e, a.threads, a.torch).items()}
     batch = {n: e.preprocess(crops.images[: a.batch]) for n, e in embedders.items()}
     times: dict = {k: [] for k in fns}
     cpu: dict = {k: [] for k in fns}

@@ -318,15 +318,18 @@ def export_onnx(weights: Path, input_wh: tuple[int, int], model_type: str = "mob
 BACKENDS = ("auto", "torch", "onnx", "openvino")
 
 
-def cpu_runtime(flags: frozenset[str], openvino_installed: bool) -> str:
-    """``REID_BACKEND=auto`` on a CPU: ``openvino`` where it is installed and the CPU has AVX2, else ``onnx``.
+# CPU features on which OpenVINO ran the ReID networks faster than ONNX Runtime.
+OPENVINO_FASTER_FLAGS = frozenset({"avx512f", "amx_bf16", "amx_int8"})
 
-    Measured with ``bench/embedder_eval.py`` (ms per crop, batch 16, FP32 on both; README "Appearance"): OpenVINO
-    ran both networks 2-3.5x faster than ONNX Runtime on an AVX-512/AMX Xeon and on an AVX2 EPYC, with the same
-    embeddings (cosine >= 0.9999, tests/test_embedders.py). Without AVX2 (old or non-x86 CPUs) ONNX Runtime is the
-    portable path.
+
+def cpu_runtime(flags: frozenset[str], openvino_installed: bool) -> str:
+    """``REID_BACKEND=auto`` on a CPU: ``openvino`` where it is installed and the CPU has AVX-512 or AMX, else
+    ``onnx``. Measured with ``bench/embedder_eval.py`` (batch 16, FP32 on both, same embeddings within 1e-4):
+    on an AVX-512/AMX Xeon OpenVINO ran both networks 2-3.5x faster than ONNX Runtime (wall clock, loaded); on an
+    AVX2-only AMD EPYC ONNX Runtime cost less CPU per crop (MobileNetV2 2.7 vs 3.4 ms, Deep SORT 38.7 vs 43.4 ms at
+    one thread; README "Appearance embedders"). Elsewhere ONNX Runtime is the portable path.
     """
-    return "openvino" if openvino_installed and "avx2" in flags else "onnx"
+    return "openvino" if openvino_installed and OPENVINO_FASTER_FLAGS & flags else "onnx"
 
 
 class OpenVinoSession:

@@ -280,9 +280,10 @@ def test_openvino_runtime_gives_onnx_runtimes_embeddings(tmp_path, model_type) -
 
 
 def test_auto_runtime_follows_the_measured_cpu_table() -> None:
-    assert embedders.cpu_runtime(frozenset({"avx2", "fma"}), openvino_installed=True) == "openvino"
+    assert embedders.cpu_runtime(frozenset({"avx2", "avx512f"}), openvino_installed=True) == "openvino"
     assert embedders.cpu_runtime(frozenset({"avx2", "amx_bf16"}), openvino_installed=True) == "openvino"
-    assert embedders.cpu_runtime(frozenset({"avx2"}), openvino_installed=False) == "onnx"
+    assert embedders.cpu_runtime(frozenset({"avx2", "avx512f"}), openvino_installed=False) == "onnx"
+    assert embedders.cpu_runtime(frozenset({"avx2", "fma"}), openvino_installed=True) == "onnx"  # AMD EPYC here
     assert embedders.cpu_runtime(frozenset({"sse4_2"}), openvino_installed=True) == "onnx"
     expected = embedders.cpu_runtime(embedders.cpu_flags(), True)
     assert Embedder("mobilenetv2").info.backend == {"onnx": "onnxruntime"}.get(expected, expected)
