@@ -135,9 +135,9 @@ def write_pets_set(directory: Path) -> None:
     (directory / "pets.yaml").write_text(json.dumps(doc))
 
 
-def write_low_overlap_set(directory: Path) -> bool:
+def write_low_overlap_set(directory: Path) -> None:
     """The low-overlap layout (three cameras over disjoint parts of the floor) as video set ``low_overlap`` beside
-    the demo, its sources by absolute path; False when it could not be generated."""
+    the demo, its videos linked in (sources must lie under the video sets directory)."""
     import yaml
 
     from spoton.demo.generate import LOW_OVERLAP_OUT
@@ -147,9 +147,11 @@ def write_low_overlap_set(directory: Path) -> bool:
     doc = yaml.safe_load((LOW_OVERLAP_OUT / "demo.yaml").read_text())
     doc["name"] = "low_overlap"
     for cam in doc["cameras"]:
-        cam["source"] = str((LOW_OVERLAP_OUT / cam["source"]).resolve())
+        link = directory / f"low_overlap_{cam['source']}"
+        if not link.exists():
+            link.symlink_to((LOW_OVERLAP_OUT / cam["source"]).resolve())
+        cam["source"] = link.name
     (directory / "low_overlap.yaml").write_text(json.dumps(doc))
-    return True
 
 
 def restart_reid(stack: Stack, env: dict[str, str]) -> None:
