@@ -36,7 +36,7 @@ class GatewaySettings(CommonSettings):
     # time, at most IDENTITY_EMBED_MAX_PER_STEP crops a step (0 = no cap); "every" = every tracked detection.
     # Defaults measured with bench/identity_budget.py (README "Appearance").
     identity_embed_mode: Literal["budget", "every"] = "budget"
-    identity_embed_every_s: float = Field(2.0, ge=0)
+    identity_embed_every_s: float = Field(1.0, ge=0)
     identity_embed_max_covered: float = Field(0.1, ge=0, le=1)
     identity_embed_min_sharpness: float = Field(0.0, ge=0)
     identity_embed_max_per_step: int = Field(0, ge=0)

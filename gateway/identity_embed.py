@@ -36,7 +36,7 @@ class IdentityBudget:
     """The identity-embedding budget of a session (``GatewaySettings.identity_embed_*``, session options)."""
 
     mode: str = "budget"
-    every_s: float = 2.0
+    every_s: float = 1.0
     max_covered: float = 0.1
     min_sharpness: float = 0.0
     max_per_step: int = 0

@@ -10,7 +10,7 @@ import re
 from tests.conftest import gwapi
 from tests.test_e2e import record
 
-STEPS = 21  # three seconds at 7 fps: births, then one refresh at 2 s
+STEPS = 21  # three seconds at 7 fps: births, then a refresh of clean tracks every second
 
 
 def embedded_crops(stack) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -40,7 +40,7 @@ def test_identity_embeddings_are_spent_per_track_under_the_budget(stack) -> None
     # What reid computed is what the gateway asked for: identity crops only, none for ByteTrack.
     assert crops["tracking"] == 0
     assert crops["identity"] == ie["embedded"] > 0
-    # ~12 tracked people a step over four cameras; the budget embeds births and a refresh every 2 s: well under a
+    # ~12 tracked people a step over four cameras; the budget embeds births and a refresh every 1 s: well under a
     # third of the tracked detections (embedding every detection, as before, would be all of them).
     assert ie["candidates"] >= 8 * STEPS
     assert ie["embedded"] < ie["candidates"] / 3
