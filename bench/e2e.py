@@ -45,8 +45,9 @@ ALL_CAMERAS = ["cam1", "cam2", "cam3", "cam4"]
 CPU_COLUMNS = ("detection", "reid", "tracking", "mapping", "gateway")
 STAGES = {
     "detect": ("detection", "DetectStream"),
-    "embed": ("reid", "EmbedStream"),
+    "embed": ("reid", "EmbedStream"),  # tracking embeddings (only for trackers that use them)
     "track": ("tracking", "Track"),
+    "identity_embed": ("reid", "EmbedStreamIdentity"),  # identity embeddings of the tracks the budget chose
     "project": ("mapping", "ProjectStream"),
     "associate": ("reid", "Associate"),
 }
@@ -138,6 +139,41 @@ def write_pets_set(directory: Path) -> None:
     (directory / "pets.yaml").write_text(json.dumps(doc))
 
 
+def write_low_overlap_set(directory: Path) -> None:
+    """The low-overlap layout (three cameras over disjoint parts of the floor) as video set ``low_overlap`` beside
+    the demo, its videos linked in (sources must lie under the video sets directory)."""
+    import yaml
+
+    from spoton.demo.generate import LOW_OVERLAP_OUT
+
+    if not (LOW_OVERLAP_OUT / "demo.yaml").exists():
+        generate(LOW_OVERLAP_OUT, layout="low_overlap")
+    doc = yaml.safe_load((LOW_OVERLAP_OUT / "demo.yaml").read_text())
+    doc["name"] = "low_overlap"
+    for cam in doc["cameras"]:
+        link = directory / f"low_overlap_{cam['source']}"
+        if not link.exists():
+            link.symlink_to((LOW_OVERLAP_OUT / cam["source"]).resolve())
+        cam["source"] = link.name
+    (directory / "low_overlap.yaml").write_text(json.dumps(doc))
+
+
+def restart_reid(stack: Stack, env: dict[str, str]) -> None:
+    stack.kill("reid")
+    stack.start_service("reid", env=env)
+    wait_serving(stack.addr("reid"), lambda: stack._check_alive("reid"))
+
+
+def identity_options(spec: str) -> dict:
+    """``every`` | ``budget[:key=value,...]`` (gateway/identity_embed.py IdentityBudget) -> session options."""
+    mode, _, rest = spec.partition(":")
+    values: dict = {"mode": mode}
+    for kv in filter(None, rest.split(",")):
+        k, v = kv.split("=")
+        values[k] = int(v) if k == "max_per_step" else float(v)
+    return {"identity_embedding": values}
+
+
 def run_session(
     stack: Stack, sampler: ResourceSampler, video_set: str, cameras: list[str], steps: int, options: dict, gt
 ) -> dict:  # type: ignore[no-untyped-def]
@@ -181,6 +217,7 @@ def run_session(
             k: round((after_cpu.get(k, 0) - before_cpu.get(k, 0)) * 1000 / max(n, 1), 1) for k in after_cpu
         },
         "detection": summary.get("detection", {}),
+        "identity_embeddings": summary.get("identity_embeddings", {}),
         "peak_rss_mib": {k: round(v) for k, v in sampler.peak.items()},
         "total_peak_rss_mib": round(sum(sampler.peak.values())),
     }
@@ -287,11 +324,33 @@ def schedule_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def identity_table(rows: list[dict]) -> str:
+    """Identity-embedding budgets side by side: crops and CPU per step, identity accuracy."""
+    lines = [
+        "| layout | reid | identity | identity crops/step (tracked detections/step) | reid CPU ms/step "
+        "| identity embed compute ms/step | multi-camera IDF1 | global ids / people | same-person P / R |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        e = r["run"]
+        ie = e.get("identity_embeddings", {})
+        m = e.get("multi_camera", {})
+        steps = max(e["steps"], 1)
+        lines.append(
+            f"| {r['layout']} | {r['reid'] or 'default'} | {r['identity']} | {ie.get('embedded', 0) / steps:.2f} "
+            f"({ie.get('candidates', 0) / steps:.2f}) | {e['cpu_ms_per_step'].get('reid', 0):.0f} "
+            f"| {e['compute_ms'].get('identity_embed', 0):.1f} | {m.get('idf1', float('nan')):.3f} "
+            f"| {m.get('global_ids', '')} / {m.get('gt_people', '')} "
+            f"| {m.get('same_person_precision') or 0:.3f} / {m.get('same_person_recall') or 0:.3f} |"
+        )
+    return "\n".join(lines)
+
+
 def table(results: dict) -> str:
     lines = [
-        "| run | camera-frames/s | latency p50 / p95 ms | detect | embed | track | project | associate "
-        "| outside services | KB/step | peak RSS MiB | mean IDF1 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| run | camera-frames/s | latency p50 / p95 ms | detect | embed | track | identity embed | project "
+        "| associate | outside services | KB/step | peak RSS MiB | mean IDF1 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label, e in results["runs"].items():
         rt, cp = e["round_trip_ms"], e["compute_ms"]
@@ -306,7 +365,7 @@ def table(results: dict) -> str:
             p = results[key]
             lines.append(
                 f"| peer: Ultralytics track (ByteTrack), 1 process, {label}, PETS view | {p['frames_per_s']:.1f} "
-                f"| | | | | | | | | | {p['idf1']:.3f} |"
+                f"| | | | | | | | | | | {p['idf1']:.3f} |"
             )
     return "\n".join(lines)
 
@@ -347,6 +406,17 @@ def main() -> None:
     p.add_argument(
         "--variant-steps", type=int, default=0, help="steps of the runs of variants other than default (0 = --steps)"
     )
+    p.add_argument(
+        "--identity",
+        default="",
+        help="identity-embedding budgets for 4-camera demo and 3-camera low-overlap runs, SPEC,... with SPEC every | "
+        "budget[:every_s=2,max_covered=0.1,...] (gateway/identity_embed.py), e.g. every,budget",
+    )
+    p.add_argument(
+        "--reid-models",
+        default="",
+        help="REID_MODEL_TYPE values to restart reid with for the --identity runs (default: the configured one)",
+    )
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "e2e.json")
     a = p.parse_args()
     if not (DEFAULT_OUT / "demo.yaml").exists():
@@ -357,7 +427,21 @@ def main() -> None:
     gt = ground_truth_from_mot({c: DEFAULT_OUT / "gt" / f"{c}.txt" for c in ALL_CAMERAS}) if has_gt else None
     pets_gt = ground_truth_from_mot({"pets": gt_path()}, a.steps) if has_gt else None
     options = {"tracker": a.tracker} if a.tracker else {}
-    results: dict = {"runs": {}, "curve": [], "schedules": [], "machine": {"cpus": os.cpu_count(), "gpu": False}}
+    results: dict = {
+        "runs": {},
+        "curve": [],
+        "schedules": [],
+        "identity": [],
+        "machine": {"cpus": os.cpu_count(), "gpu": False},
+    }
+    low_gt = None
+    if a.identity:
+        from spoton.demo.generate import LOW_OVERLAP_OUT
+
+        write_low_overlap_set(DEFAULT_OUT)
+        low_cams = [c["id"] for c in json.loads((DEFAULT_OUT / "low_overlap.yaml").read_text())["cameras"]]
+        if has_gt:
+            low_gt = ground_truth_from_mot({c: LOW_OVERLAP_OUT / "gt" / f"{c}.txt" for c in low_cams})
     stack = start_stack(REPO / ".spoton" / "bench-logs", db, DEFAULT_OUT, extra_env=local_auth())
     sampler = ResourceSampler(stack).start()
     try:
@@ -375,6 +459,21 @@ def main() -> None:
             results["runs"]["PETS view, 1 camera"] = run_session(
                 stack, sampler, "pets", ["pets"], a.steps, options, pets_gt
             )
+        for model in filter(None, a.reid_models.split(",")) if a.identity else []:
+            restart_reid(stack, {"REID_MODEL_TYPE": model})
+            for spec in filter(None, a.identity.split(",")):
+                opts = {**options, **identity_options(spec)}
+                for layout, cams, truth in (("demo", ALL_CAMERAS, gt), ("low_overlap", low_cams, low_gt)):
+                    entry = run_session(stack, sampler, layout, cams, a.steps, opts, truth)
+                    results["runs"][f"{layout}, reid {model}, identity {spec}"] = entry
+                    results["identity"].append({"reid": model, "identity": spec, "layout": layout, "run": entry})
+        if a.identity and not a.reid_models:
+            for spec in filter(None, a.identity.split(",")):
+                opts = {**options, **identity_options(spec)}
+                for layout, cams, truth in (("demo", ALL_CAMERAS, gt), ("low_overlap", low_cams, low_gt)):
+                    entry = run_session(stack, sampler, layout, cams, a.steps, opts, truth)
+                    results["runs"][f"{layout}, identity {spec}"] = entry
+                    results["identity"].append({"reid": "", "identity": spec, "layout": layout, "run": entry})
         schedules = [v for v in a.schedules.split(",") if v.strip()]
         # "default" is the detector the stack started with (DETECTOR_* of this environment, auto by default).
         variants = [v for v in a.variants.split(",") if v.strip()] or (["default"] if schedules else [])
@@ -434,6 +533,8 @@ def main() -> None:
     print(table(results))
     if results["schedules"]:
         print(schedule_table(results))
+    if results["identity"]:
+        print(identity_table(results["identity"]))
     if "speedup_vs_peer" in results:
         print(f"4 cameras through every service: {results['speedup_vs_peer']}x the peer's frames/s")
 

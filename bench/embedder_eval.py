@@ -30,9 +30,10 @@ import cv2
 import numpy as np
 from scipy.stats import rankdata
 
-from reid_svc.embedders import Embedder, crop_boxes, onnx_cache_path
+from reid_svc.embedders import Embedder, crop_boxes
 from spoton.demo.data import load_mot
 from spoton.demo.generate import DEFAULT_OUT, generate
+from spoton.domain import l2_normalize
 from spoton.videoset import load_video_set
 
 FPS = 7.0
@@ -122,21 +123,22 @@ def tracklets(emb: np.ndarray, crops: Crops, window_frames: int) -> tuple[np.nda
     return means, Crops([], groups[:, 0], groups[:, 1], frames, crops.cameras)
 
 
-def runtimes(embedder: Embedder) -> dict:
-    """name -> callable(batch NCHW float32) -> (N, D): the runtimes this network can run on here."""
-    import onnxruntime as ort
-
-    from reid_svc.embedders import export_onnx, network
-
-    path = onnx_cache_path(embedder.weights, embedder.input_wh, embedder.info.name)
-    if not path.exists():
-        export_onnx(embedder.weights, embedder.input_wh, embedder.info.name)
-    opts = ort.SessionOptions()
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    out = {"onnxruntime": lambda x: session.run(None, {"images": x})[0]}
+def runtimes(embedder: Embedder, threads: int, torch_eager: bool = True) -> dict:
+    """name -> callable(batch NCHW float32) -> (N, D): reid_svc's CPU runtimes (``REID_BACKEND`` onnx and
+    openvino, as the service opens them, ``threads`` inference threads) and eager PyTorch for reference."""
     import torch
 
+    from reid_svc.embedders import network
+
+    out = {}
+    for backend in ("onnx", "openvino"):
+        try:
+            e = Embedder(embedder.info.name, embedder.weights, embedder.input_wh, backend=backend, threads=threads)
+        except ImportError:
+            continue
+        out[e.info.backend] = e._run
+    if not torch_eager:
+        return out
     model = network(embedder.info.name).build(embedder.weights, embedder.input_wh).eval()
 
     def eager(x: np.ndarray) -> np.ndarray:
@@ -144,12 +146,6 @@ def runtimes(embedder: Embedder) -> dict:
             return model(torch.from_numpy(x)).numpy()
 
     out["torch"] = eager
-    try:
-        import openvino as ov
-    except ImportError:
-        return out
-    compiled = ov.Core().compile_model(str(path), "CPU", {"PERFORMANCE_HINT": "LATENCY"})
-    out["openvino"] = lambda x: compiled(x)[0]
     return out
 
 
@@ -163,17 +159,20 @@ def main() -> None:
     p.add_argument("--tracklet-s", type=float, default=5.0, help="window of a tracklet's mean embedding")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--threads", type=int, default=1, help="inference threads of each runtime (REID_THREADS)")
+    p.add_argument("--speed-only", action="store_true", help="skip the accuracy scores")
+    p.add_argument("--torch", action=argparse.BooleanOptionalAction, default=True, help="also time eager PyTorch")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "embedder_eval.json")
     a = p.parse_args()
     if not (a.demo_dir / "demo.yaml").exists():
         generate(a.demo_dir)
     crops = gt_crops(a.demo_dir, a.every, a.min_height)
+    embedders = {name: Embedder(name) for name in a.embedders}
     print(
         f"{len(crops.images)} crops of {len(np.unique(crops.person))} people in {len(crops.cameras)} cameras "
         f"(every {a.every}th frame, boxes >= {a.min_height} px)",
         flush=True,
     )
-    embedders = {name: Embedder(name) for name in a.embedders}
     results: dict = {
         "crops": len(crops.images),
         "people": len(np.unique(crops.person)),
@@ -185,27 +184,39 @@ def main() -> None:
     }
     gap = round(a.gap_s * FPS)
     for name, e in embedders.items():
+        row = {"embedding_dim": e.info.embedding_dim, "input_wh": list(e.input_wh), "backend": e.info.backend}
+        results["embedders"][name] = row
+        if a.speed_only:
+            continue
         emb = e.embed(crops.images)
-        row = {"embedding_dim": e.info.embedding_dim, "input_wh": list(e.input_wh)}
         row["cross_camera"] = score(emb, crops, 0)
         row[f"cross_camera_{a.gap_s:g}s_apart"] = score(emb, crops, gap)
         t_emb, t_crops = tracklets(emb, crops, round(a.tracklet_s * FPS))
         row[f"tracklets_{a.tracklet_s:g}s_cross_camera"] = score(t_emb, t_crops, 0)
         row[f"tracklets_{a.tracklet_s:g}s_cross_camera_{a.gap_s:g}s_apart"] = score(t_emb, t_crops, gap)
-        results["embedders"][name] = row
+        # Flip test-time augmentation (a cheap lever, 2x the cost per crop): the mean of a crop's and its mirror's.
+        flipped = l2_normalize(emb + e.embed([c[:, ::-1] for c in crops.images]))
+        row["cross_camera_flip_tta"] = score(flipped, crops, 0)
+        row[f"cross_camera_flip_tta_{a.gap_s:g}s_apart"] = score(flipped, crops, gap)
+        t_emb, t_crops = tracklets(flipped, crops, round(a.tracklet_s * FPS))
+        row[f"tracklets_{a.tracklet_s:g}s_cross_camera_flip_tta"] = score(t_emb, t_crops, 0)
     # Speed: every runtime of every network, interleaved, on the same batch of real crops.
-    fns = {(n, r): f for n, e in embedders.items() for r, f in runtimes(e).items()}
+    fns = {(n, r): f for n, e in embedders.items() for r, f in runtimes(e, a.threads, a.torch).items()}
     batch = {n: e.preprocess(crops.images[: a.batch]) for n, e in embedders.items()}
     times: dict = {k: [] for k in fns}
+    cpu: dict = {k: [] for k in fns}
     for k, f in fns.items():
         f(batch[k[0]])  # warm-up
     for _ in range(a.repeats):
         for k, f in fns.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             f(batch[k[0]])
             times[k].append((time.perf_counter() - start) * 1000 / a.batch)
+            cpu[k].append((time.process_time() - start_cpu) * 1000 / a.batch)
     for (n, r), t in times.items():
         results["embedders"][n].setdefault("ms_per_crop", {})[r] = float(np.median(t))
+        # CPU time of the process per crop: what a crop costs whatever else the machine runs.
+        results["embedders"][n].setdefault("cpu_ms_per_crop", {})[r] = float(np.median(cpu[(n, r)]))
     for n, row in results["embedders"].items():
         for window in (k for k in row if k.startswith(("cross_camera", "tracklets"))):
             s = row[window]
@@ -215,7 +226,11 @@ def main() -> None:
                 f"(p95 {s['different_p95']:.2f})",
                 flush=True,
             )
-        print(f"{n:12s} ms/crop " + ", ".join(f"{r} {v:.2f}" for r, v in row["ms_per_crop"].items()), flush=True)
+        print(
+            f"{n:12s} ms/crop (CPU ms/crop) "
+            + ", ".join(f"{r} {v:.2f} ({row['cpu_ms_per_crop'][r]:.2f})" for r, v in row["ms_per_crop"].items()),
+            flush=True,
+        )
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(results, indent=2))
 

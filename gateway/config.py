@@ -31,6 +31,16 @@ class GatewaySettings(CommonSettings):
     # How skipped frames get their boxes: the tracker's Kalman prediction, optical flow from the previous frame, or
     # the previous detections moved by optical flow and tracked as that frame's detections (gateway/schedule.py).
     schedule_prediction: Literal["kalman", "flow", "detections"] = "kalman"
+    # Identity embeddings per track, after tracking (gateway/identity_embed.py): "budget" = at a track's birth, then
+    # when its box is unoccluded (no other box covers more than IDENTITY_EMBED_MAX_COVERED of it) and sharp
+    # (Laplacian variance >= IDENTITY_EMBED_MIN_SHARPNESS; 0 = not checked) every IDENTITY_EMBED_EVERY_S of media
+    # time, at most IDENTITY_EMBED_MAX_PER_STEP crops a step (0 = no cap); "every" = every tracked detection.
+    # Defaults measured with bench/identity_budget.py (README "Appearance").
+    identity_embed_mode: Literal["budget", "every"] = "budget"
+    identity_embed_every_s: float = Field(1.0, ge=0)
+    identity_embed_max_covered: float = Field(0.1, ge=0, le=1)
+    identity_embed_min_sharpness: float = Field(0.0, ge=0)
+    identity_embed_max_per_step: int = Field(0, ge=0)
     redis_url: str = ""
     max_cameras_per_session: int = 16
     max_concurrent_sessions: int = 4

@@ -9,6 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 from gateway.config import GatewaySettings
+from gateway.identity_embed import IdentityBudget
 from gateway.schedule import SchedulePolicy
 
 FRAME_ENCODINGS = ("jpeg", "png", "raw")
@@ -32,6 +33,7 @@ class SessionConfig:
         rpc_timeout_s: deadline of the session's unary calls, seconds.
         collect_crops: whether tracks offer reid crops for thumbnails (not when privacy forbids storing faces).
         schedule: which camera frames are detected (``gateway.schedule``); the rest are predicted by the tracker.
+        identity: which tracks get identity embeddings, and when (``gateway.identity_embed``).
     """
 
     media_start_ns: int
@@ -47,6 +49,7 @@ class SessionConfig:
     rpc_timeout_s: float = 30.0
     collect_crops: bool = True
     schedule: SchedulePolicy = field(default_factory=SchedulePolicy)
+    identity: IdentityBudget = field(default_factory=IdentityBudget)
 
     def __post_init__(self) -> None:
         if self.frame_encoding not in FRAME_ENCODINGS:
@@ -77,5 +80,17 @@ class SessionConfig:
                     if options.get("motion_threshold") is None
                     else options["motion_threshold"]
                 ),
+            ),
+            identity=IdentityBudget(
+                **(
+                    {
+                        "mode": settings.identity_embed_mode,
+                        "every_s": settings.identity_embed_every_s,
+                        "max_covered": settings.identity_embed_max_covered,
+                        "min_sharpness": settings.identity_embed_min_sharpness,
+                        "max_per_step": settings.identity_embed_max_per_step,
+                    }
+                    | dict(options.get("identity_embedding") or {})
+                )
             ),
         )

@@ -1,5 +1,9 @@
-"""One session's pipeline: sources -> detection -> reid embed -> tracking -> mapping -> reid associate -> out.
+"""One session's pipeline: sources -> detection -> [reid tracking embeddings] -> tracking -> reid identity
+embeddings -> mapping -> reid associate -> out.
 
+Tracking embeddings (one per detection) are only computed for trackers that use them (BoT-SORT, …; not
+ByteTrack, the default); identity embeddings are computed per track, after tracking, for the tracks the session's
+budget chooses (``gateway.identity_embed``), and association gets each track's latest one.
 Each stage is a coroutine that owns one gRPC stream and passes ``StepWork`` on through a bounded queue, so step
 t+1 is being detected while step t is tracked and associated (pipelining), and no stage runs ahead unboundedly.
 ``Session`` only orchestrates: the reader (``gateway.reader``), the stages (``gateway.stages``, with the pure
@@ -25,6 +29,7 @@ from gateway.config import GatewaySettings
 from gateway.events import ZoneEvent, ZoneEventDetector
 from gateway.fanout import Fanout
 from gateway.history import HistoryWriter
+from gateway.identity_embed import IdentityEmbedder
 from gateway.live import RedisLive
 from gateway.messages import session_ended
 from gateway.options import SessionConfig
@@ -82,6 +87,7 @@ class Session:
         self.options = options
         self.config = SessionConfig.resolve(options, settings)
         self.schedule = DetectionSchedule(self.config.schedule)
+        self.identity: IdentityEmbedder | None = None  # the identity-embedding budget's state, once running
         self.clients = clients
         self.history = history
         self.fanout = Fanout(self.id, live, settings.alert_webhook_url)
@@ -191,9 +197,22 @@ class Session:
             "stage_p50_ms": {k: round(float(np.percentile(v, 50)), 2) for k, v in stage_ms.items()},
             "stage_p95_ms": {k: round(float(np.percentile(v, 95)), 2) for k, v in stage_ms.items()},
             "detection": self.schedule.summary(),
+            "identity_embeddings": self._identity_summary(),
             "frame_bytes_per_step": round(float(np.mean(self.frame_bytes)), 1) if self.frame_bytes else 0.0,
             "last_error": self.last_error,
             "media_start": ns_to_iso(self.media_start_ns),
+        }
+
+    def _identity_summary(self) -> dict:
+        """Identity embeddings computed so far and the tracked detections ``every`` would have embedded."""
+        ie = self.identity
+        if ie is None:
+            return {"mode": self.config.identity.mode, "embedded": 0, "candidates": 0, "per_step": 0.0}
+        return {
+            "mode": ie.budget.mode,
+            "embedded": ie.embedded,
+            "candidates": ie.candidates,
+            "per_step": round(ie.embedded / max(self.steps, 1), 3),
         }
 
     # ---- pipeline --------------------------------------------------------------------------------------------
@@ -233,15 +252,18 @@ class Session:
     async def _run_stages(self, reader: StepReader, fps: dict[str, float]) -> None:
         """Every stage as a task, joined by bounded queues; the first one to fail cancels the others."""
         stages = Stages(self.id, self.clients, self.config, self._on_reconnect, self.schedule)
-        q = [asyncio.Queue(READ_QUEUE_DEPTH)] + [asyncio.Queue(QUEUE_DEPTH) for _ in range(5)]
+        self.identity = stages.identity
+        tracking_embeddings = await stages.tracker_uses_embeddings()
+        q = [asyncio.Queue(READ_QUEUE_DEPTH)] + [asyncio.Queue(QUEUE_DEPTH) for _ in range(6)]
         coroutines = [
             reader.run(q[0], lambda work: self.frame_bytes.append(sum(len(c.frame.data) for c in work.cameras))),
             stages.detect(q[0], q[1]),
-            stages.embed(q[1], q[2]),
+            stages.embed(q[1], q[2], tracking_embeddings),
             stages.track(q[2], q[3], fps),
-            stages.project(q[3], q[4], self.video_set.name, self.calibrated),
-            stages.associate(q[4], q[5], self.video_set.name, self.video_set.person_search),
-            self._emit(q[5]),
+            stages.identity_embed(q[3], q[4]),
+            stages.project(q[4], q[5], self.video_set.name, self.calibrated),
+            stages.associate(q[5], q[6], self.video_set.name, self.video_set.person_search),
+            self._emit(q[6]),
         ]
         tasks = [asyncio.create_task(c) for c in coroutines]
         try:

@@ -12,6 +12,7 @@ from collections import defaultdict
 import numpy as np
 from google.protobuf import struct_pb2
 
+from gateway.identity_embed import IdentityEmbedder
 from gateway.work import CameraInput, StepWork
 from spoton.domain import Detections, FloorPoints, Tracks, array_to_tensor, boxes_to_proto, tensor_to_rows
 from spoton.frames import decode_frame, person_crop
@@ -46,7 +47,7 @@ def merge_detect(work: StepWork, reply: detection_pb2.DetectStreamResponse | Non
             cam.detections, cam.embeddings = Detections.empty(), np.zeros((0, 0), np.float32)
 
 
-# ---- embed ---------------------------------------------------------------------------------------------------------
+# ---- embed: tracking embeddings (per detection, only for trackers that use them) ------------------------------------
 def embed_request(work: StepWork) -> reid_pb2.EmbedStreamRequest | None:
     """The detected cameras' frames with their boxes; None when no camera was detected this step."""
     items = [
@@ -54,13 +55,59 @@ def embed_request(work: StepWork) -> reid_pb2.EmbedStreamRequest | None:
     ]
     if not items:
         return None
-    return reid_pb2.EmbedStreamRequest(step=work.step, items=items)
+    return reid_pb2.EmbedStreamRequest(step=work.step, items=items, purpose=reid_pb2.EMBEDDING_PURPOSE_TRACKING)
+
+
+def no_tracking_embeddings(work: StepWork) -> None:
+    """A tracker without an appearance cue (ByteTrack, the default) gets no embeddings: nothing is computed."""
+    for cam in work.cameras:
+        cam.embeddings = np.zeros((0, 0), np.float32)
 
 
 def merge_embed(work: StepWork, reply: reid_pb2.EmbedStreamResponse | None) -> None:
     detected = [c for c in work.cameras if c.detected]
     for cam, t in zip(detected, reply.embeddings if reply is not None else [], strict=True):
         cam.embeddings = tensor_to_rows(t, len(cam.detections))
+
+
+# ---- identity embed: chosen tracks, after tracking -----------------------------------------------------------------
+def choose_identity(work: StepWork, identity: IdentityEmbedder) -> None:
+    """Set each camera's ``identity`` choices for this step (detected cameras only), within the step's cap."""
+    chosen = []
+    for cam in work.cameras:
+        cam.identity = []
+        if cam.detected and cam.tracks is not None and cam.detections is not None:
+            chosen += identity.choose(
+                cam.camera_id, cam.frame.timestamp_ns, cam.tracks, cam.detections, lambda f=cam.frame: decode_frame(f)
+            )
+    keep = {id(c) for c in identity.cap(chosen)}
+    by_cam = {cam.camera_id: cam for cam in work.cameras}
+    for c in chosen:
+        if id(c) in keep:
+            by_cam[c.camera_id].identity.append(c)
+    identity.forget_old(work.timestamp_ns)
+
+
+def identity_embed_request(work: StepWork) -> reid_pb2.EmbedStreamRequest | None:
+    """The chosen tracks' detection boxes with their frames; None when no track is due this step."""
+    items = [
+        reid_pb2.FrameBoxes(frame=c.frame, boxes=boxes_to_proto(np.stack([x.xyxy for x in c.identity])))
+        for c in work.cameras
+        if c.identity
+    ]
+    if not items:
+        return None
+    return reid_pb2.EmbedStreamRequest(step=work.step, items=items, purpose=reid_pb2.EMBEDDING_PURPOSE_IDENTITY)
+
+
+def merge_identity_embed(
+    work: StepWork, reply: reid_pb2.EmbedStreamResponse | None, identity: IdentityEmbedder
+) -> None:
+    """Each chosen track's new embedding becomes its latest."""
+    cams = [c for c in work.cameras if c.identity]
+    for cam, t in zip(cams, reply.embeddings if reply is not None else [], strict=True):
+        for choice, row in zip(cam.identity, tensor_to_rows(t, len(cam.identity)), strict=True):
+            identity.remember(choice, row, cam.frame.timestamp_ns)
 
 
 # ---- track (one stream per camera) ---------------------------------------------------------------------------------
@@ -153,16 +200,19 @@ class ThumbnailPolicy:
                 del self.sent[key]
 
 
-def observations(cam: CameraInput, thumbnails: ThumbnailPolicy) -> list[reid_pb2.Observation]:
-    """One observation per track: its embedding (if it matched a detection), floor point, and a crop when due."""
+def observations(
+    cam: CameraInput, thumbnails: ThumbnailPolicy, identity: IdentityEmbedder
+) -> list[reid_pb2.Observation]:
+    """One observation per track: its latest identity embedding (if it has one), floor point, and a crop when due."""
     tr, ts = cam.tracks, cam.frame.timestamp_ns
     image = None
     obs = []
     for i in range(len(tr)):
-        tid, di = int(tr.track_id[i]), int(tr.det_index[i])
+        tid = int(tr.track_id[i])
         ob = reid_pb2.Observation(camera_id=cam.camera_id, track_id=tid, timestamp_ns=ts)
-        if 0 <= di < len(cam.embeddings):
-            ob.embedding.CopyFrom(array_to_tensor(cam.embeddings[di : di + 1]))
+        emb = identity.latest(cam.camera_id, tid)
+        if emb is not None:
+            ob.embedding.CopyFrom(array_to_tensor(emb.reshape(1, -1)))
         if cam.floor is not None and cam.floor.valid[i]:
             ob.floor.x_m, ob.floor.y_m = (float(v) for v in cam.floor.xy_m[i])
         if thumbnails.due(cam.camera_id, tid, ts):
@@ -175,9 +225,11 @@ def observations(cam: CameraInput, thumbnails: ThumbnailPolicy) -> list[reid_pb2
     return obs
 
 
-def associate_request(work: StepWork, thumbnails: ThumbnailPolicy) -> reid_pb2.AssociateRequest:
+def associate_request(
+    work: StepWork, thumbnails: ThumbnailPolicy, identity: IdentityEmbedder
+) -> reid_pb2.AssociateRequest:
     thumbnails.forget_old(work.timestamp_ns)
-    obs = [ob for cam in work.cameras for ob in observations(cam, thumbnails)]
+    obs = [ob for cam in work.cameras for ob in observations(cam, thumbnails, identity)]
     step = reid_pb2.AssociateStep(step=work.step, timestamp_ns=work.timestamp_ns, observations=obs)
     return reid_pb2.AssociateRequest(step=step)
 

@@ -7,7 +7,10 @@ import asyncio
 import time
 from collections.abc import Callable
 
+import grpc
+
 from gateway.clients import ServiceClients
+from gateway.identity_embed import IdentityEmbedder
 from gateway.link import StageLink, drive
 from gateway.options import SessionConfig
 from gateway.requests import (
@@ -15,18 +18,23 @@ from gateway.requests import (
     TrackIdOffsets,
     associate_request,
     associate_start,
+    choose_identity,
     detect_request,
     embed_request,
+    identity_embed_request,
     merge_associate,
     merge_detect,
     merge_embed,
+    merge_identity_embed,
     merge_project,
+    no_tracking_embeddings,
     project_request,
     track_request,
     track_start,
 )
 from gateway.schedule import DetectionCarrier, DetectionSchedule, FlowPredictor
 from gateway.work import CameraInput, StepWork
+from spoton.v1 import tracking_pb2
 
 
 class Stages:
@@ -45,6 +53,7 @@ class Stages:
         self.config = config
         self.on_reconnect = on_reconnect
         self.schedule = schedule
+        self.identity = IdentityEmbedder(config.identity)
 
     def _link(self, name: str, open_call, on_failure=None) -> StageLink:  # type: ignore[no-untyped-def]
         return StageLink(name, open_call, self.config.stage_reconnect_timeout_s, self.on_reconnect, on_failure)
@@ -62,11 +71,48 @@ class Stages:
 
         await drive(self._link("detect", open_call), inp, out, request, merge_detect)
 
-    async def embed(self, inp: asyncio.Queue, out: asyncio.Queue) -> None:
+    async def tracker_uses_embeddings(self) -> bool:
+        """Whether the session's tracker takes a per-detection appearance cue (TrackingService.ListTrackers).
+        When tracking cannot say (away at the start), tracking embeddings are computed: a tracker that needs none
+        ignores them, one that needs them would fail without."""
+        try:
+            reply = await self.clients.tracking.ListTrackers(
+                tracking_pb2.ListTrackersRequest(), timeout=self.config.rpc_timeout_s, metadata=self.clients.metadata
+            )
+        except grpc.aio.AioRpcError:
+            return True
+        name = self.config.tracker or reply.default_tracker
+        return any(t.name == name and t.uses_embeddings for t in reply.trackers)
+
+    async def embed(self, inp: asyncio.Queue, out: asyncio.Queue, needed: bool) -> None:
+        """Tracking embeddings of every detection, only when the tracker uses them (``needed``); otherwise the
+        steps pass on with none and reid computes nothing here."""
+        if not needed:
+            while (work := await inp.get()) is not None:
+                no_tracking_embeddings(work)
+                await out.put(work)
+            await out.put(None)
+            return
+
         async def open_call():  # type: ignore[no-untyped-def]
             return self.clients.reid.EmbedStream(metadata=self.clients.metadata)
 
         await drive(self._link("embed", open_call), inp, out, embed_request, merge_embed)
+
+    async def identity_embed(self, inp: asyncio.Queue, out: asyncio.Queue) -> None:
+        """Identity embeddings of the tracks the budget chooses (``gateway.identity_embed``), after tracking."""
+
+        async def open_call():  # type: ignore[no-untyped-def]
+            return self.clients.reid.EmbedStream(metadata=self.clients.metadata)
+
+        def request(work: StepWork):  # type: ignore[no-untyped-def]
+            choose_identity(work, self.identity)
+            return identity_embed_request(work)
+
+        def merge(work: StepWork, reply) -> None:  # type: ignore[no-untyped-def]
+            merge_identity_embed(work, reply, self.identity)
+
+        await drive(self._link("identity_embed", open_call), inp, out, request, merge)
 
     def _track_link(self, cam_id: str, fps: float) -> StageLink:
         """A camera's Track stream, on the tracking replica that owns ``session/camera``."""
@@ -163,6 +209,6 @@ class Stages:
             work.finish(self.session_id)
 
         def request(work: StepWork):  # type: ignore[no-untyped-def]
-            return associate_request(work, thumbnails)
+            return associate_request(work, thumbnails, self.identity)
 
         await drive(self._link("associate", open_call, on_failure), inp, out, request, merge)

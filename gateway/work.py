@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gateway.identity_embed import Choice
 from gateway.step import CameraStep, StepResult
 from spoton.domain import Detections, FloorPoints, Tracks
 from spoton.v1 import common_pb2
@@ -22,7 +23,7 @@ class CameraInput:
     camera_id: str
     frame: common_pb2.Frame
     detections: Detections | None = None
-    embeddings: np.ndarray | None = None  # float32 (N detections, D)
+    embeddings: np.ndarray | None = None  # tracking embeddings, float32 (N detections, D); (0, 0) when none needed
     tracks: Tracks | None = None
     floor: FloorPoints | None = None  # one point per track; None for an uncalibrated camera
     global_ids: np.ndarray | None = None  # int64 (N tracks,), 0 = none
@@ -30,6 +31,8 @@ class CameraInput:
     detected: bool = True
     thumb: np.ndarray | None = None  # the frame's motion thumbnail (motion schedule only), uint8 (120, 160)
     grey: np.ndarray | None = None  # the frame for optical flow (flow prediction only), uint8 half size
+    # Tracks chosen for an identity embedding this step (gateway.identity_embed), set by the identity stage.
+    identity: list[Choice] = field(default_factory=list)
 
     def result(self) -> CameraStep:
         """This camera's typed result (after association)."""

@@ -19,8 +19,10 @@ class ReidSettings(CommonSettings):
     # Crop size fed to the embedder, "WxH" pixels (multiples of 32); empty = the network's own (64x128 for
     # mobilenetv2, 128x256 for clip and osnet).
     reid_input_size: str = ""
-    reid_backend: str = "auto"  # auto | torch | onnx
-    reid_threads: int = 0
+    # auto = on a CPU OpenVINO where installed and the CPU has AVX-512 or AMX, else ONNX Runtime
+    # (embedders.cpu_runtime, measured); on a GPU PyTorch fp16. onnx | openvino | torch force one.
+    reid_backend: str = "auto"
+    reid_threads: int = 0  # inference threads (0 = the runtime's default)
     # Associate defaults (per-session options override them).
     reid_match_threshold: float = AssociationOptions.match_threshold
     # Empty: the embedder's own (reid_svc/embedders.py NETWORKS: off for mobilenetv2, 0.7 for clip and osnet).

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 from google.protobuf import json_format
+from prometheus_client import Counter
 
 from reid_svc.config import ReidSettings
 from reid_svc.embedders import Embedder, build_embedder, network
@@ -23,6 +24,9 @@ from spoton.frames import MAX_CROP_BYTES, decode_frame
 from spoton.v1 import common_pb2, reid_pb2, reid_pb2_grpc
 
 MAX_SEARCH_K = 100
+EMBEDDED_CROPS = Counter(
+    "spoton_reid_embedded_crops_total", "Person crops embedded by EmbedStream, per purpose", ["purpose"]
+)
 log = logging.getLogger("reid_svc")
 
 
@@ -103,13 +107,19 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
 
     @stream_errors
     async def EmbedStream(self, request_iterator, context):
+        """One step's frames with their boxes -> their embeddings. Identity embeddings (the gateway's budget) are
+        timed and counted apart from tracking ones: ``spoton_compute_seconds{method="EmbedStreamIdentity"}`` and
+        ``spoton_reid_embedded_crops_total{purpose}``."""
         loop = asyncio.get_running_loop()
         async for request in request_iterator:
             start = loop.time()
-            with COMPUTE_SECONDS.labels("EmbedStream").time():
+            identity = request.purpose == reid_pb2.EMBEDDING_PURPOSE_IDENTITY
+            with COMPUTE_SECONDS.labels("EmbedStreamIdentity" if identity else "EmbedStream").time():
                 tensors = [array_to_tensor(await self._embed(item.frame, item.boxes)) for item in request.items]
+            crops = sum(len(item.boxes) for item in request.items)
+            EMBEDDED_CROPS.labels("identity" if identity else "tracking").inc(crops)
             yield reid_pb2.EmbedStreamResponse(
-                step=request.step, embeddings=tensors, inference_ms=(loop.time() - start) * 1000
+                step=request.step, embeddings=tensors, inference_ms=(loop.time() - start) * 1000, crops=crops
             )
 
     @unary_errors

@@ -76,6 +76,35 @@ def _header_size(data: bytes) -> tuple[int, int]:
         raise ValueError(f"corrupt image: {exc}") from exc
 
 
+def covered_shares(xyxy: np.ndarray, others: np.ndarray | None = None) -> np.ndarray:
+    """Per box of (N, 4) pixel boxes, the largest share (0..1) of its area that one other box covers: the other
+    boxes of ``xyxy`` and every box of ``others`` (M, 4). 0 = nobody in front of or behind it."""
+    boxes = np.asarray(xyxy, np.float64).reshape(-1, 4)
+    extra = np.zeros((0, 4)) if others is None else np.asarray(others, np.float64).reshape(-1, 4)
+    every = np.concatenate([boxes, extra])
+    iw = np.clip(
+        np.minimum(boxes[:, None, 2], every[None, :, 2]) - np.maximum(boxes[:, None, 0], every[None, :, 0]), 0, None
+    )
+    ih = np.clip(
+        np.minimum(boxes[:, None, 3], every[None, :, 3]) - np.maximum(boxes[:, None, 1], every[None, :, 1]), 0, None
+    )
+    inter = iw * ih
+    inter[np.arange(len(boxes)), np.arange(len(boxes))] = 0.0  # a box does not cover itself
+    area = np.maximum((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 1e-9)
+    return np.clip(inter.max(axis=1, initial=0.0) / area, 0.0, 1.0)
+
+
+def sharpness(crop: np.ndarray, height: int = 128) -> float:
+    """Variance of the Laplacian of a BGR or grey crop scaled to ``height`` px (so a crop's size does not count):
+    high for a crisp person, low for a blurred or washed-out one."""
+    grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
+    h, w = grey.shape[:2]
+    if h == 0 or w == 0:
+        return 0.0
+    norm = cv2.resize(grey, (max(1, round(w * height / h)), height))
+    return float(cv2.Laplacian(norm, cv2.CV_64F).var())
+
+
 def person_crop(image: np.ndarray, xyxy: np.ndarray, index: int, quality: int = 85) -> tuple[bytes, float] | None:
     """JPEG of box ``index`` of (N, 4) pixel boxes in a BGR image, and the share of it no other box covers
     (0..1); None when the clipped box is too small to show anyone (< 8 x 16 px)."""
@@ -86,12 +115,6 @@ def person_crop(image: np.ndarray, xyxy: np.ndarray, index: int, quality: int = 
     c, d = int(np.clip(np.ceil(x2), 0, w)), int(np.clip(np.ceil(y2), 0, h))
     if c - a < 8 or d - b < 16:
         return None
-    area = max((x2 - x1) * (y2 - y1), 1e-9)
-    others = np.delete(boxes, index, axis=0)
-    covered = 0.0
-    if len(others):
-        iw = np.clip(np.minimum(others[:, 2], x2) - np.maximum(others[:, 0], x1), 0, None)
-        ih = np.clip(np.minimum(others[:, 3], y2) - np.maximum(others[:, 1], y1), 0, None)
-        covered = float(np.max(iw * ih) / area)
+    covered = float(covered_shares(boxes)[index])
     ok, jpeg = cv2.imencode(".jpg", image[b:d, a:c], [cv2.IMWRITE_JPEG_QUALITY, quality])
     return (jpeg.tobytes(), float(np.clip(1.0 - covered, 0.0, 1.0))) if ok else None

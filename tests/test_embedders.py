@@ -257,3 +257,35 @@ def test_the_real_deepsort_checkpoint_loads_when_present() -> None:
         ref = model(torch.from_numpy(onnx.preprocess(CROPS))).numpy()
     out = onnx.embed(CROPS)
     assert out.shape == (3, 512) and np.abs(out - ref).max() < 1e-4
+
+
+@pytest.mark.parametrize("model_type", ["mobilenetv2", "deepsort"])
+def test_openvino_runtime_gives_onnx_runtimes_embeddings(tmp_path, model_type) -> None:  # type: ignore[no-untyped-def]
+    """REID_BACKEND=openvino runs the same exported network as ONNX Runtime, batched, with the same embeddings
+    (FP32 on both: OpenVINO's bf16 default on AMX CPUs would move them)."""
+    weights = None
+    if model_type == "deepsort":
+        weights = tmp_path / "ckpt.t7"
+        deepsort_checkpoint(weights)
+    crops = CROPS * 3  # a batch of 9 and then single crops: the dynamic batch is compiled once
+    outs = {b: Embedder(model_type, weights, backend=b, threads=1) for b in ("onnx", "openvino")}
+    assert outs["openvino"].info.backend == "openvino" and outs["onnx"].info.backend == "onnxruntime"
+    emb = {b: e.embed(crops) for b, e in outs.items()}
+    assert emb["openvino"].shape == emb["onnx"].shape == (9, outs["onnx"].info.embedding_dim)
+    assert np.abs(emb["openvino"] - emb["onnx"]).max() < 1e-4
+    assert (emb["openvino"] * emb["onnx"]).sum(axis=1).min() > 0.9999
+    single = outs["openvino"].embed(CROPS[2:3])
+    assert np.abs(single[0] - emb["onnx"][2]).max() < 1e-4
+    assert outs["openvino"].crops == 10 and outs["openvino"].calls == 2
+
+
+def test_auto_runtime_follows_the_measured_cpu_table() -> None:
+    assert embedders.cpu_runtime(frozenset({"avx2", "avx512f"}), openvino_installed=True) == "openvino"
+    assert embedders.cpu_runtime(frozenset({"avx2", "amx_bf16"}), openvino_installed=True) == "openvino"
+    assert embedders.cpu_runtime(frozenset({"avx2", "avx512f"}), openvino_installed=False) == "onnx"
+    assert embedders.cpu_runtime(frozenset({"avx2", "fma"}), openvino_installed=True) == "onnx"  # AMD EPYC here
+    assert embedders.cpu_runtime(frozenset({"sse4_2"}), openvino_installed=True) == "onnx"
+    expected = embedders.cpu_runtime(embedders.cpu_flags(), True)
+    assert Embedder("mobilenetv2").info.backend == {"onnx": "onnxruntime"}.get(expected, expected)
+    with pytest.raises(ValueError, match="REID_BACKEND must be one of"):
+        Embedder("mobilenetv2", backend="tensorrt")

@@ -18,6 +18,7 @@ from psycopg.conninfo import make_conninfo
 from gateway.config import GatewaySettings
 from gateway.fanout import SUBSCRIBER_QUEUE, Fanout
 from gateway.history import HistoryWriter
+from gateway.identity_embed import IdentityEmbedder
 from gateway.link import StageGoneError, StageLink, drive
 from gateway.messages import session_ended, session_ended_from_summary
 from gateway.options import SessionConfig
@@ -35,7 +36,7 @@ from gateway.rows import TrackPoint
 from gateway.step import CameraStep
 from gateway.work import CameraInput, StepWork
 from spoton.db import apply_migrations
-from spoton.domain import Detections, FloorPoints, Tracks
+from spoton.domain import Detections, FloorPoints, Tracks, tensor_to_array
 from spoton.frames import encode_frame
 from spoton.launcher import REPO
 from spoton.timeutil import dt_to_ns, ns_to_dt, ns_to_iso
@@ -242,14 +243,20 @@ def test_associate_request_carries_embeddings_floor_points_and_due_crops() -> No
     cam = tracked("a", [[40, 20, 120, 220], [200, 30, 204, 40]], [5, 6])
     cam.floor = FloorPoints([[1.5, 2.5], [0, 0]], [True, False])
     policy = ThumbnailPolicy()
-    request = associate_request(StepWork(4, T0_NS, [cam]), policy)
+    identity = IdentityEmbedder()
+    (choice,) = [c for c in identity.choose("a", T0_NS, cam.tracks, cam.detections, lambda: None) if c.track_id == 5]
+    identity.remember(choice, np.array([0.6, 0.8, 0, 0], np.float32), T0_NS)  # track 6 has no identity embedding yet
+    request = associate_request(StepWork(4, T0_NS, [cam]), policy, identity)
     first, second = request.step.observations
     assert request.step.step == 4 and request.step.timestamp_ns == T0_NS
     assert (first.camera_id, first.track_id, first.timestamp_ns) == ("a", 5, T0_NS)
     assert first.HasField("embedding") and (first.floor.x_m, first.floor.y_m) == (1.5, 2.5)
+    assert np.allclose(tensor_to_array(first.embedding).reshape(-1), [0.6, 0.8, 0, 0])
+    assert not second.HasField("embedding")
     assert first.crop_jpeg.startswith(b"\xff\xd8") and 0 < first.visibility <= 1
     assert not second.HasField("floor") and second.crop_jpeg == b""  # a 4 x 10 px box shows no one
-    assert not associate_request(StepWork(5, T0_NS + 40_000_000, [cam]), policy).step.observations[0].crop_jpeg
+    later = associate_request(StepWork(5, T0_NS + 40_000_000, [cam]), policy, identity).step.observations[0]
+    assert not later.crop_jpeg and later.HasField("embedding")  # the latest identity embedding, every step
 
 
 def test_associate_start_and_merge_keep_global_ids_from_being_reused() -> None:

@@ -21,6 +21,18 @@ from spoton.videoset import check_sources
 router = APIRouter(prefix="/api/v1/sessions")
 
 
+class IdentityEmbeddingOptions(BaseModel):
+    """Overrides of the identity-embedding budget (IDENTITY_EMBED_*; gateway/identity_embed.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["budget", "every"] | None = Field(None, description="budget, or every tracked detection")
+    every_s: float | None = Field(None, ge=0, le=3600, description="re-embed a clean track this often (media s)")
+    max_covered: float | None = Field(None, ge=0, le=1, description="largest share another box may cover")
+    min_sharpness: float | None = Field(None, ge=0, description="Laplacian variance at 128 px height; 0 = off")
+    max_per_step: int | None = Field(None, ge=0, le=10000, description="crops per step; 0 = no cap")
+
+
 class SessionOptions(BaseModel):
     """Per-session overrides of the gateway's settings; unknown keys are refused."""
 
@@ -47,6 +59,9 @@ class SessionOptions(BaseModel):
         None,
         description="boxes of skipped frames: tracker Kalman, optical flow, or the previous detections moved by "
         "optical flow and tracked; empty = SCHEDULE_PREDICTION",
+    )
+    identity_embedding: IdentityEmbeddingOptions | None = Field(
+        None, description="identity embeddings per track: when and how many (empty = IDENTITY_EMBED_*)"
     )
 
 

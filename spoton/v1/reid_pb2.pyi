@@ -1,12 +1,22 @@
 from google.protobuf import struct_pb2 as _struct_pb2
 from spoton.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class EmbeddingPurpose(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EMBEDDING_PURPOSE_UNSPECIFIED: _ClassVar[EmbeddingPurpose]
+    EMBEDDING_PURPOSE_TRACKING: _ClassVar[EmbeddingPurpose]
+    EMBEDDING_PURPOSE_IDENTITY: _ClassVar[EmbeddingPurpose]
+EMBEDDING_PURPOSE_UNSPECIFIED: EmbeddingPurpose
+EMBEDDING_PURPOSE_TRACKING: EmbeddingPurpose
+EMBEDDING_PURPOSE_IDENTITY: EmbeddingPurpose
 
 class FrameBoxes(_message.Message):
     __slots__ = ("frame", "boxes")
@@ -31,22 +41,26 @@ class EmbedResponse(_message.Message):
     def __init__(self, embeddings: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ...) -> None: ...
 
 class EmbedStreamRequest(_message.Message):
-    __slots__ = ("step", "items")
+    __slots__ = ("step", "items", "purpose")
     STEP_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
     step: int
     items: _containers.RepeatedCompositeFieldContainer[FrameBoxes]
-    def __init__(self, step: _Optional[int] = ..., items: _Optional[_Iterable[_Union[FrameBoxes, _Mapping]]] = ...) -> None: ...
+    purpose: EmbeddingPurpose
+    def __init__(self, step: _Optional[int] = ..., items: _Optional[_Iterable[_Union[FrameBoxes, _Mapping]]] = ..., purpose: _Optional[_Union[EmbeddingPurpose, str]] = ...) -> None: ...
 
 class EmbedStreamResponse(_message.Message):
-    __slots__ = ("step", "embeddings", "inference_ms")
+    __slots__ = ("step", "embeddings", "inference_ms", "crops")
     STEP_FIELD_NUMBER: _ClassVar[int]
     EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
     INFERENCE_MS_FIELD_NUMBER: _ClassVar[int]
+    CROPS_FIELD_NUMBER: _ClassVar[int]
     step: int
     embeddings: _containers.RepeatedCompositeFieldContainer[_common_pb2.Tensor]
     inference_ms: float
-    def __init__(self, step: _Optional[int] = ..., embeddings: _Optional[_Iterable[_Union[_common_pb2.Tensor, _Mapping]]] = ..., inference_ms: _Optional[float] = ...) -> None: ...
+    crops: int
+    def __init__(self, step: _Optional[int] = ..., embeddings: _Optional[_Iterable[_Union[_common_pb2.Tensor, _Mapping]]] = ..., inference_ms: _Optional[float] = ..., crops: _Optional[int] = ...) -> None: ...
 
 class ReidServiceGetModelInfoRequest(_message.Message):
     __slots__ = ()
