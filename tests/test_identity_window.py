@@ -1,0 +1,198 @@
+"""Settled identities through real processes: reid's window mode over gRPC, its takeover by another replica
+(DESIGN §8), and the gateway writing history with settled ids while live messages keep provisional ones."""
+
+from __future__ import annotations
+
+import os
+import queue
+from collections.abc import Iterator
+
+import grpc
+import numpy as np
+import pytest
+
+from gateway.settle import Settlement, SettlingHistory
+from gateway.step import CameraStep, StepResult
+from spoton.domain import array_to_tensor
+from spoton.launcher import Stack, start_stack
+from spoton.v1 import common_pb2, reid_pb2, reid_pb2_grpc
+from tests.conftest import AUTH_ENV, service_channel
+
+T0 = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z
+FPS = 7
+
+
+def ts(i: int) -> int:
+    return T0 + int(i / FPS * 1e9)
+
+
+def emb(k: int, dim: int = 8) -> np.ndarray:
+    e = np.zeros(dim, np.float32)
+    e[k] = 1.0
+    return e
+
+
+def observation(cam: str, track: int, i: int, e: np.ndarray, floor: tuple[float, float] | None) -> reid_pb2.Observation:
+    ob = reid_pb2.Observation(camera_id=cam, track_id=track, timestamp_ns=ts(i))
+    ob.embedding.CopyFrom(array_to_tensor(e[None, :]))
+    if floor is not None:
+        ob.floor.CopyFrom(common_pb2.FloorPoint(x_m=floor[0], y_m=floor[1]))
+    return ob
+
+
+def scenario(n: int = 90) -> list[reid_pb2.AssociateRequest]:
+    """Steps of two cameras: person A walks under cam1; cam2's track of A starts without a floor point and a
+    different colour cast (a new person live), then agrees with A on the floor (one person once settled); a third
+    person walks alone under cam2."""
+    steps = []
+    for i in range(n):
+        obs = [observation("cam1", 1, i, emb(0), (0.05 * i, 0.0))]
+        if i >= 20:
+            floor = None if i < 23 else (0.05 * i + 0.2, 0.1)
+            obs.append(observation("cam2", 3, i, 0.6 * emb(0) + 0.8 * emb(1), floor))
+        if 30 <= i < 70:
+            obs.append(observation("cam2", 7, i, emb(2), (-3.0, 0.02 * i)))
+        step = reid_pb2.AssociateStep(step=i + 1, timestamp_ns=ts(i), observations=obs)
+        steps.append(reid_pb2.AssociateRequest(step=step))
+    last = reid_pb2.AssociateStep(step=n, timestamp_ns=ts(n - 1), final=True)
+    return [*steps, reid_pb2.AssociateRequest(step=last)]
+
+
+def start(session_id: str, window_s: float = 2.0) -> reid_pb2.AssociateRequest:
+    s = reid_pb2.AssociateStart(session_id=session_id, identity_mode="window")
+    s.options.update({"window_s": window_s})
+    return reid_pb2.AssociateRequest(start=s)
+
+
+def answer(r: reid_pb2.AssociateResponse) -> tuple:
+    return (
+        [(a.camera_id, a.track_id, a.global_id) for a in r.assignments],
+        sorted((s.camera_id, s.track_id, s.timestamp_ns, s.global_id) for s in r.settled),
+        [(c.camera_id, c.track_id, c.from_global_id, c.to_global_id, c.since_ns, c.reason) for c in r.changes],
+        r.settled_through_ns,
+    )
+
+
+@pytest.fixture(scope="module")
+def reids(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[Stack]:
+    """Two reid replicas on one database, galleries (and windows) persisted at every step."""
+    env = {"REID_GALLERY_PERSIST_S": "0", **AUTH_ENV}
+    logs, sets = tmp_path_factory.mktemp("reid-logs"), tmp_path_factory.mktemp("no-sets")
+    stack = start_stack(logs, database_url, sets, extra_env=env, only=("reid",))
+    try:
+        stack.start_replica("reid", "reid-2")
+        yield stack
+    finally:
+        stack.stop()
+
+
+def run_all(addr: str, requests: list[reid_pb2.AssociateRequest]) -> list[reid_pb2.AssociateResponse]:
+    with service_channel(addr) as ch:
+        return list(reid_pb2_grpc.ReidServiceStub(ch).Associate(iter(requests), timeout=60))
+
+
+def test_window_mode_settles_every_sighting_once_and_lists_changes(reids: Stack) -> None:
+    sid = f"window-{os.getpid()}-a"
+    replies = run_all(reids.addr("reid"), [start(sid), *scenario()])
+    fed = {(o.camera_id, o.track_id, o.timestamp_ns) for r in scenario() for o in r.step.observations}
+    settled = [(s.camera_id, s.track_id, s.timestamp_ns) for r in replies for s in r.settled]
+    assert len(settled) == len(set(settled)) and set(settled) == fed  # nothing lost, nothing doubled
+    assert replies[-1].settled_through_ns == ts(89)
+    # Live, cam2's track 3 started as a person of its own; settled, it is A, and the change says so.
+    live = {(a.camera_id, a.track_id): a.global_id for a in replies[20].assignments}
+    final = {(s.camera_id, s.track_id, s.timestamp_ns): s.global_id for r in replies for s in r.settled}
+    person_a = final[("cam1", 1, ts(0))]
+    assert live[("cam2", 3)] != person_a and final[("cam2", 3, ts(20))] == person_a
+    changes = [c for r in replies for c in r.changes]
+    assert any(
+        (c.camera_id, c.track_id, c.from_global_id, c.to_global_id, c.since_ns)
+        == ("cam2", 3, live[("cam2", 3)], person_a, ts(20))
+        and c.reason == reid_pb2.IDENTITY_CHANGE_REASON_SETTLED
+        for c in changes
+    )
+    # Settling trails the step by the window (2 s) and never runs ahead of it.
+    assert all(ts(i) - 2 * 10**9 - 1 <= r.settled_through_ns <= ts(i) for i, r in enumerate(replies[30:-1], 30))
+
+
+def test_a_bad_identity_mode_is_refused(reids: Stack) -> None:
+    s = reid_pb2.AssociateStart(session_id="window-bad", identity_mode="batch")
+    with pytest.raises(grpc.RpcError) as err:
+        run_all(reids.addr("reid"), [reid_pb2.AssociateRequest(start=s)])
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "identity_mode" in err.value.details()
+
+
+def test_another_replica_resumes_the_window_of_a_killed_one(reids: Stack) -> None:
+    """Replica 1 is SIGKILLed after step 50 mid-stream; the session's stream goes on on replica 2, which resumes
+    the stored window: its replies are exactly those of a session that never moved, and every sighting settles
+    once over both replicas."""
+    steps = scenario()
+    moved, reference = f"window-{os.getpid()}-moved", f"window-{os.getpid()}-ref"
+    expected = run_all(reids.addr("reid-2"), [start(reference), *steps])
+
+    sent: queue.Queue = queue.Queue()
+    sent.put(start(moved))
+    for r in steps[:50]:
+        sent.put(r)
+    first: list[reid_pb2.AssociateResponse] = []
+    with service_channel(reids.addr("reid")) as ch:
+        call = reid_pb2_grpc.ReidServiceStub(ch).Associate(iter(sent.get, None), timeout=60)
+        for reply in call:
+            first.append(reply)
+            if len(first) == 50:
+                reids.kill("reid")  # SIGKILL, no goodbye: nothing is stored at the stream's end
+                break
+        call.cancel()
+    rest = run_all(reids.addr("reid-2"), [start(moved), *steps[50:]])
+    assert [answer(r) for r in first] == [answer(r) for r in expected[:50]]
+    assert [answer(r) for r in rest] == [answer(r) for r in expected[50:]]
+    settled = [(s.camera_id, s.track_id, s.timestamp_ns) for r in first + rest for s in r.settled]
+    fed = {(o.camera_id, o.track_id, o.timestamp_ns) for r in steps for o in r.step.observations}
+    assert len(settled) == len(set(settled)) and set(settled) == fed
+
+
+def _result(step: int, gids: list[int], tracks: list[int] | None = None) -> StepResult:
+    tracks = tracks or list(range(1, len(gids) + 1))
+    n = len(gids)
+    cam = CameraStep("cam1", step, ts(step), tracks, gids, np.zeros((n, 4)), np.ones(n), np.zeros((n, 2)), np.ones(n))
+    return StepResult("s", step, ts(step), (cam,))
+
+
+def test_history_waits_for_settled_ids_and_takes_them() -> None:
+    h = SettlingHistory()
+    assert h.add(_result(1, [5, 6])) == []  # nothing settled yet: the step waits
+    assert h.add(_result(2, [5, 6])) == []
+    # Step 1 settles; track 2 was sent as 6 but is person 5.
+    out = h.settle(Settlement(ts(1), {("cam1", 1, ts(1)): 5, ("cam1", 2, ts(1)): 5}))
+    assert [r.step for r in out] == [1] and out[0].cameras[0].global_id.tolist() == [5, 5]
+    assert [p.global_id for p in out[0].track_points()] == [5, 5]
+    assert h.relabelled == 1 and [r.step for r in h.waiting] == [2]
+    # The session ends: what still waits goes with the ids known so far.
+    assert [r.cameras[0].global_id.tolist() for r in h.flush()] == [[5, 6]] and not h.waiting
+    # Online mode: each reply settles its own step, nothing waits.
+    online = SettlingHistory()
+    online.settle(Settlement(ts(3), {}))
+    assert [r.step for r in online.add(_result(3, [1]))] == [3]
+
+
+def test_a_reply_without_settling_settles_its_own_step_and_changes_render_as_design_says() -> None:
+    reply = reid_pb2.AssociateResponse(step=4)
+    reply.changes.add(
+        camera_id="cam2",
+        track_id=3,
+        from_global_id=7,
+        to_global_id=2,
+        since_ns=T0,
+        reason=reid_pb2.IDENTITY_CHANGE_REASON_SETTLED,
+    )
+    s = Settlement.from_proto(reply, ts(4))
+    assert s.through_ns == ts(4) and s.labels == {}
+    assert [c.to_dict() for c in s.changes] == [
+        {
+            "camera_id": "cam2",
+            "track_id": 3,
+            "from_global_id": 7,
+            "to_global_id": 2,
+            "since": "2026-01-01T00:00:00Z",
+            "reason": "settled",
+        }
+    ]
