@@ -196,3 +196,62 @@ def test_a_reply_without_settling_settles_its_own_step_and_changes_render_as_des
             "reason": "settled",
         }
     ]
+
+
+def test_window_session_end_to_end_sends_identity_updates_and_stores_settled_ids(stack, database_url) -> None:  # type: ignore[no-untyped-def]
+    """A demo session in window mode through every service: step messages carry provisional ids, identity changes
+    reach the WebSocket client as identity_update, and history holds the settled ids (every row once)."""
+    import asyncio
+    import time
+
+    import psycopg
+
+    from tests.conftest import gwapi
+    from tests.test_e2e import record
+
+    steps = 60
+    body = {
+        "video_set": "demo",
+        "options": {"max_steps": steps, "association": {"identity_mode": "window", "window_s": 2}},
+    }
+    r = gwapi.post(f"{stack.gateway_url}/api/v1/sessions/", timeout=30, json=body)
+    assert r.status_code == 201, r.text
+    sid = r.json()["session_id"]
+    messages = asyncio.run(record(f"ws://127.0.0.1:{stack.gateway_port}/ws/tracking/{sid}"))
+    assert messages[-1]["type"] == "session_ended" and messages[-1]["status"] == "finished", messages[-1]
+    updates = [m for m in messages if m["type"] == "identity_update"]
+    step_msgs = [m for m in messages if m["type"] == "step"]
+    assert len(step_msgs) == steps
+    live = {
+        (c, t["track_id"], m["timestamp"]): t["global_id"]
+        for m in step_msgs
+        for c, cam in m["cameras"].items()
+        for t in cam["tracks"]
+    }
+    changes = [c for m in updates for c in m["changes"]]
+    assert changes, "no identity_update on this window"
+    for m in updates:
+        assert m["session_id"] == sid and set(m) == {"type", "session_id", "changes"}
+    for c in changes:
+        assert set(c) == {"camera_id", "track_id", "from_global_id", "to_global_id", "since", "reason"}
+        assert c["reason"] == "settled" and c["from_global_id"] != c["to_global_id"]
+        assert live[(c["camera_id"], c["track_id"], c["since"])] == c["from_global_id"]  # an id that was sent
+    deadline = time.monotonic() + 30
+    with psycopg.connect(database_url) as conn:
+        while True:
+            rows = conn.execute(
+                "SELECT camera_id, track_id, time, global_id FROM track_points WHERE session_id = %s", (sid,)
+            ).fetchall()
+            if len(rows) >= len(live) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        persons = conn.execute("SELECT global_id FROM persons WHERE session_id = %s", (sid,)).fetchall()
+    from spoton.timeutil import dt_to_ns, ns_to_iso
+
+    stored = {(cam, track, ns_to_iso(dt_to_ns(t))): g for cam, track, t, g in rows}
+    assert len(rows) == len(stored) == len(live) and set(stored) == set(live)  # nothing lost, nothing doubled
+    # The sighting where a changed id was first sent is stored with the id it settled to.
+    for c in changes:
+        assert stored[(c["camera_id"], c["track_id"], c["since"])] == c["to_global_id"], c
+    assert sum(stored[k] != live[k] for k in live) >= len(changes)
+    assert {p[0] for p in persons} == set(stored.values())  # persons count settled people
