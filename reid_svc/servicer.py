@@ -296,14 +296,25 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
     @unary_errors
     async def MergeIdentities(self, request, context):
         gallery = await self._gallery(request.session_id)
-        gid = gallery.merge(request.into_global_id, request.from_global_id)
+        window = self.windows.get(request.session_id)
+        if window is None:
+            gid = gallery.merge(request.into_global_id, request.from_global_id)
+        else:
+            gid = window.merge(request.into_global_id, request.from_global_id)
+            gallery.corrections.append({"kind": "merge", "into": gid, "from": request.from_global_id})
         await self._corrected(request.session_id, gallery)
         return reid_pb2.MergeIdentitiesResponse(global_id=gid)
 
     @unary_errors
     async def SplitTrack(self, request, context):
         gallery = await self._gallery(request.session_id)
-        gid = gallery.split(request.camera_id, request.track_id)
+        window = self.windows.get(request.session_id)
+        if window is None:
+            gid = gallery.split(request.camera_id, request.track_id)
+        else:
+            old, gid = window.split(request.camera_id, request.track_id)
+            cam, track = request.camera_id, request.track_id
+            gallery.corrections.append({"kind": "split", "camera_id": cam, "track_id": track, "from": old, "into": gid})
         await self._corrected(request.session_id, gallery)
         return reid_pb2.SplitTrackResponse(new_global_id=gid)
 

@@ -683,6 +683,42 @@ class TrackletWindow:
         changes = self._finalise(self.now_ns + int(self.options.window_s * 1e9) + 1)
         return self._settle(self.now_ns), changes
 
+    # ---- operators' corrections (binding: the tracklets they touch become final with the operator's id) ---------
+    def known_ids(self) -> set[int]:
+        """Global ids of the tracklets held (the window's and the final ones within the horizon)."""
+        return {g for t in self.tracklets for g in (t.label, t.provisional) if g is not None}
+
+    def merge(self, into: int, source: int) -> int:
+        """Operator correction: every tracklet held with id ``source`` (or ``into``) is ``into`` for good (final),
+        so the window never separates them again; later tracklets may still join them on evidence."""
+        from spoton.bootstrap.errors import NotFoundError
+
+        if into == source:
+            raise ValueError("cannot merge a person into itself")
+        known = self.known_ids()
+        for gid in (into, source):
+            if gid not in known:
+                raise NotFoundError(f"unknown global id {gid}")
+        for t in self.tracklets:
+            gid = t.label if t.label is not None else t.provisional
+            if gid in (into, source):
+                t.label = t.provisional = into
+        return into
+
+    def split(self, camera_id: str, track_id: int) -> tuple[int, int]:
+        """Operator correction: from its next sighting on, the local track is a new person for good (a final
+        tracklet of its own); what it showed before keeps its id. Returns (old id, new id)."""
+        from spoton.bootstrap.errors import NotFoundError
+
+        t = self.current.get((camera_id, int(track_id)))
+        if t is None or not t.sightings:
+            raise NotFoundError(f"unknown track {track_id} in camera {camera_id!r}")
+        old = t.label if t.label is not None else t.provisional
+        new = self._new_tracklet(camera_id, int(track_id))
+        new.label = new.provisional = self._next_id
+        self._next_id += 1
+        return int(old if old is not None else new.label), new.label
+
     # ---- persistence (reid_svc/galleries.py stores it with the gallery, DESIGN §8) ---------------------------
     def to_bytes(self) -> bytes:
         """The window's state as one ``.npz`` (JSON metadata + float32 arrays, no pickle), for a replica that takes

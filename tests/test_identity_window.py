@@ -255,3 +255,26 @@ def test_window_session_end_to_end_sends_identity_updates_and_stores_settled_ids
         assert stored[(c["camera_id"], c["track_id"], c["since"])] == c["to_global_id"], c
     assert sum(stored[k] != live[k] for k in live) >= len(changes)
     assert {p[0] for p in persons} == set(stored.values())  # persons count settled people
+
+
+def test_an_operators_merge_binds_a_window_session(reids: Stack) -> None:
+    sid = f"window-{os.getpid()}-merge"
+    steps = scenario()
+    first = run_all(reids.addr("reid-2"), [start(sid), *steps[:40]])
+    ids = {(a.camera_id, a.track_id): a.global_id for a in first[-1].assignments}
+    assert ids[("cam1", 1)] != ids[("cam2", 7)]  # 3 m apart at one instant: two people to the window
+    with service_channel(reids.addr("reid-2")) as ch:
+        stub = reid_pb2_grpc.ReidServiceStub(ch)
+        request = reid_pb2.MergeIdentitiesRequest(
+            session_id=sid, into_global_id=ids[("cam1", 1)], from_global_id=ids[("cam2", 7)]
+        )
+        assert stub.MergeIdentities(request, timeout=10).global_id == ids[("cam1", 1)]
+        with pytest.raises(grpc.RpcError) as err:
+            stub.MergeIdentities(reid_pb2.MergeIdentitiesRequest(session_id=sid, into_global_id=1, from_global_id=999))
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    rest = run_all(reids.addr("reid-2"), [start(sid), *steps[40:]])
+    for r in rest[:29]:  # steps 41-69, while C is there
+        got = {(a.camera_id, a.track_id): a.global_id for a in r.assignments}
+        assert got[("cam1", 1)] == got[("cam2", 7)] == ids[("cam1", 1)]
+    settled = {(s.camera_id, s.track_id): s.global_id for r in rest for s in r.settled if s.timestamp_ns >= ts(40)}
+    assert settled[("cam2", 7)] == settled[("cam1", 1)] == ids[("cam1", 1)]

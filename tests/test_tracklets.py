@@ -221,3 +221,40 @@ def test_a_window_blob_that_is_not_one_is_refused() -> None:
 
     with pytest.raises(ValueError, match="not a stored tracklet window"):
         TrackletWindow.from_bytes(b"garbage")
+
+
+def test_operators_corrections_bind_the_window() -> None:
+    # A (cam1) and C (cam2) are simultaneous and 3 m apart: the window keeps them apart. The operator merges them
+    # (step 40): from then on, live and settled, they are one id. Then splits C's track off again (step 60).
+    import pytest
+
+    from spoton.bootstrap.errors import NotFoundError
+
+    w = TrackletWindow(WindowOptions(window_s=2.0))
+    live, settled = [], {}
+    for i in range(80):
+        if i == 40:
+            ids = live[-1]
+            assert ids[("cam1", 1)] != ids[("cam2", 7)]
+            with pytest.raises(NotFoundError):
+                w.merge(ids[("cam1", 1)], 999)
+            with pytest.raises(ValueError):
+                w.merge(ids[("cam1", 1)], ids[("cam1", 1)])
+            merged = w.merge(ids[("cam1", 1)], ids[("cam2", 7)])
+        if i == 60:
+            with pytest.raises(NotFoundError):
+                w.split("cam2", 99)
+            before = w.known_ids()
+            old, new = w.split("cam2", 7)
+            assert old == merged and new not in before
+        out = w.step([ob("cam1", 1, i, emb(0), (0.05 * i, 0.0)), ob("cam2", 7, i, emb(2), (-3.0, 0.02 * i))], ts(i))
+        live.append({(c, t): g for c, t, g in out.provisional})
+        settled |= {(r.camera_id, r.track_id, r.ts_ns): r.global_id for r in out.settled}
+    rows, _ = w.flush()
+    settled |= {(r.camera_id, r.track_id, r.ts_ns): r.global_id for r in rows}
+    for i in range(40, 60):
+        assert live[i][("cam1", 1)] == live[i][("cam2", 7)] == merged
+        assert settled[("cam1", 1, ts(i))] == settled[("cam2", 7, ts(i))] == merged
+    for i in range(60, 80):
+        assert live[i][("cam2", 7)] == new != live[i][("cam1", 1)] == merged
+        assert settled[("cam2", 7, ts(i))] == new
