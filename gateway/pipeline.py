@@ -317,7 +317,10 @@ class Session:
         self.frame_ready.set()
         self.frame_ready = asyncio.Event()
         self.steps = result.step
-        self._store(self.settling.add(result))
+        released = self.settling.add(result)
+        if self.history is not None and self.settling.waiting and self.settling.waiting[-1] is result:
+            self.history.hold(result.track_points())  # spooled while it waits: a dead gateway loses none
+        self._store(released)
         if self.steps % SUMMARY_EVERY_STEPS == 1:
             self.fanout.summary(self.summary)
         self.fanout.step(message)

@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 import queue
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import numpy as np
+import psycopg
 import pytest
 
 from gateway.settle import Settlement, SettlingHistory
@@ -278,3 +280,65 @@ def test_an_operators_merge_binds_a_window_session(reids: Stack) -> None:
         assert got[("cam1", 1)] == got[("cam2", 7)] == ids[("cam1", 1)]
     settled = {(s.camera_id, s.track_id): s.global_id for r in rest for s in r.settled if s.timestamp_ns >= ts(40)}
     assert settled[("cam2", 7)] == settled[("cam1", 1)] == ids[("cam1", 1)]
+
+
+def test_rows_held_for_their_settled_ids_survive_a_dead_gateway_and_settled_ids_win(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Held rows are spooled as a copy: a gateway killed while rows wait loses none (the next start writes the
+    copy, provisional ids), and rows already released keep their settled ids (the copy replays last)."""
+    import asyncio
+    import uuid
+
+    from gateway.history import HistoryWriter
+    from gateway.schema import migrate
+    from gateway.spool import Spool
+    from tests.test_history_spool import batch, counts
+
+    migrate(database_url)
+    sid = f"held-{uuid.uuid4().hex[:8]}"
+    rows = [r._replace(global_id=7) for r in batch(sid, steps=20)[0]]  # 100 track points, provisional id 7
+    spool_dir = tmp_path / "spool" / "gw"
+
+    async def killed() -> dict:
+        writer = HistoryWriter("postgresql://postgres@127.0.0.1:1/none", spool_dir=spool_dir)
+        await writer.start()
+        writer.hold(rows)
+        await writer.seal()
+        writer.add_rows([r._replace(global_id=5) for r in rows[:50]])  # the first half settled as person 5
+        await writer.seal()
+        status = writer.status()
+        writer._task.cancel()
+        writer.spool.close()  # killed: nothing more is tried
+        return status
+
+    status = asyncio.run(killed())
+    assert status["rows_held"] == 50 and status["rows_pending"] == 50
+    assert [p.name.endswith(".held.batch.json") for p in Spool.ordered(spool_dir)] == [False, True]
+
+    async def restarted() -> None:
+        writer = HistoryWriter(database_url, spool_dir=spool_dir)
+        await writer.start()
+        await writer.flush()
+        await writer.close()
+
+    asyncio.run(restarted())
+    assert counts(database_url, sid)["track_points"] == 100 and counts(database_url, sid)["duplicates"] == 0
+    with psycopg.connect(database_url) as conn:
+        ids = conn.execute(
+            "SELECT global_id, count(*) FROM track_points WHERE session_id = %s GROUP BY 1 ORDER BY 1", (sid,)
+        ).fetchall()
+    assert ids == [(5, 50), (7, 50)]
+
+    async def released() -> list[str]:
+        writer = HistoryWriter(database_url, spool_dir=tmp_path / "spool" / "gw2")
+        await writer.start()
+        writer.hold(rows)
+        await writer.seal()
+        writer.add_rows(rows)
+        await writer.seal()
+        left = [p.name for p in Spool.ordered(writer.spool.directory)]
+        await writer.close()
+        return left
+
+    assert all(not name.endswith(".held.batch.json") for name in asyncio.run(released()))  # its copy is gone
