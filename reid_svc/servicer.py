@@ -250,6 +250,7 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
                             rows, last = window.flush()
                             out = WindowStep(out.provisional, out.settled + rows, out.changes + last, window.through_ns)
                         assignments = out.provisional
+                        gallery.note(assignments, step.timestamp_ns)  # thumbnails and stats of the window's ids
                 gids = {(c, t): g for c, t, g in assignments}
                 for ob, crop, score in crops:
                     gallery.offer_thumbnail(
@@ -269,7 +270,8 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
             if request.WhichOneof("payload") != "step":
                 raise ValueError("only AssociateStep messages may follow the AssociateStart")
             step = request.step
-            dim = gallery.embedding_dim
+            window = self.windows.get(session_id)
+            dim = gallery.embedding_dim or (window.embedding_dim if window is not None else 0)
             observations, crops = [], []
             for ob in step.observations:
                 emb = tensor_to_array(ob.embedding).reshape(-1) if ob.HasField("embedding") else None

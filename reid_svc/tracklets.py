@@ -683,6 +683,11 @@ class TrackletWindow:
         changes = self._finalise(self.now_ns + int(self.options.window_s * 1e9) + 1)
         return self._settle(self.now_ns), changes
 
+    @property
+    def embedding_dim(self) -> int:
+        """Length of this window's embeddings (0 before the first one)."""
+        return next((int(t._emb_sum.shape[0]) for t in self.tracklets if t._emb_sum is not None), 0)
+
     # ---- operators' corrections (binding: the tracklets they touch become final with the operator's id) ---------
     def known_ids(self) -> set[int]:
         """Global ids of the tracklets held (the window's and the final ones within the horizon)."""

@@ -342,3 +342,24 @@ def test_rows_held_for_their_settled_ids_survive_a_dead_gateway_and_settled_ids_
         return left
 
     assert all(not name.endswith(".held.batch.json") for name in asyncio.run(released()))  # its copy is gone
+
+
+def test_window_mode_keeps_thumbnails_and_refuses_an_embedding_of_another_length(reids: Stack) -> None:
+    import cv2
+
+    sid = f"window-{os.getpid()}-thumb"
+    steps = scenario(10)[:10]
+    crop = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 255, (128, 64, 3), np.uint8))[1].tobytes()
+    steps[3].step.observations[0].crop_jpeg = crop
+    steps[3].step.observations[0].visibility = 1.0
+    replies = run_all(reids.addr("reid-2"), [start(sid), *steps])
+    gid = replies[3].assignments[0].global_id
+    with service_channel(reids.addr("reid-2")) as ch:
+        stub = reid_pb2_grpc.ReidServiceStub(ch)
+        thumb = stub.GetPersonThumbnail(reid_pb2.GetPersonThumbnailRequest(session_id=sid, global_id=gid), timeout=10)
+        assert thumb.jpeg == crop and thumb.camera_id == "cam1"
+    bad = reid_pb2.AssociateStep(step=11, timestamp_ns=ts(10))
+    bad.observations.append(observation("cam1", 1, 10, np.ones(16, np.float32) / 4, (0.5, 0.0)))
+    with pytest.raises(grpc.RpcError) as err:
+        run_all(reids.addr("reid-2"), [start(sid), reid_pb2.AssociateRequest(step=bad)])
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "16 values" in err.value.details()
