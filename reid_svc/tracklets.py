@@ -33,8 +33,9 @@ from scipy.optimize import linear_sum_assignment
 from reid_svc.identity import AssociationOptions, IdentityGallery, Observation
 
 TrackKey = tuple[str, int]
-# Sightings per current tracklet whose embeddings a stored window keeps (cuts take at most a few from the tail).
-KEEP_EMBEDDINGS = 16
+# Sightings per current tracklet whose embeddings a stored window keeps (a cut takes a few from the tail: 2-3 with
+# the default options; an appearance break reads the last ``break_steps``).
+KEEP_EMBEDDINGS = 8
 NEG = -1e9  # no evidence for a pair (never linked, but not forbidden)
 
 
@@ -738,7 +739,7 @@ class TrackletWindow:
             return len(rows) - 1
 
         current = {id(t) for t in self.current.values()}
-        keep = max(KEEP_EMBEDDINGS, self.options.break_steps + self.options.break_min_steps)
+        keep = max(KEEP_EMBEDDINGS, self.options.break_steps + 2)
         index: dict[int, tuple[int, int]] = {}
         tracklets = []
         for t in self.tracklets:
