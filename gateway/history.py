@@ -67,6 +67,10 @@ class HistoryWriter:
         self._pending_events: list[ZoneEventRow] = []
         self._pending_alerts: list[AlertRow] = []
         self._batches: list[tuple[Batch, Path | None]] = []  # sealed, not yet committed, oldest first
+        # Track points held for their settled ids (``hold``): not yet spooled, and spooled copies with the keys of
+        # their rows not yet released (a copy goes once they all are, and are sealed).
+        self._held_pending: list[TrackPoint] = []
+        self._held: list[tuple[Path, set[tuple]]] = []
         self.spool = Spool(spool_dir, database_key(url)) if spool_dir is not None else None
         self._sessions: dict[str, tuple] = {}
         self._conn: psycopg.AsyncConnection | None = None
@@ -93,8 +97,23 @@ class HistoryWriter:
                 self._sealed.set()
         self._task = asyncio.create_task(self._run())
 
+    def hold(self, rows: list[TrackPoint]) -> None:
+        """Track points waiting for their settled ids (gateway.settle): with a spool, a copy is spooled at the next
+        seal and replayed (provisional ids) only if this gateway dies before they are released with ``add_rows``;
+        nothing is written from here."""
+        if self.spool is not None:
+            self._held_pending.extend(rows)
+
+    def _release_held(self, rows: list[TrackPoint]) -> None:
+        keys = {_key(r) for r in rows}
+        self._held_pending = [r for r in self._held_pending if _key(r) not in keys]
+        for _, waiting in self._held:
+            waiting -= keys
+
     def add_rows(self, rows: list[TrackPoint]) -> None:
         """Queue track points (sealed into a batch at the next flush, or now at ``batch_rows``)."""
+        if self._held_pending or self._held:
+            self._release_held(rows)
         self._pending.extend(rows)
         self._bound()
         if len(self._pending) >= self.batch_rows:
@@ -136,6 +155,17 @@ class HistoryWriter:
             self._pending = [r for r in self._pending if r.session_id != session_id]
             self._pending_events = [r for r in self._pending_events if r.session_id != session_id]
             self._pending_alerts = [r for r in self._pending_alerts if r.session_id != session_id]
+            self._held_pending = [r for r in self._held_pending if r.session_id != session_id]
+            held = []
+            for path, waiting in self._held:
+                rest = [
+                    r for r in decode_batch(await asyncio.to_thread(path.read_bytes)).rows if r.session_id != session_id
+                ]
+                await asyncio.to_thread(path.unlink, True)
+                if rest:
+                    path = await asyncio.to_thread(self.spool.write, Batch(rest, [], []), True)
+                    held.append((path, {k for k in waiting if k[0] != session_id}))
+            self._held = held
             kept = []
             for batch, path in self._batches:
                 rest = Batch(
@@ -155,6 +185,7 @@ class HistoryWriter:
             "connected": self.connected,
             "rows_written": self.rows_written,
             "rows_pending": len(self._pending) + sum(len(b.rows) for b, _ in self._batches),
+            "rows_held": len(self._held_pending) + sum(len(k) for _, k in self._held),
             "rows_dropped": self.rows_dropped,
             "rows_replayed": self.rows_replayed,
             "batches_rejected": self.batches_rejected,
@@ -185,13 +216,22 @@ class HistoryWriter:
         self._sealed.set()
 
     async def _seal(self) -> None:
-        if not (self._pending or self._pending_events or self._pending_alerts):
+        if self._pending or self._pending_events or self._pending_alerts:
+            batch = Batch(self._pending, self._pending_events, self._pending_alerts)
+            self._pending, self._pending_events, self._pending_alerts = [], [], []
+            path = await asyncio.to_thread(self.spool.write, batch) if self.spool is not None else None
+            self._batches.append((batch, path))
+            self._bound()
+        if self.spool is None:
             return
-        batch = Batch(self._pending, self._pending_events, self._pending_alerts)
-        self._pending, self._pending_events, self._pending_alerts = [], [], []
-        path = await asyncio.to_thread(self.spool.write, batch) if self.spool is not None else None
-        self._batches.append((batch, path))
-        self._bound()
+        if self._held_pending:
+            rows, self._held_pending = self._held_pending, []
+            path = await asyncio.to_thread(self.spool.write, Batch(rows, [], []), True)
+            self._held.append((path, {_key(r) for r in rows}))
+        # Copies whose rows have all been released: those rows are in a sealed (spooled) batch by now.
+        for path, _ in [e for e in self._held if not e[1]]:
+            await asyncio.to_thread(path.unlink, True)
+        self._held = [e for e in self._held if e[1]]
 
     async def flush(self) -> None:
         """Seal what is pending, then commit every sealed batch (oldest first)."""
@@ -362,6 +402,11 @@ class HistoryWriter:
             self.spool.close()
 
 
+def _key(r: TrackPoint) -> tuple:
+    """A track point's key in the database (migration 0006): the same sighting whatever its global id."""
+    return (r.session_id, r.camera_id, r.track_id, r.time)
+
+
 async def copy_idempotent(conn: psycopg.AsyncConnection, table: str, columns: tuple[str, ...], rows: list) -> int:
     """COPY ``rows`` into a temporary staging table, then insert those not stored yet (``ON CONFLICT DO NOTHING``
     on the table's key, migrations 0006 and 0009); returns the rows inserted."""
@@ -382,7 +427,7 @@ async def replay_orphans(root: Path, own: Path, writer: HistoryWriter) -> int:
     for directory, fd in await asyncio.to_thread(claim_orphan_spools, root, own, database_key(writer.url)):
         emptied = False
         try:
-            for path in sorted(directory.glob("*" + Spool.SUFFIX)):
+            for path in Spool.ordered(directory):
                 batch = decode_batch(await asyncio.to_thread(path.read_bytes))
                 try:
                     stored += await writer.write_batch(batch, known_sessions_only=True)

@@ -97,10 +97,12 @@ async def drive(
     out: asyncio.Queue,
     request: Callable[[Any], Any],
     merge: Callable[[Any, Any], Any],
+    final: Callable[[], Awaitable[Any]] | None = None,
 ) -> None:
     """One request per step in, its reply merged into the step, the step out, in order; ``None`` ends the stream.
     The stage's round trip is recorded in ``work.stage_ms[link.name]``. A step whose ``request`` is None has
-    nothing for the stage (e.g. no camera detected this step): it passes on without a call and ``merge(work, None)``."""
+    nothing for the stage (e.g. no camera detected this step): it passes on without a call and ``merge(work, None)``.
+    ``final`` (optional) runs after the last step, before the stream closes; what it returns passes on too."""
     try:
         while (work := await inp.get()) is not None:
             t0 = time.perf_counter()
@@ -108,6 +110,8 @@ async def drive(
             merge(work, None if req is None else await link.exchange(req))
             work.stage_ms[link.name] = (time.perf_counter() - t0) * 1000
             await out.put(work)
+        if final is not None and (last := await final()) is not None:
+            await out.put(last)
         await link.close()
     finally:
         link.cancel()

@@ -37,6 +37,7 @@ from gateway.reader import CameraProgress, Playback, StepReader, open_sources
 from gateway.rows import AlertRow, ZoneEventRow
 from gateway.rules import Alert, RuleEngine
 from gateway.schedule import DetectionSchedule
+from gateway.settle import Settlement, SettlingHistory
 from gateway.sources import is_live
 from gateway.stages import Stages
 from gateway.step import StepResult
@@ -105,6 +106,9 @@ class Session:
         self.latest_frames: dict[str, tuple[common_pb2.Frame, list[dict]]] = {}
         self.frame_ready = asyncio.Event()
         self.zone_events = ZoneEventDetector(video_set)
+        # History waits for settled ids (gateway.settle); its zone events are detected on the settled steps.
+        self.settling = SettlingHistory()
+        self.stored_zone_events = ZoneEventDetector(video_set)
         self.rules = RuleEngine(video_set.rules)
         self.event_counts: dict[str, int] = defaultdict(int)
         self.calibrated: set[str] = set()
@@ -274,6 +278,8 @@ class Session:
 
     def _end(self) -> None:
         self._events(self.zone_events.finish())
+        self._store(self.settling.flush())
+        self._store_events(self.stored_zone_events.finish())
         self._finished_mono = time.monotonic()
         self.fanout.ended(self.ended_message(), self.summary)
         log_event(
@@ -308,7 +314,13 @@ class Session:
     async def _emit(self, inp: asyncio.Queue) -> None:
         last = time.perf_counter()
         while (work := await inp.get()) is not None:
+            if work.final:  # the end-of-session settlement, no step of its own
+                if work.settlement is not None:
+                    self._settle(work.settlement)
+                continue
             self._publish_step(work, work.result or work.finish(self.id))
+            if work.settlement is not None:  # after the step message: identity_update follows the ids it changes
+                self._settle(work.settlement)
             now = time.perf_counter()
             work.stage_ms["step_interval"] = (now - last) * 1000
             work.stage_ms["latency"] = (now - work.started) * 1000
@@ -327,8 +339,10 @@ class Session:
         self.frame_ready.set()
         self.frame_ready = asyncio.Event()
         self.steps = result.step
-        if self.history is not None:
-            self.history.add_rows(result.track_points())
+        released = self.settling.add(result)
+        if self.history is not None and self.settling.waiting and self.settling.waiting[-1] is result:
+            self.history.hold(result.track_points())  # spooled while it waits: a dead gateway loses none
+        self._store(released)
         if self.steps % SUMMARY_EVERY_STEPS == 1:
             self.fanout.summary(self.summary)
         self.fanout.step(message)
@@ -336,11 +350,27 @@ class Session:
         self._alerts(self.rules.step(result.timestamp_ns, events))  # alerts go out before the events behind them
         self._events(events)
 
-    def _events(self, events: list[ZoneEvent]) -> None:
+    def _settle(self, settlement: Settlement) -> None:
+        """IDs already sent that changed go out as ``identity_update``; steps now settled go to history."""
+        self.fanout.identity_update([c.to_dict() for c in settlement.changes])
+        self._store(self.settling.settle(settlement))
+
+    def _store(self, results: list[StepResult]) -> None:
+        """Settled steps to history: track points (persons follow) and the zone events of their settled ids."""
+        if self.history is None:
+            return
+        for r in results:
+            self.history.add_rows(r.track_points())
+            self._store_events(self.stored_zone_events.step(r.timestamp_ns, r.floor_points()))
+
+    def _store_events(self, events: list[ZoneEvent]) -> None:
         if self.history is not None and events:
             self.history.add_events(
                 [ZoneEventRow(ns_to_dt(e.timestamp_ns), self.id, e.zone_id, e.global_id, e.kind) for e in events]
             )
+
+    def _events(self, events: list[ZoneEvent]) -> None:
+        """Live zone events (provisional ids): counted and fanned out; history stores the settled ones."""
         for e in events:
             self.event_counts[e.kind] += 1
             self.fanout.event(e.to_dict(self.id))

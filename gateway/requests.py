@@ -234,16 +234,24 @@ def associate_request(
     return reid_pb2.AssociateRequest(step=step)
 
 
+def associate_final(step: int, timestamp_ns: int) -> reid_pb2.AssociateRequest:
+    """The session's last Associate message (after step ``step``): every identity becomes final."""
+    return reid_pb2.AssociateRequest(step=reid_pb2.AssociateStep(step=step, timestamp_ns=timestamp_ns, final=True))
+
+
 def associate_start(
     session_id: str, options: dict, max_global_id: int, video_set: str = "", person_search: bool = False
 ) -> reid_pb2.AssociateRequest:
     """The first message of the Associate stream. A replica that comes back without the gallery is told the next
     unused global ID, so IDs already in the history are never reused. ``person_search`` (the video set's opt-in)
-    has reid keep the session's persons searchable within ``video_set``."""
+    has reid keep the session's persons searchable within ``video_set``. ``options["identity_mode"]`` (online |
+    window) goes as ``AssociateStart.identity_mode``."""
+    values = dict(options)
+    mode = str(values.pop("identity_mode", "") or "")
     opts = struct_pb2.Struct()
-    opts.update(dict(options) | ({"first_global_id": max_global_id + 1} if max_global_id else {}))
+    opts.update(values | ({"first_global_id": max_global_id + 1} if max_global_id else {}))
     start = reid_pb2.AssociateStart(
-        session_id=session_id, options=opts, video_set=video_set, person_search=person_search
+        session_id=session_id, options=opts, video_set=video_set, person_search=person_search, identity_mode=mode
     )
     return reid_pb2.AssociateRequest(start=start)
 

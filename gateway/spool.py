@@ -49,6 +49,8 @@ class Spool:
     gateway that can take the lock knows the owner is dead and may replay its files (``replay_orphans``)."""
 
     SUFFIX = ".batch.json"
+    # Track points held for their settled ids (gateway.settle), spooled only so a dead gateway loses none of them.
+    HELD = ".held"
 
     def __init__(self, directory: Path, database: str = "") -> None:
         self.directory = directory
@@ -65,13 +67,22 @@ class Spool:
         self._seq = max((int(p.name.split(".")[0]) for p in self.segments()), default=0)
 
     def segments(self) -> list[Path]:
-        """The directory's batch files, oldest first."""
-        return sorted(self.directory.glob("*" + self.SUFFIX))
+        """The directory's batch files, oldest first (held copies last)."""
+        return self.ordered(self.directory)
 
-    def write(self, batch: Batch) -> Path:
-        """Append a batch: written to a temporary name, fsynced, renamed, directory fsynced (blocking I/O)."""
+    @classmethod
+    def ordered(cls, directory: Path) -> list[Path]:
+        """A spool directory's batch files, oldest first, held copies after the others: replayed last, a held copy
+        (provisional ids) never takes the place of its settled row (the track point key leaves the id out)."""
+        files = sorted(directory.glob("*" + cls.SUFFIX))
+        held = [p for p in files if p.name.endswith(cls.HELD + cls.SUFFIX)]
+        return [p for p in files if p not in held] + held
+
+    def write(self, batch: Batch, held: bool = False) -> Path:
+        """Append a batch (``held``: a held copy): written to a temporary name, fsynced, renamed, directory fsynced
+        (blocking I/O)."""
         self._seq += 1
-        path = self.directory / f"{self._seq:012d}{self.SUFFIX}"
+        path = self.directory / f"{self._seq:012d}{self.HELD if held else ''}{self.SUFFIX}"
         tmp = path.with_suffix(".tmp")
         with open(tmp, "wb") as f:
             f.write(encode_batch(batch))

@@ -16,6 +16,7 @@ from gateway.options import SessionConfig
 from gateway.requests import (
     ThumbnailPolicy,
     TrackIdOffsets,
+    associate_final,
     associate_request,
     associate_start,
     choose_identity,
@@ -33,6 +34,7 @@ from gateway.requests import (
     track_start,
 )
 from gateway.schedule import DetectionCarrier, DetectionSchedule, FlowPredictor
+from gateway.settle import Settlement
 from gateway.work import CameraInput, StepWork
 from spoton.v1 import tracking_pb2
 
@@ -203,12 +205,26 @@ class Stages:
         async def on_failure() -> None:
             await self.clients.reid_replicas.refresh(failed=endpoint)
 
+        last = (0, 0)  # (step, media time ns) of the last step sent
+
         def merge(work: StepWork, reply) -> None:  # type: ignore[no-untyped-def]
-            nonlocal max_gid
+            nonlocal max_gid, last
             max_gid = max(max_gid, merge_associate(work, reply))
+            work.settlement = Settlement.from_proto(reply, work.timestamp_ns)
+            last = (work.step, work.timestamp_ns)
             work.finish(self.session_id)
 
         def request(work: StepWork):  # type: ignore[no-untyped-def]
             return associate_request(work, thumbnails, self.identity)
 
-        await drive(self._link("associate", open_call, on_failure), inp, out, request, merge)
+        async def final() -> StepWork | None:
+            """The session's end: reid settles every open identity (window mode) in one last reply."""
+            if not last[0]:
+                return None
+            reply = await link.exchange(associate_final(*last))
+            work = StepWork(last[0], last[1], [], final=True)
+            work.settlement = Settlement.from_proto(reply, last[1])
+            return work
+
+        link = self._link("associate", open_call, on_failure)
+        await drive(link, inp, out, request, merge, final)

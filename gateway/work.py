@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gateway.identity_embed import Choice
+from gateway.settle import Settlement
 from gateway.step import CameraStep, StepResult
 from spoton.domain import Detections, FloorPoints, Tracks
 from spoton.v1 import common_pb2
@@ -62,6 +63,9 @@ class StepWork:
     stage_ms: dict[str, float] = field(default_factory=dict)
     started: float = 0.0  # perf_counter when its frames were read
     result: StepResult | None = None  # set by the last stage
+    # What reid's reply settled (gateway.settle); ``final``: the end-of-session settlement, no step of its own.
+    settlement: Settlement | None = None
+    final: bool = False
 
     def finish(self, session_id: str) -> StepResult:
         """The step's typed result, from what every stage filled in."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from reid_svc.identity import AssociationOptions
+from reid_svc.tracklets import WindowOptions
 from spoton.bootstrap.settings import CommonSettings, parse_wh
+
+IDENTITY_MODES = ("online", "window")
 
 
 class ReidSettings(CommonSettings):
@@ -30,6 +33,12 @@ class ReidSettings(CommonSettings):
     reid_max_floor_distance_m: float = AssociationOptions.max_floor_distance_m
     reid_max_speed_mps: float = AssociationOptions.max_speed_mps
     reid_retire_after_s: float = AssociationOptions.retire_after_s
+    # How global ids are decided (per session: AssociateStart.identity_mode): "online" = each local track once, as it
+    # arrives (reid_svc/identity.py); "window" = tracklets associated over a sliding window, ids settled once older
+    # than REID_WINDOW_S (reid_svc/tracklets.py) and history written with the settled ids. Online by default: on
+    # whole videos the window measured below it (README, "Cross-camera identity").
+    reid_identity_mode: str = "online"
+    reid_window_s: float = WindowOptions.window_s
     # Seconds of stream time between writes of a session's gallery to the database (with DATABASE_URL).
     reid_gallery_persist_s: float = 2.0
     # Person search (SearchPersons; sessions opt in with AssociateStart.person_search). Exact FAISS search up to
@@ -41,6 +50,13 @@ class ReidSettings(CommonSettings):
     # Days a person's search entry is kept after it was last seen (0 = as long as its session); checked hourly.
     reid_search_retention_days: float = 0.0
     reid_search_retention_check_s: float = 3600.0
+
+    @field_validator("reid_identity_mode")
+    @classmethod
+    def _mode(cls, v: str) -> str:
+        if v not in IDENTITY_MODES:
+            raise ValueError(f"REID_IDENTITY_MODE must be one of {IDENTITY_MODES}, got {v!r}")
+        return v
 
     @property
     def input_wh(self) -> tuple[int, int] | None:

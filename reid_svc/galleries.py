@@ -18,6 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from reid_svc.identity import AssociationOptions, IdentityGallery, Thumbnail
 from reid_svc.search import SearchEntries, Sighting
+from reid_svc.tracklets import TrackletWindow
 from spoton.db import apply_migrations
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -41,17 +42,25 @@ class GalleryStore:
     async def close(self) -> None:
         await self.pool.close()
 
-    async def save(self, session_id: str, gallery: IdentityGallery, search: SearchEntries | None = None) -> None:
-        """Store the gallery and, for a searchable session, its persons' search entries (one transaction)."""
+    async def save(
+        self,
+        session_id: str,
+        gallery: IdentityGallery,
+        search: SearchEntries | None = None,
+        window: bytes | None = None,
+    ) -> None:
+        """Store the gallery, a window-mode session's tracklet window (``TrackletWindow.to_bytes``) and, for a
+        searchable session, its persons' search entries (one transaction)."""
         meta, embeddings = gallery.to_state()
         blob = await asyncio.to_thread(_npy, embeddings)
         options = dataclasses.asdict(gallery.options)
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute(
-                "INSERT INTO galleries (session_id, options, state, embeddings) VALUES (%s, %s, %s, %s) "
+                "INSERT INTO galleries (session_id, options, state, embeddings, window_state) "
+                "VALUES (%s, %s, %s, %s, %s) "
                 "ON CONFLICT (session_id) DO UPDATE SET options = EXCLUDED.options, state = EXCLUDED.state, "
-                "embeddings = EXCLUDED.embeddings, updated_at = now()",
-                (session_id, Jsonb(options), Jsonb(meta), blob),
+                "embeddings = EXCLUDED.embeddings, window_state = EXCLUDED.window_state, updated_at = now()",
+                (session_id, Jsonb(options), Jsonb(meta), blob, window),
             )
             if search is not None:
                 await self._save_search(conn, session_id, search)
@@ -153,20 +162,23 @@ class GalleryStore:
             cur = await conn.execute("DELETE FROM search_persons WHERE last_seen_ns < %s", (cutoff_ns,))
             return cur.rowcount
 
-    async def load(self, session_id: str) -> IdentityGallery | None:
+    async def load(self, session_id: str) -> tuple[IdentityGallery, TrackletWindow | None] | None:
+        """The session's stored gallery and, in window mode, its tracklet window; None when nothing is stored."""
         async with self.pool.connection() as conn:
             row = await (
                 await conn.execute(
-                    "SELECT options, state, embeddings FROM galleries WHERE session_id = %s", (session_id,)
+                    "SELECT options, state, embeddings, window_state FROM galleries WHERE session_id = %s",
+                    (session_id,),
                 )
             ).fetchone()
         if row is None:
             return None
-        options, meta, blob = row
+        options, meta, blob, window = row
         embeddings = np.load(io.BytesIO(blob), allow_pickle=False)
         known = {f.name for f in dataclasses.fields(AssociationOptions)}
         opts = AssociationOptions(**{k: v for k, v in options.items() if k in known})
-        return IdentityGallery.from_state(meta, embeddings, opts)
+        gallery = IdentityGallery.from_state(meta, embeddings, opts)
+        return gallery, None if window is None else await asyncio.to_thread(TrackletWindow.from_bytes, bytes(window))
 
     async def add_correction(self, session_id: str, correction: dict) -> None:
         async with self.pool.connection() as conn:

@@ -406,6 +406,18 @@ class IdentityGallery:
         )
         return person.global_id
 
+    def note(self, assignments: list[tuple[str, int, int]], ts_ns: int) -> None:
+        """Persons decided elsewhere (window mode: reid_svc/tracklets.py) seen at ``ts_ns``: (camera_id, track_id,
+        global_id) each. They are kept here for their thumbnails and stats, and retire like the others."""
+        for camera_id, _, gid in assignments:
+            p = self.persons.get(gid)
+            if p is None:
+                p = self.persons[gid] = Person(gid, deque(maxlen=self.options.bank_size), first_seen_ns=ts_ns)
+            p.last_seen_ns = max(p.last_seen_ns, ts_ns)
+            p.last_camera = camera_id
+            p.cameras.add(camera_id)
+        self._retire(ts_ns)
+
     def offer_thumbnail(self, global_id: int, jpeg: bytes, score: float, ts_ns: int, camera_id: str) -> bool:
         """Keep this crop (scored by ``thumbnail_score``) as the person's thumbnail when it beats the current one."""
         person = self.persons.get(global_id)

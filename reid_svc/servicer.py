@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 
@@ -10,11 +11,12 @@ import numpy as np
 from google.protobuf import json_format
 from prometheus_client import Counter
 
-from reid_svc.config import ReidSettings
+from reid_svc.config import IDENTITY_MODES, ReidSettings
 from reid_svc.embedders import Embedder, build_embedder, network
 from reid_svc.galleries import GalleryStore
 from reid_svc.identity import AssociationOptions, IdentityGallery, Observation, thumbnail_score
 from reid_svc.search import PersonSearch, gallery_entries, representative
+from reid_svc.tracklets import TrackletWindow, WindowOptions, WindowStep
 from reid_svc.undo import merge_recorded, undo_last
 from spoton.bootstrap.device import pick_device
 from spoton.bootstrap.errors import NotFoundError, UnavailableError, stream_errors, unary_errors
@@ -30,11 +32,39 @@ EMBEDDED_CROPS = Counter(
 log = logging.getLogger("reid_svc")
 
 
+def associate_response(step: int, out: WindowStep) -> reid_pb2.AssociateResponse:
+    """One step's reply: live ids, what settled (with the media time up to which everything has) and changes."""
+    return reid_pb2.AssociateResponse(
+        step=step,
+        assignments=[reid_pb2.Assignment(camera_id=c, track_id=t, global_id=g) for c, t, g in out.provisional],
+        settled_through_ns=out.through_ns,
+        settled=[
+            reid_pb2.SettledAssignment(
+                camera_id=r.camera_id, track_id=r.track_id, timestamp_ns=r.ts_ns, global_id=r.global_id
+            )
+            for r in out.settled
+        ],
+        changes=[
+            reid_pb2.IdentityChange(
+                camera_id=c.camera_id,
+                track_id=c.track_id,
+                from_global_id=c.from_global_id,
+                to_global_id=c.to_global_id,
+                since_ns=c.since_ns,
+                reason=reid_pb2.IDENTITY_CHANGE_REASON_SETTLED,
+            )
+            for c in out.changes
+        ],
+    )
+
+
 class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
     def __init__(self, settings: ReidSettings) -> None:
         self.settings = settings
         self.embedder: Embedder | None = None
         self.galleries: dict[str, IdentityGallery] = {}
+        # Sessions in window mode: their tracklet window (persisted with the gallery).
+        self.windows: dict[str, TrackletWindow] = {}
         self.store: GalleryStore | None = None
         self.search: PersonSearch | None = None
         # Sessions that opted in to person search -> their video set.
@@ -49,6 +79,7 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
             max_speed_mps=settings.reid_max_speed_mps,
             retire_after_s=settings.reid_retire_after_s,
         )
+        self.default_window = WindowOptions(window_s=settings.reid_window_s)
 
     async def load(self) -> None:
         s = self.settings
@@ -143,9 +174,12 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
             raise ValueError("session_id is required")
         gallery = self.galleries.get(session_id)
         if gallery is None and self.store is not None:
-            gallery = await self.store.load(session_id)
-            if gallery is not None:
+            stored = await self.store.load(session_id)
+            if stored is not None:
+                gallery, window = stored
                 self.galleries[session_id] = gallery
+                if window is not None:
+                    self.windows[session_id] = window
         if gallery is None:
             raise NotFoundError(f"no gallery for session {session_id!r}")
         return gallery
@@ -157,7 +191,30 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
             entries = gallery_entries(session_id, gallery, video_set, self.search.model)
             await self.search.update(entries)
         if self.store is not None:
-            await self.store.save(session_id, gallery, entries)
+            window = self.windows.get(session_id)
+            blob = None if window is None else await asyncio.to_thread(window.to_bytes)
+            await self.store.save(session_id, gallery, entries, blob)
+
+    def _modes(self, start: reid_pb2.AssociateStart) -> tuple[AssociationOptions, WindowOptions | None]:
+        """The session's online-rule options and, in window mode, its window options (an option of either kind
+        may be given; in window mode the window's own fields go to the window)."""
+        mode = start.identity_mode or self.settings.reid_identity_mode
+        if mode not in IDENTITY_MODES:
+            raise ValueError(f"identity_mode must be one of {IDENTITY_MODES}, got {mode!r}")
+        values = json_format.MessageToDict(start.options) if start.HasField("options") else {}
+        if mode == "online":
+            return AssociationOptions.from_dict(self.default_options, values), None
+        window_keys = set(WindowOptions.__dataclass_fields__) - {"prior"}
+        online_keys = set(AssociationOptions.__dataclass_fields__)
+        unknown = set(values) - window_keys - online_keys
+        if unknown:
+            raise ValueError(f"unknown association options {sorted(unknown)}")
+        base = self.default_window
+        wopts = dataclasses.replace(
+            base, **{k: type(getattr(base, k))(v) for k, v in values.items() if k in window_keys}
+        )
+        online = {k: v for k, v in values.items() if k in online_keys}
+        return AssociationOptions.from_dict(self.default_options, online), wopts
 
     @stream_errors
     async def Associate(self, request_iterator, context):
@@ -169,8 +226,7 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
         start = first.start
         if not start.session_id:
             raise ValueError("AssociateStart.session_id is required")
-        values = json_format.MessageToDict(start.options) if start.HasField("options") else {}
-        options = AssociationOptions.from_dict(self.default_options, values)
+        options, window_options = self._modes(start)
         if start.person_search:
             if not start.video_set:
                 raise ValueError("AssociateStart.video_set is required with person_search")
@@ -181,6 +237,12 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
         except NotFoundError:
             gallery = IdentityGallery(options)
             self.galleries[start.session_id] = gallery
+        window = None
+        if window_options is not None:
+            window = self.windows.get(start.session_id)
+            if window is None:
+                window = self.windows[start.session_id] = TrackletWindow(window_options)
+            window._next_id = max(window._next_id, window_options.first_global_id)
         persisted_ns = 0
         last_ns = 0
         try:
@@ -190,19 +252,25 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
                     raise ValueError(f"step {step.step} is older than the previous one (timestamps must not go back)")
                 last_ns = step.timestamp_ns
                 with COMPUTE_SECONDS.labels("Associate").time():
-                    assignments = gallery.step(observations)
+                    if window is None:
+                        assignments = gallery.step(observations)
+                        out = WindowStep(assignments, [], [], step.timestamp_ns)
+                    else:
+                        out = window.step(observations, step.timestamp_ns)
+                        if step.final:
+                            rows, last = window.flush()
+                            out = WindowStep(out.provisional, out.settled + rows, out.changes + last, window.through_ns)
+                        assignments = out.provisional
+                        gallery.note(assignments, step.timestamp_ns)  # thumbnails and stats of the window's ids
                 gids = {(c, t): g for c, t, g in assignments}
                 for ob, crop, score in crops:
                     gallery.offer_thumbnail(
                         gids[(ob.camera_id, int(ob.track_id))], crop, score, ob.timestamp_ns, ob.camera_id
                     )
-                if step.timestamp_ns - persisted_ns >= self.settings.reid_gallery_persist_s * 1e9:
+                if step.timestamp_ns - persisted_ns >= self.settings.reid_gallery_persist_s * 1e9 or step.final:
                     await self._persist(start.session_id, gallery)
                     persisted_ns = step.timestamp_ns
-                yield reid_pb2.AssociateResponse(
-                    step=step.step,
-                    assignments=[reid_pb2.Assignment(camera_id=c, track_id=t, global_id=g) for c, t, g in assignments],
-                )
+                yield associate_response(step.step, out)
         finally:
             if persisted_ns:
                 await self._persist(start.session_id, gallery)
@@ -213,7 +281,8 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
             if request.WhichOneof("payload") != "step":
                 raise ValueError("only AssociateStep messages may follow the AssociateStart")
             step = request.step
-            dim = gallery.embedding_dim
+            window = self.windows.get(session_id)
+            dim = gallery.embedding_dim or (window.embedding_dim if window is not None else 0)
             observations, crops = [], []
             for ob in step.observations:
                 emb = tensor_to_array(ob.embedding).reshape(-1) if ob.HasField("embedding") else None
@@ -240,7 +309,12 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
     @unary_errors
     async def MergeIdentities(self, request, context):
         gallery = await self._gallery(request.session_id)
-        gid, moved, since_ns = merge_recorded(gallery, request.into_global_id, request.from_global_id)
+        window = self.windows.get(request.session_id)
+        if window is None:
+            gid, moved, since_ns = merge_recorded(gallery, request.into_global_id, request.from_global_id)
+        else:  # the window relabels its tracklets; their changes go out with the next Associate reply
+            gid, moved, since_ns = window.merge(request.into_global_id, request.from_global_id), [], 0
+            gallery.corrections.append({"kind": "merge", "into": gid, "from": request.from_global_id})
         await self._corrected(request.session_id, gallery)
         changed = [reid_pb2.Assignment(camera_id=c, track_id=t, global_id=gid) for c, t in moved]
         return reid_pb2.MergeIdentitiesResponse(global_id=gid, changed=changed, since_ns=since_ns)
@@ -248,12 +322,18 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
     @unary_errors
     async def SplitTrack(self, request, context):
         gallery = await self._gallery(request.session_id)
-        gid = gallery.split(request.camera_id, request.track_id)
+        window = self.windows.get(request.session_id)
+        if window is None:
+            gid = gallery.split(request.camera_id, request.track_id)
+        else:
+            old, gid = window.split(request.camera_id, request.track_id)
+            cam, track = request.camera_id, request.track_id
+            gallery.corrections.append({"kind": "split", "camera_id": cam, "track_id": track, "from": old, "into": gid})
         await self._corrected(request.session_id, gallery)
         old = gallery.corrections[-1]["from"]
-        return reid_pb2.SplitTrackResponse(
-            new_global_id=gid, from_global_id=old, since_ns=gallery.persons[gid].first_seen_ns
-        )
+        person = gallery.persons.get(gid)
+        since_ns = person.first_seen_ns if person is not None else 0
+        return reid_pb2.SplitTrackResponse(new_global_id=gid, from_global_id=old, since_ns=since_ns)
 
     @unary_errors
     async def UndoCorrection(self, request, context):
@@ -261,7 +341,14 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
         done = undo_last(gallery)
         await self._corrected(request.session_id, gallery, len(done.records))
         changes = [
-            reid_pb2.IdentityChange(camera_id=c, track_id=t, from_global_id=a, to_global_id=b, reason=why)
+            reid_pb2.IdentityChange(
+                camera_id=c,
+                track_id=t,
+                from_global_id=a,
+                to_global_id=b,
+                since_ns=done.since_ns,
+                reason=reid_pb2.IdentityChangeReason.Value(f"IDENTITY_CHANGE_REASON_{why.upper()}"),
+            )
             for c, t, a, b, why in done.changes
         ]
         kind = done.undone["kind"]
@@ -288,6 +375,7 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
             gallery = None
         removed = len(gallery.persons) if gallery is not None else 0
         self.galleries.pop(request.session_id, None)
+        self.windows.pop(request.session_id, None)
         self.searchable.pop(request.session_id, None)
         searched = self.search.remove_session(request.session_id) if self.search is not None else 0
         stored = await self.store.delete(request.session_id) if self.store is not None else 0
@@ -380,6 +468,7 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
             if not request.session_id:
                 raise ValueError("session_id is required")
             in_memory = self.galleries.pop(request.session_id, None) is not None
+            self.windows.pop(request.session_id, None)
             self.searchable.pop(request.session_id, None)
             if self.search is not None:
                 self.search.remove_session(request.session_id)
@@ -396,6 +485,7 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
         sessions, corrections = await self.store.purge_older(request.older_than_s)
         for sid in sessions:  # an expired gallery held here (a session long idle) goes from memory as well
             self.galleries.pop(sid, None)
+            self.windows.pop(sid, None)
             self.searchable.pop(sid, None)
         return reid_pb2.PurgeHistoryResponse(galleries_deleted=len(sessions), corrections_deleted=corrections)
 

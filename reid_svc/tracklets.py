@@ -22,7 +22,10 @@ differs from (DESIGN §3 ``identity_update``: camera_id, track_id, from_global_i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import io
+import json
+import zipfile
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -30,6 +33,9 @@ from scipy.optimize import linear_sum_assignment
 from reid_svc.identity import AssociationOptions, IdentityGallery, Observation
 
 TrackKey = tuple[str, int]
+# Sightings per current tracklet whose embeddings a stored window keeps (a cut takes a few from the tail: 2-3 with
+# the default options; an appearance break reads the last ``break_steps``).
+KEEP_EMBEDDINGS = 8
 NEG = -1e9  # no evidence for a pair (never linked, but not forbidden)
 
 
@@ -208,11 +214,13 @@ class Settled:
 
 @dataclass
 class WindowStep:
-    """One step's answer: live ids (camera, track, gid) in input order, sightings that settled now, changes."""
+    """One step's answer: live ids (camera, track, gid) in input order, sightings that settled now, changes, and
+    the media time (ns) up to which every sighting is final (``settled`` lists them all)."""
 
     provisional: list[tuple[str, int, int]]
     settled: list[Settled]
     changes: list[Change]
+    through_ns: int = 0
 
 
 class CameraLinks:
@@ -246,6 +254,7 @@ class TrackletWindow:
         self._uid = 0
         self._next_id = max(1, int(self.options.first_global_id))
         self.now_ns = 0
+        self.through_ns = -1  # every sighting up to this media time (ns) has settled
         self.gallery = None if self.options.prior is None else IdentityGallery(self.options.prior)
 
     # ---- input ---------------------------------------------------------------------------------------------
@@ -611,14 +620,20 @@ class TrackletWindow:
         self._instants = {ts: v for ts, v in self._instants.items() if ts >= cutoff}
         self.current = {k: t for k, t in self.current.items() if t.sightings and t.end_ns >= cutoff}
 
-    def step(self, observations: list[Observation]) -> WindowStep:
-        """Add one instant's observations; returns live ids, newly settled sightings and changes."""
-        if not observations:
-            return WindowStep([], [], [])
-        now = max(int(ob.timestamp_ns) for ob in observations)
+    def step(self, observations: list[Observation], now_ns: int = 0) -> WindowStep:
+        """Add one instant's observations (``now_ns``: the step's media time, for a step without any); returns live
+        ids, newly settled sightings and changes."""
+        if not observations and now_ns <= 0:
+            return WindowStep([], [], [], self.through_ns)
+        now = max([int(ob.timestamp_ns) for ob in observations] + [int(now_ns)])
         if now < self.now_ns:
             raise ValueError("observations must not go back in time")
         self.now_ns = now
+        if not observations:
+            changes = self._finalise(now)
+            settled = self._settle(now - int(self.options.window_s * 1e9))
+            self._retire(now)
+            return WindowStep([], settled, changes, self.through_ns)
         online = (
             [None] * len(observations) if self.gallery is None else [g for _, _, g in self.gallery.step(observations)]
         )
@@ -640,23 +655,202 @@ class TrackletWindow:
         changes = self._finalise(now)
         settled = self._settle(now - int(self.options.window_s * 1e9))
         self._retire(now)
-        return WindowStep(live, settled, changes)
+        return WindowStep(live, settled, changes, self.through_ns)
 
     def _settle(self, edge_ns: int) -> list[Settled]:
+        """Release the pending sightings up to ``edge_ns`` (in time order, while their tracklets are final) and
+        advance ``through_ns``."""
         out = []
         n = 0
+        blocked = False
         for s in self.pending:
             if s.ts_ns > edge_ns:
                 break
             t = s.tracklet
             if t is None or t.label is None:
+                blocked = True
                 break
             out.append(Settled(s.camera_id, s.track_id, s.ts_ns, t.label, t.uid))
             n += 1
         del self.pending[:n]
+        if blocked:
+            self.through_ns = max(self.through_ns, self.pending[0].ts_ns - 1)
+        else:
+            self.through_ns = max(self.through_ns, edge_ns)
         return out
 
     def flush(self) -> tuple[list[Settled], list[Change]]:
         """End of stream: every tracklet becomes final now; returns the remaining settled sightings and changes."""
         changes = self._finalise(self.now_ns + int(self.options.window_s * 1e9) + 1)
-        return self._settle(self.now_ns + 1), changes
+        return self._settle(self.now_ns), changes
+
+    @property
+    def embedding_dim(self) -> int:
+        """Length of this window's embeddings (0 before the first one)."""
+        return next((int(t._emb_sum.shape[0]) for t in self.tracklets if t._emb_sum is not None), 0)
+
+    # ---- operators' corrections (binding: the tracklets they touch become final with the operator's id) ---------
+    def known_ids(self) -> set[int]:
+        """Global ids of the tracklets held (the window's and the final ones within the horizon)."""
+        return {g for t in self.tracklets for g in (t.label, t.provisional) if g is not None}
+
+    def merge(self, into: int, source: int) -> int:
+        """Operator correction: every tracklet held with id ``source`` (or ``into``) is ``into`` for good (final),
+        so the window never separates them again; later tracklets may still join them on evidence."""
+        from spoton.bootstrap.errors import NotFoundError
+
+        if into == source:
+            raise ValueError("cannot merge a person into itself")
+        known = self.known_ids()
+        for gid in (into, source):
+            if gid not in known:
+                raise NotFoundError(f"unknown global id {gid}")
+        for t in self.tracklets:
+            gid = t.label if t.label is not None else t.provisional
+            if gid in (into, source):
+                t.label = t.provisional = into
+        return into
+
+    def split(self, camera_id: str, track_id: int) -> tuple[int, int]:
+        """Operator correction: from its next sighting on, the local track is a new person for good (a final
+        tracklet of its own); what it showed before keeps its id. Returns (old id, new id)."""
+        from spoton.bootstrap.errors import NotFoundError
+
+        t = self.current.get((camera_id, int(track_id)))
+        if t is None or not t.sightings:
+            raise NotFoundError(f"unknown track {track_id} in camera {camera_id!r}")
+        old = t.label if t.label is not None else t.provisional
+        new = self._new_tracklet(camera_id, int(track_id))
+        new.label = new.provisional = self._next_id
+        self._next_id += 1
+        return int(old if old is not None else new.label), new.label
+
+    # ---- persistence (reid_svc/galleries.py stores it with the gallery, DESIGN §8) ---------------------------
+    def to_bytes(self) -> bytes:
+        """The window's state as one ``.npz`` (JSON metadata + float32 arrays, no pickle), for a replica that takes
+        the session over. Per-sighting embeddings are kept only for the last ``KEEP_EMBEDDINGS`` sightings of a
+        local track's current tracklet (all a cut or an appearance break reads); each tracklet keeps its sum."""
+        rows: list[np.ndarray] = []
+
+        def row(v: np.ndarray | None) -> int:
+            if v is None:
+                return -1
+            rows.append(np.asarray(v, np.float32))
+            return len(rows) - 1
+
+        current = {id(t) for t in self.current.values()}
+        keep = max(KEEP_EMBEDDINGS, self.options.break_steps + 2)
+        index: dict[int, tuple[int, int]] = {}
+        tracklets = []
+        for t in self.tracklets:
+            first_kept = len(t.sightings) - keep if id(t) in current else len(t.sightings)
+            sightings = []
+            for k, s in enumerate(t.sightings):
+                index[id(s)] = (t.uid, k)
+                sightings.append(
+                    [
+                        s.ts_ns,
+                        None if s.floor_m is None else [float(v) for v in s.floor_m],
+                        row(s.embedding) if k >= first_kept else -1,
+                        s.online,
+                    ]
+                )
+            tracklets.append(
+                {
+                    "uid": t.uid,
+                    "camera_id": t.camera_id,
+                    "track_id": t.track_id,
+                    "sightings": sightings,
+                    "label": t.label,
+                    "provisional": t.provisional,
+                    "emitted": [[g, ns] for g, ns in t.emitted.items()],
+                    "suspects": t.suspects,
+                    "strays": t.strays,
+                    "good_floor": None if t.good_floor is None else [float(v) for v in t.good_floor],
+                    "good_ns": t.good_ns,
+                    "emb_sum": row(t._emb_sum),
+                    "emb_n": t._emb_n,
+                    "votes": [[g, n] for g, n in t.votes.items()],
+                }
+            )
+        meta = {
+            "options": asdict(self.options),
+            "tracklets": tracklets,
+            "current": [[c, k, t.uid] for (c, k), t in self.current.items()],
+            "pending": [index[id(s)] for s in self.pending if id(s) in index],
+            "links": [[a, b, g] for (a, b), g in self.links.gaps.items()],
+            "cuts": self.cuts,
+            "together": [[a, b, d] for (a, b), d in self._together.items()],
+            "apart": sorted([a, b] for a, b in self._apart),
+            "uid": self._uid,
+            "next_id": self._next_id,
+            "now_ns": self.now_ns,
+            "through_ns": self.through_ns,
+        }
+        arrays = {"embeddings": np.stack(rows) if rows else np.zeros((0, 0), np.float32)}
+        if self.gallery is not None:
+            gmeta, gemb = self.gallery.to_state()
+            meta["prior_gallery"] = gmeta
+            arrays["prior_embeddings"] = gemb
+        buf = io.BytesIO()
+        np.savez(buf, meta=np.array(json.dumps(meta)), **arrays)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> TrackletWindow:
+        """A window as ``to_bytes`` stored it (ValueError when the blob is not one)."""
+        try:
+            with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"]))
+                emb = z["embeddings"]
+                prior_emb = z["prior_embeddings"] if "prior_embeddings" in z.files else None
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"not a stored tracklet window: {exc}") from exc
+        opts = dict(meta["options"])
+        if opts.get("prior") is not None:
+            opts["prior"] = AssociationOptions(**opts["prior"])
+        w = cls(WindowOptions(**opts))
+        if w.gallery is not None and "prior_gallery" in meta and prior_emb is not None:
+            w.gallery = IdentityGallery.from_state(meta["prior_gallery"], prior_emb, w.options.prior)
+
+        def vec(r: int) -> np.ndarray | None:
+            return None if r < 0 else emb[r].copy()
+
+        by_uid: dict[int, Tracklet] = {}
+        for d in meta["tracklets"]:
+            t = Tracklet(int(d["uid"]), d["camera_id"], int(d["track_id"]))
+            for ts, floor, r, online in d["sightings"]:
+                s = Sighting(
+                    t.camera_id,
+                    t.track_id,
+                    int(ts),
+                    None if floor is None else np.asarray(floor, np.float64),
+                    vec(int(r)),
+                    tracklet=t,
+                    online=online,
+                )
+                t.sightings.append(s)
+            t.label, t.provisional = d["label"], d["provisional"]
+            t.emitted = {int(g): int(ns) for g, ns in d["emitted"]}
+            t.suspects, t.strays = int(d["suspects"]), int(d["strays"])
+            t.good_floor = None if d["good_floor"] is None else np.asarray(d["good_floor"], np.float64)
+            t.good_ns = int(d["good_ns"])
+            t._emb_sum, t._emb_n = vec(int(d["emb_sum"])), int(d["emb_n"])
+            t.votes = {int(g): int(n) for g, n in d["votes"]}
+            by_uid[t.uid] = t
+            w.tracklets.append(t)
+        w.current = {(c, int(k)): by_uid[int(u)] for c, k, u in meta["current"]}
+        w.pending = sorted((by_uid[int(u)].sightings[int(k)] for u, k in meta["pending"]), key=lambda s: s.ts_ns)
+        for a, b, g in meta["links"]:
+            w.links.gaps[(a, b)] = [float(x) for x in g]
+        w.cuts = {k: int(v) for k, v in meta["cuts"].items()}
+        w._together = {(int(a), int(b)): [float(x) for x in d] for a, b, d in meta["together"]}
+        w._apart = {(int(a), int(b)) for a, b in meta["apart"]}
+        w._uid, w._next_id = int(meta["uid"]), int(meta["next_id"])
+        w.now_ns, w.through_ns = int(meta["now_ns"]), int(meta["through_ns"])
+        cutoff = w.now_ns - int(w.options.horizon_s * 1e9)
+        for t in w.tracklets:
+            for s in t.sightings:
+                if s.ts_ns >= cutoff:
+                    w._instants.setdefault(s.ts_ns, []).append(s)
+        return w

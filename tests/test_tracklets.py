@@ -153,3 +153,108 @@ def test_the_online_rule_as_prior_links_what_it_joined_and_the_window_alone_does
     assert alone[("cam1", 1, ts(0))] != alone[("cam2", 5, ts(59))]
     _, prior, _ = run(TrackletWindow(WindowOptions(window_s=3.0, prior=AssociationOptions())), steps)
     assert prior[("cam1", 1, ts(0))] == prior[("cam2", 5, ts(59))]
+
+
+def _scenario() -> list[list[Observation]]:
+    """Two cameras, a track swap (floor jump), a late-joining track and a stretch without anyone."""
+    steps = []
+    for i in range(120):
+        obs = [ob("cam1", 1, i, emb(0), (0.05 * i, 0.0) if i < 60 else (6.0 + 0.05 * i, 6.0))]
+        if 20 <= i < 100:
+            floor = None if i < 23 else (0.05 * i + 0.2, 0.1) if i < 60 else (6.1 + 0.05 * i, 6.0)
+            obs.append(ob("cam2", 3, i, 0.6 * emb(0) + 0.8 * emb(1), floor))
+        if 40 <= i < 70:
+            obs.append(ob("cam2", 7, i, emb(2), (-3.0, 0.02 * i)))
+        steps.append(obs if i < 105 or i > 110 else [])
+    return steps
+
+
+def _answer(out) -> tuple:  # type: ignore[no-untyped-def]
+    return (
+        out.provisional,
+        [(r.camera_id, r.track_id, r.ts_ns, r.global_id) for r in out.settled],
+        out.changes,
+        out.through_ns,
+    )
+
+
+def test_a_stored_window_resumes_exactly_where_it_was() -> None:
+    # What another reid replica does when it takes the session over (DESIGN §8): the window restored from its
+    # bytes answers every later step exactly as the one that never stopped.
+    steps = _scenario()
+    for cut in (30, 64, 90):
+        a = TrackletWindow(WindowOptions(window_s=3.0, prior=AssociationOptions()))
+        for i, obs in enumerate(steps[:cut]):
+            a.step(obs, ts(i))
+        b = TrackletWindow.from_bytes(a.to_bytes())
+        assert b.now_ns == a.now_ns and len(b.pending) == len(a.pending) > 0
+        for i, obs in enumerate(steps[cut:], start=cut):
+            assert _answer(b.step(obs, ts(i))) == _answer(a.step(obs, ts(i))), i
+        ra, la = a.flush()
+        rb, lb = b.flush()
+        assert (ra, la) == (rb, lb)
+    assert a.cuts["jump"] >= 1
+
+
+def test_every_sighting_settles_once_up_to_through_and_a_step_without_anyone_moves_time_on() -> None:
+    o = WindowOptions(window_s=2.0)
+    w = TrackletWindow(o)
+    fed, seen = [], set()
+    for i, obs in enumerate(_scenario()):
+        out = w.step(obs, ts(i))
+        fed += [(x.camera_id, x.track_id, x.timestamp_ns) for x in obs]
+        for r in out.settled:
+            key = (r.camera_id, r.track_id, r.ts_ns)
+            assert key not in seen and r.ts_ns <= out.through_ns
+            seen.add(key)
+        # Everything fed up to ``through_ns`` has settled; ``through_ns`` trails the step by the window.
+        assert {k for k in fed if k[2] <= out.through_ns} <= seen
+        if i >= 30:
+            assert out.through_ns >= ts(i) - int(o.window_s * 1e9) - 1
+    rows, _ = w.flush()
+    seen |= {(r.camera_id, r.track_id, r.ts_ns) for r in rows}
+    assert seen == set(fed) and w.through_ns == ts(119)
+
+
+def test_a_window_blob_that_is_not_one_is_refused() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="not a stored tracklet window"):
+        TrackletWindow.from_bytes(b"garbage")
+
+
+def test_operators_corrections_bind_the_window() -> None:
+    # A (cam1) and C (cam2) are simultaneous and 3 m apart: the window keeps them apart. The operator merges them
+    # (step 40): from then on, live and settled, they are one id. Then splits C's track off again (step 60).
+    import pytest
+
+    from spoton.bootstrap.errors import NotFoundError
+
+    w = TrackletWindow(WindowOptions(window_s=2.0))
+    live, settled = [], {}
+    for i in range(80):
+        if i == 40:
+            ids = live[-1]
+            assert ids[("cam1", 1)] != ids[("cam2", 7)]
+            with pytest.raises(NotFoundError):
+                w.merge(ids[("cam1", 1)], 999)
+            with pytest.raises(ValueError):
+                w.merge(ids[("cam1", 1)], ids[("cam1", 1)])
+            merged = w.merge(ids[("cam1", 1)], ids[("cam2", 7)])
+        if i == 60:
+            with pytest.raises(NotFoundError):
+                w.split("cam2", 99)
+            before = w.known_ids()
+            old, new = w.split("cam2", 7)
+            assert old == merged and new not in before
+        out = w.step([ob("cam1", 1, i, emb(0), (0.05 * i, 0.0)), ob("cam2", 7, i, emb(2), (-3.0, 0.02 * i))], ts(i))
+        live.append({(c, t): g for c, t, g in out.provisional})
+        settled |= {(r.camera_id, r.track_id, r.ts_ns): r.global_id for r in out.settled}
+    rows, _ = w.flush()
+    settled |= {(r.camera_id, r.track_id, r.ts_ns): r.global_id for r in rows}
+    for i in range(40, 60):
+        assert live[i][("cam1", 1)] == live[i][("cam2", 7)] == merged
+        assert settled[("cam1", 1, ts(i))] == settled[("cam2", 7, ts(i))] == merged
+    for i in range(60, 80):
+        assert live[i][("cam2", 7)] == new != live[i][("cam1", 1)] == merged
+        assert settled[("cam2", 7, ts(i))] == new

@@ -12,6 +12,7 @@ from gateway.deps import GatewayDep, Operator
 from gateway.errors import ApiError
 from gateway.fanout import Fanout
 from gateway.render import blur_jpeg
+from gateway.settle import REASONS
 from gateway.state import Gateway
 from spoton.timeutil import ns_to_iso
 from spoton.v1 import reid_pb2
@@ -142,7 +143,9 @@ async def undo_correction(session_id: str, gw: GatewayDep) -> dict:
         metadata=gw.clients.metadata,
     )
     changes = [
-        identity_change(c.camera_id, c.track_id, c.from_global_id, c.to_global_id, reply.since_ns, c.reason)
+        identity_change(
+            c.camera_id, c.track_id, c.from_global_id, c.to_global_id, reply.since_ns, REASONS.get(c.reason, "merge")
+        )
         for c in reply.changes
     ]
     fanout(gw, session_id).identity_update(changes)

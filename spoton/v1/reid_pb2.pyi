@@ -14,9 +14,20 @@ class EmbeddingPurpose(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EMBEDDING_PURPOSE_UNSPECIFIED: _ClassVar[EmbeddingPurpose]
     EMBEDDING_PURPOSE_TRACKING: _ClassVar[EmbeddingPurpose]
     EMBEDDING_PURPOSE_IDENTITY: _ClassVar[EmbeddingPurpose]
+
+class IdentityChangeReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    IDENTITY_CHANGE_REASON_UNSPECIFIED: _ClassVar[IdentityChangeReason]
+    IDENTITY_CHANGE_REASON_SETTLED: _ClassVar[IdentityChangeReason]
+    IDENTITY_CHANGE_REASON_MERGE: _ClassVar[IdentityChangeReason]
+    IDENTITY_CHANGE_REASON_SPLIT: _ClassVar[IdentityChangeReason]
 EMBEDDING_PURPOSE_UNSPECIFIED: EmbeddingPurpose
 EMBEDDING_PURPOSE_TRACKING: EmbeddingPurpose
 EMBEDDING_PURPOSE_IDENTITY: EmbeddingPurpose
+IDENTITY_CHANGE_REASON_UNSPECIFIED: IdentityChangeReason
+IDENTITY_CHANGE_REASON_SETTLED: IdentityChangeReason
+IDENTITY_CHANGE_REASON_MERGE: IdentityChangeReason
+IDENTITY_CHANGE_REASON_SPLIT: IdentityChangeReason
 
 class FrameBoxes(_message.Message):
     __slots__ = ("frame", "boxes")
@@ -73,16 +84,18 @@ class ReidServiceGetModelInfoResponse(_message.Message):
     def __init__(self, info: _Optional[_Union[_common_pb2.ModelInfo, _Mapping]] = ...) -> None: ...
 
 class AssociateStart(_message.Message):
-    __slots__ = ("session_id", "options", "video_set", "person_search")
+    __slots__ = ("session_id", "options", "video_set", "person_search", "identity_mode")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     VIDEO_SET_FIELD_NUMBER: _ClassVar[int]
     PERSON_SEARCH_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_MODE_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     options: _struct_pb2.Struct
     video_set: str
     person_search: bool
-    def __init__(self, session_id: _Optional[str] = ..., options: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., video_set: _Optional[str] = ..., person_search: _Optional[bool] = ...) -> None: ...
+    identity_mode: str
+    def __init__(self, session_id: _Optional[str] = ..., options: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., video_set: _Optional[str] = ..., person_search: _Optional[bool] = ..., identity_mode: _Optional[str] = ...) -> None: ...
 
 class Observation(_message.Message):
     __slots__ = ("camera_id", "track_id", "timestamp_ns", "embedding", "floor", "crop_jpeg", "visibility")
@@ -103,14 +116,16 @@ class Observation(_message.Message):
     def __init__(self, camera_id: _Optional[str] = ..., track_id: _Optional[int] = ..., timestamp_ns: _Optional[int] = ..., embedding: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., floor: _Optional[_Union[_common_pb2.FloorPoint, _Mapping]] = ..., crop_jpeg: _Optional[bytes] = ..., visibility: _Optional[float] = ...) -> None: ...
 
 class AssociateStep(_message.Message):
-    __slots__ = ("step", "timestamp_ns", "observations")
+    __slots__ = ("step", "timestamp_ns", "observations", "final")
     STEP_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_NS_FIELD_NUMBER: _ClassVar[int]
     OBSERVATIONS_FIELD_NUMBER: _ClassVar[int]
+    FINAL_FIELD_NUMBER: _ClassVar[int]
     step: int
     timestamp_ns: int
     observations: _containers.RepeatedCompositeFieldContainer[Observation]
-    def __init__(self, step: _Optional[int] = ..., timestamp_ns: _Optional[int] = ..., observations: _Optional[_Iterable[_Union[Observation, _Mapping]]] = ...) -> None: ...
+    final: bool
+    def __init__(self, step: _Optional[int] = ..., timestamp_ns: _Optional[int] = ..., observations: _Optional[_Iterable[_Union[Observation, _Mapping]]] = ..., final: _Optional[bool] = ...) -> None: ...
 
 class AssociateRequest(_message.Message):
     __slots__ = ("start", "step")
@@ -130,13 +145,47 @@ class Assignment(_message.Message):
     global_id: int
     def __init__(self, camera_id: _Optional[str] = ..., track_id: _Optional[int] = ..., global_id: _Optional[int] = ...) -> None: ...
 
+class SettledAssignment(_message.Message):
+    __slots__ = ("camera_id", "track_id", "timestamp_ns", "global_id")
+    CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACK_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_NS_FIELD_NUMBER: _ClassVar[int]
+    GLOBAL_ID_FIELD_NUMBER: _ClassVar[int]
+    camera_id: str
+    track_id: int
+    timestamp_ns: int
+    global_id: int
+    def __init__(self, camera_id: _Optional[str] = ..., track_id: _Optional[int] = ..., timestamp_ns: _Optional[int] = ..., global_id: _Optional[int] = ...) -> None: ...
+
+class IdentityChange(_message.Message):
+    __slots__ = ("camera_id", "track_id", "from_global_id", "to_global_id", "since_ns", "reason")
+    CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACK_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_GLOBAL_ID_FIELD_NUMBER: _ClassVar[int]
+    TO_GLOBAL_ID_FIELD_NUMBER: _ClassVar[int]
+    SINCE_NS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    camera_id: str
+    track_id: int
+    from_global_id: int
+    to_global_id: int
+    since_ns: int
+    reason: IdentityChangeReason
+    def __init__(self, camera_id: _Optional[str] = ..., track_id: _Optional[int] = ..., from_global_id: _Optional[int] = ..., to_global_id: _Optional[int] = ..., since_ns: _Optional[int] = ..., reason: _Optional[_Union[IdentityChangeReason, str]] = ...) -> None: ...
+
 class AssociateResponse(_message.Message):
-    __slots__ = ("step", "assignments")
+    __slots__ = ("step", "assignments", "settled_through_ns", "settled", "changes")
     STEP_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
+    SETTLED_THROUGH_NS_FIELD_NUMBER: _ClassVar[int]
+    SETTLED_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
     step: int
     assignments: _containers.RepeatedCompositeFieldContainer[Assignment]
-    def __init__(self, step: _Optional[int] = ..., assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ...) -> None: ...
+    settled_through_ns: int
+    settled: _containers.RepeatedCompositeFieldContainer[SettledAssignment]
+    changes: _containers.RepeatedCompositeFieldContainer[IdentityChange]
+    def __init__(self, step: _Optional[int] = ..., assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ..., settled_through_ns: _Optional[int] = ..., settled: _Optional[_Iterable[_Union[SettledAssignment, _Mapping]]] = ..., changes: _Optional[_Iterable[_Union[IdentityChange, _Mapping]]] = ...) -> None: ...
 
 class MergeIdentitiesRequest(_message.Message):
     __slots__ = ("session_id", "into_global_id", "from_global_id")
@@ -183,20 +232,6 @@ class UndoCorrectionRequest(_message.Message):
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     def __init__(self, session_id: _Optional[str] = ...) -> None: ...
-
-class IdentityChange(_message.Message):
-    __slots__ = ("camera_id", "track_id", "from_global_id", "to_global_id", "reason")
-    CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
-    TRACK_ID_FIELD_NUMBER: _ClassVar[int]
-    FROM_GLOBAL_ID_FIELD_NUMBER: _ClassVar[int]
-    TO_GLOBAL_ID_FIELD_NUMBER: _ClassVar[int]
-    REASON_FIELD_NUMBER: _ClassVar[int]
-    camera_id: str
-    track_id: int
-    from_global_id: int
-    to_global_id: int
-    reason: str
-    def __init__(self, camera_id: _Optional[str] = ..., track_id: _Optional[int] = ..., from_global_id: _Optional[int] = ..., to_global_id: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class UndoCorrectionResponse(_message.Message):
     __slots__ = ("undone_kind", "undone", "changes", "since_ns")
