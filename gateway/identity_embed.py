@@ -2,14 +2,16 @@
 
 Identity embeddings (reid's network, for cross-camera association) are spent per *track*, after tracking, under a
 budget, instead of on every detection before tracking:
-  * at birth: the first step a track is seen on a detected frame (the identity gallery matches a new track by its
+  * at birth: the first step a track is seen with a detection (the identity gallery matches a new track by its
     appearance then);
   * again when it is clean — unoccluded (no other box of the camera covers more than ``max_covered`` of it) and
     sharp (Laplacian variance at 128 px height at least ``min_sharpness``) — and ``every_s`` of media time have
     passed since its last embedding, or its last one was not clean (a birth behind someone);
   * at most ``max_per_step`` crops per step over all cameras (0 = no cap), births first, then the longest
     waiting.
-Only tracks matched to a detection on a detected frame are embedded (a predicted box is not a person's outline).
+Only tracks matched to a detection are embedded — on a detected frame, or on a skipped one carrying the previous
+detections moved by optical flow (``SCHEDULE_PREDICTION=detections``; tracks are born there too); a Kalman- or
+flow-predicted track box alone is not a person's outline.
 Association gets each track's latest identity embedding at every step (``latest``), so the gallery sees what it saw
 before, at a fraction of the embeddings. ``mode`` ``every`` embeds every matched track at every detected step
 (the old cost, for comparison).

@@ -72,11 +72,13 @@ def merge_embed(work: StepWork, reply: reid_pb2.EmbedStreamResponse | None) -> N
 
 # ---- identity embed: chosen tracks, after tracking -----------------------------------------------------------------
 def choose_identity(work: StepWork, identity: IdentityEmbedder) -> None:
-    """Set each camera's ``identity`` choices for this step (detected cameras only), within the step's cap."""
+    """Set each camera's ``identity`` choices for this step, within the step's cap: cameras with detections, i.e.
+    detected ones and skipped ones carrying the previous detections (their tracks are born there too); not frames
+    with only predicted boxes."""
     chosen = []
     for cam in work.cameras:
         cam.identity = []
-        if cam.detected and cam.tracks is not None and cam.detections is not None:
+        if cam.tracks is not None and cam.detections is not None:
             chosen += identity.choose(
                 cam.camera_id, cam.frame.timestamp_ns, cam.tracks, cam.detections, lambda f=cam.frame: decode_frame(f)
             )

@@ -132,13 +132,14 @@ def test_policy_validation_and_session_options_over_settings() -> None:
     assert not SchedulePolicy("fixed", 2, prediction="flow").carries_detections
     assert not SchedulePolicy("fixed", 1, prediction="detections").carries_detections
     settings = GatewaySettings(detection_schedule="motion", detect_every=3, motion_threshold=0.01)
-    assert SessionConfig.resolve({}, settings).schedule == SchedulePolicy("motion", 3, 0.01)
+    assert SessionConfig.resolve({}, settings).schedule == SchedulePolicy("motion", 3, 0.01, "detections")
     cfg = SessionConfig.resolve(
         {"detection_schedule": "fixed", "detect_every": 2, "motion_threshold": 0, "schedule_prediction": "flow"},
         settings,
     )
     assert cfg.schedule == SchedulePolicy("fixed", 2, 0.0, "flow")
-    assert SessionConfig.resolve({}, GatewaySettings()).schedule.every_frame
+    # The default: every second frame detected, the previous detections carried into the other.
+    assert SessionConfig.resolve({}, GatewaySettings()).schedule == SchedulePolicy("fixed", 2, 0.002, "detections")
 
 
 def camera(cam_id: str, detected: bool) -> CameraInput:

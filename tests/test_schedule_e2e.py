@@ -30,7 +30,8 @@ def detect_calls(stack) -> float:  # type: ignore[no-untyped-def]
 
 def test_detect_every_2_keeps_every_frame_tracked(stack, demo_dir) -> None:  # type: ignore[no-untyped-def]
     before = detect_calls(stack)
-    body = {"video_set": "demo", "options": {"max_steps": STEPS, "detection_schedule": "fixed", "detect_every": 2}}
+    options = {"max_steps": STEPS, "detection_schedule": "fixed", "detect_every": 2, "schedule_prediction": "kalman"}
+    body = {"video_set": "demo", "options": options}
     r = gwapi.post(f"{stack.gateway_url}/api/v1/sessions/", timeout=30, json=body)
     assert r.status_code == 201, r.text
     sid = r.json()["session_id"]
