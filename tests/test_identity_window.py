@@ -214,7 +214,13 @@ def test_window_session_end_to_end_sends_identity_updates_and_stores_settled_ids
     steps = 60
     body = {
         "video_set": "demo",
-        "options": {"max_steps": steps, "association": {"identity_mode": "window", "window_s": 2}},
+        # Every frame detected: on this window the online ids then change as the window settles (with carried
+        # detections, the default schedule, the first 60 steps' provisional ids already equal the settled ones).
+        "options": {
+            "max_steps": steps,
+            "detect_every": 1,
+            "association": {"identity_mode": "window", "window_s": 2},
+        },
     }
     r = gwapi.post(f"{stack.gateway_url}/api/v1/sessions/", timeout=30, json=body)
     assert r.status_code == 201, r.text
