@@ -42,7 +42,7 @@ demo: install
 
 ## The tests (what .ci/run calls). Needs PostgreSQL on 127.0.0.1:5432 (database test) and the shared data.
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
