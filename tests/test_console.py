@@ -60,18 +60,24 @@ def near_edge(h: dict, x: float, y: float) -> bool:
     return min(fx, 1 - fx, fy, 1 - fy) < 0.1
 
 
-def test_console_plan_identity_update_and_seek(stack: Stack, browser_page) -> None:  # type: ignore[no-untyped-def]
-    page = browser_page
-    base = stack.gateway_url
-    # A looping file session: it runs until deleted, whatever the speed of this machine.
+def open_looping_session(page, base: str) -> str:  # type: ignore[no-untyped-def]
+    """A looping demo session (it runs until deleted, whatever the speed of this machine) shown on the console with
+    the test probes loaded; its id."""
     r = gwapi.post(f"{base}/api/v1/sessions/", json={"video_set": "demo", "options": {"loop": True}}, timeout=30)
     assert r.status_code == 201, r.text
     sid = r.json()["session_id"]
+    page.goto(base + "/")
+    page.select_option("#session", sid)
+    page.wait_for_function(f"current && current.session_id === '{sid}'", timeout=30_000)
+    page.add_script_tag(path=str(PROBES))
+    return sid
+
+
+def test_console_plan_identity_update_and_seek(stack: Stack, browser_page) -> None:  # type: ignore[no-untyped-def]
+    page = browser_page
+    base = stack.gateway_url
+    sid = open_looping_session(page, base)
     try:
-        page.goto(base + "/")
-        page.select_option("#session", sid)
-        page.wait_for_function(f"current && current.session_id === '{sid}'", timeout=30_000)
-        page.add_script_tag(path=str(PROBES))
         page.evaluate("recordFrames()")
         # Background: the demo set has no floor image, so its four cameras' bird's-eye views make the mosaic.
         page.wait_for_function("plan && plan.backgroundKind !== 'none'", timeout=60_000)
@@ -208,14 +214,8 @@ def wait_until(check, timeout_s: float = 90.0, every_s: float = 1.0):  # type: i
 def test_console_person_view_merge_and_undo(stack: Stack, browser_page) -> None:  # type: ignore[no-untyped-def]
     page = browser_page
     base = stack.gateway_url
-    r = gwapi.post(f"{base}/api/v1/sessions/", json={"video_set": "demo", "options": {"loop": True}}, timeout=30)
-    assert r.status_code == 201, r.text
-    sid = r.json()["session_id"]
+    sid = open_looping_session(page, base)
     try:
-        page.goto(base + "/")
-        page.select_option("#session", sid)
-        page.wait_for_function(f"current && current.session_id === '{sid}'", timeout=30_000)
-        page.add_script_tag(path=str(PROBES))
         page.wait_for_function("present.size >= 2 && plan", timeout=120_000)
         page.click("#pause")
         page.wait_for_timeout(1500)  # steps already in the pipeline arrive
