@@ -274,12 +274,21 @@ def load_session(url: str, sid: str, a: argparse.Namespace, history_days: int) -
         print(f"{sid}: loaded {points:,} track points and {events:,} zone events in {loaded:.0f} s", flush=True)
         t0 = time.perf_counter()
         conn.execute("SELECT zone_visit_bounds_rebuild(%s)", (sid,))
-        params = refresh_params(sid, start, (0.0, 0.0), start, DAY0 + timedelta(days=1) - timedelta(microseconds=1))
+        build_rollups(conn, sid, start, history_days + 1)
+        print(f"{sid}: built the dwell bounds and per-minute rollups in {time.perf_counter() - t0:.0f} s", flush=True)
+    return {"session": sid, "track_points": points, "zone_events": events, "loaded_s": loaded}
+
+
+def build_rollups(conn: psycopg.Connection, sid: str, start: datetime, days: int) -> None:
+    """The session's rollups built one day at a time, in time order, as the history writer keeps them (a few
+    minutes at a time): rows of one hour lie together in the table. One pass over all days would write each hour's
+    cells in hash order among the whole month's, and an hour's heatmap would read a table page per cell."""
+    for day in range(days):
+        first = start + timedelta(days=day)
+        params = refresh_params(sid, start, (0.0, 0.0), first, first + timedelta(days=1) - timedelta(microseconds=1))
         for sql in REFRESH_SQL:
             conn.execute(sql, params)
         conn.commit()
-        print(f"{sid}: built the dwell bounds and per-minute rollups in {time.perf_counter() - t0:.0f} s", flush=True)
-    return {"session": sid, "track_points": points, "zone_events": events, "loaded_s": loaded}
 
 
 def baseline_queries(ref: str) -> type:
@@ -352,6 +361,9 @@ def main() -> None:
     p.add_argument("--raw", action="store_true", help="also time the raw-table queries (no rollups)")
     p.add_argument("--baseline", default="", help="also time analytics_svc/queries.py at this git revision")
     p.add_argument("--load-only", action="store_true", help="load the sessions and build their rollups, time nothing")
+    p.add_argument(
+        "--rebuild-rollups", action="store_true", help="rebuild loaded sessions' rollups day by day (older loads)"
+    )
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "analytics_bench.json")
     a = p.parse_args()
     url = ensure_database(a.database_url)
@@ -366,6 +378,13 @@ def main() -> None:
         "1d": load_session(url, f"{base}-1d", a, 0),
         long: load_session(url, f"{base}-{a.history_days + 1}d-{a.history_hz:g}hz-{ids}", a, a.history_days),
     }
+    if a.rebuild_rollups:
+        with psycopg.connect(url) as conn:
+            for label, info in sessions.items():
+                t0 = time.perf_counter()
+                days = a.history_days + 1 if label != "1d" else 1
+                build_rollups(conn, info["session"], DAY0 - timedelta(days=days - 1), days)
+                print(f"{info['session']}: rebuilt the rollups day by day in {time.perf_counter() - t0:.0f} s")
     if a.load_only:
         return
     with psycopg.connect(url, autocommit=True) as conn:
