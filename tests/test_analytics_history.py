@@ -455,6 +455,38 @@ def test_trajectory_reads_the_index_not_the_table(database_url) -> None:  # type
     assert fetched == 0
 
 
+def test_step_seconds_first_hour_shortcut_keeps_the_answer(database_url) -> None:  # type: ignore[no-untyped-def]
+    """The typical step gap is the median gap of the range's first 1000 distinct step times, looked for in the
+    range's first hour first: a dense first hour (2 s steps, then 3 s) answers from it; a sparse one (10 s steps,
+    too few) falls back to the whole range, whose first 1000 times reach into the 3 s steps; a range starting before
+    any data too."""
+    apply_migrations(database_url, REPO / "gateway" / "migrations", "gateway")
+    times = {
+        "dense": [2.0 * k for k in range(1900)] + [3800 + 3.0 * k for k in range(2000)],
+        "sparse": [10.0 * k for k in range(360)] + [3600 + 3.0 * k for k in range(2000)],
+    }
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        got = {}
+        for name, ts in times.items():
+            sid = f"steps-{name}-{uuid.uuid4().hex[:8]}"
+            conn.execute(
+                "INSERT INTO sessions (session_id, video_set, cameras, video_set_doc, status, media_start) "
+                "VALUES (%s, 'long', %s, %s, 'finished', %s)",
+                (sid, ["camA"], json.dumps(DOC), START),
+            )
+            with conn.cursor().copy(
+                "COPY track_points (time, session_id, step, camera_id, frame_index, track_id, global_id, bbox, "
+                "confidence, floor_x_m, floor_y_m) FROM STDIN"
+            ) as copy:
+                for k, t in enumerate(ts):
+                    copy.write_row((at(t), sid, k, "camA", k, 1, 1, [0, 0, 1, 1], 0.9, 1.0, 1.0))
+            q = HistoryQueries(conn)
+            got[name] = [q._step_seconds(Range(sid, ns(a), ns(b))) for a, b in ((0, 86400), (-600, 86400))]
+    assert got["dense"] == [2.0, 2.0]
+    # sparse: the first 1000 times hold 360 gaps of 10 s and 639 of 3 s: median 3 s (the first hour alone says 10)
+    assert got["sparse"] == [3.0, 3.0]
+
+
 ORIGIN = datetime(2026, 2, 3, 8, 0, 30, tzinfo=UTC)  # not on a clock hour: rollups align to the media start
 
 
