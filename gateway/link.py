@@ -11,6 +11,20 @@ from typing import Any
 import grpc
 
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED})
+# gRPC core's own wording when a peer's process dies mid-stream and the transport, not the peer, ends the call
+# with INTERNAL (seen when mapping was SIGKILLed under load): a lost connection, not a stage's error.
+TRANSPORT_INTERNAL = ("Internal error from Core", "RST_STREAM")
+
+
+def retryable(exc: grpc.aio.AioRpcError) -> bool:
+    """Whether a failed call means the stage went away (reopen the stream) rather than refused the request."""
+    code = exc.code()
+    details = exc.details() or ""
+    return code in RETRYABLE or (
+        code == grpc.StatusCode.INTERNAL and any(text in details for text in TRANSPORT_INTERNAL)
+    )
+
+
 FIRST_RETRY_S = 0.2
 MAX_RETRY_S = 2.0
 
@@ -64,7 +78,7 @@ class StageLink:
                     raise StageGoneError(f"{self.name} stream ended early")
                 return reply
             except (grpc.aio.AioRpcError, StageGoneError, asyncio.InvalidStateError, ConnectionError) as exc:
-                if isinstance(exc, grpc.aio.AioRpcError) and exc.code() not in RETRYABLE:
+                if isinstance(exc, grpc.aio.AioRpcError) and not retryable(exc):
                     raise
                 self.cancel()
                 now = time.monotonic()

@@ -462,3 +462,19 @@ async def test_history_writer_bounds_what_it_holds_while_the_database_is_away() 
     with pytest.raises(psycopg.OperationalError):
         await writer.flush()
     assert writer.status()["rows_pending"] == 10 and writer.failures == 1
+
+
+def test_a_transport_internal_error_reopens_the_stream_and_a_stage_error_does_not() -> None:
+    """A peer killed mid-stream can end the call with INTERNAL from gRPC core itself: that is a lost connection
+    (retry); an INTERNAL raised by the stage, and INVALID_ARGUMENT, are the stage's answer (fail)."""
+    import grpc
+
+    from gateway.link import retryable
+
+    def err(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
+        return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details=details)
+
+    assert retryable(err(grpc.StatusCode.INTERNAL, "Internal error from Core"))
+    assert retryable(err(grpc.StatusCode.UNAVAILABLE, "Socket closed"))
+    assert not retryable(err(grpc.StatusCode.INTERNAL, "mapping failed: singular homography"))
+    assert not retryable(err(grpc.StatusCode.INVALID_ARGUMENT, "bad frame"))
