@@ -422,6 +422,23 @@ def test_export_and_trajectory_over_grpc(database_url, long_history) -> None:  #
     assert out["unknown"] == grpc.StatusCode.NOT_FOUND
 
 
+INSERT_SESSION = (
+    "INSERT INTO sessions (session_id, video_set, cameras, video_set_doc, status, media_start) "
+    "VALUES (%s, 'long', %s, %s, 'finished', %s)"
+)
+
+
+def write_walkers(conn: psycopg.Connection, sid: str, rows) -> None:  # type: ignore[no-untyped-def]
+    """A one-camera session whose ``rows`` are (seconds after START, person, floor x, floor y), one step each."""
+    conn.execute(INSERT_SESSION, (sid, ["camA"], json.dumps(DOC), START))
+    with conn.cursor().copy(
+        "COPY track_points (time, session_id, step, camera_id, frame_index, track_id, global_id, bbox, "
+        "confidence, floor_x_m, floor_y_m) FROM STDIN"
+    ) as copy:
+        for k, (t, person, x, y) in enumerate(rows):
+            copy.write_row((at(t), sid, k, "camA", k, person, person, [0, 0, 1, 1], 0.9, x, y))
+
+
 def test_trajectory_reads_the_index_not_the_table(database_url) -> None:  # type: ignore[no-untyped-def]
     """One person's path among 40 interleaved people comes from the (session, person, time) index's leaves, which
     carry the floor point (gateway migration 0011): once the table is vacuumed (as autovacuum does), no table row is
@@ -430,19 +447,8 @@ def test_trajectory_reads_the_index_not_the_table(database_url) -> None:  # type
     sid = f"crowd-{uuid.uuid4().hex[:8]}"
     rng = np.random.default_rng(5)
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO sessions (session_id, video_set, cameras, video_set_doc, status, media_start) "
-            "VALUES (%s, 'long', %s, %s, 'finished', %s)",
-            (sid, ["camA"], json.dumps(DOC), START),
-        )
-        with conn.cursor().copy(
-            "COPY track_points (time, session_id, step, camera_id, frame_index, track_id, global_id, bbox, "
-            "confidence, floor_x_m, floor_y_m) FROM STDIN"
-        ) as copy:
-            for step in range(600):
-                for person in range(1, 41):
-                    x, y = rng.uniform(0, 10, 2)
-                    copy.write_row((at(step), sid, step, "camA", step, person, person, [0, 0, 1, 1], 0.9, x, y))
+        points = [(step, person, *rng.uniform(0, 10, 2)) for step in range(600) for person in range(1, 41)]
+        write_walkers(conn, sid, points)
         conn.execute("VACUUM (ANALYZE) track_points")
         with conn.transaction():
             got = HistoryQueries(conn).trajectories(Range(sid), 7, 0.0)
@@ -469,17 +475,7 @@ def test_step_seconds_first_hour_shortcut_keeps_the_answer(database_url) -> None
         got = {}
         for name, ts in times.items():
             sid = f"steps-{name}-{uuid.uuid4().hex[:8]}"
-            conn.execute(
-                "INSERT INTO sessions (session_id, video_set, cameras, video_set_doc, status, media_start) "
-                "VALUES (%s, 'long', %s, %s, 'finished', %s)",
-                (sid, ["camA"], json.dumps(DOC), START),
-            )
-            with conn.cursor().copy(
-                "COPY track_points (time, session_id, step, camera_id, frame_index, track_id, global_id, bbox, "
-                "confidence, floor_x_m, floor_y_m) FROM STDIN"
-            ) as copy:
-                for k, t in enumerate(ts):
-                    copy.write_row((at(t), sid, k, "camA", k, 1, 1, [0, 0, 1, 1], 0.9, 1.0, 1.0))
+            write_walkers(conn, sid, [(t, 1, 1.0, 1.0) for t in ts])
             q = HistoryQueries(conn)
             got[name] = [q._step_seconds(Range(sid, ns(a), ns(b))) for a, b in ((0, 86400), (-600, 86400))]
     assert got["dense"] == [2.0, 2.0]
