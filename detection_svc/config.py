@@ -19,6 +19,7 @@ DEFAULT_WEIGHTS = {
     ("onnx", "int8"): "best_int8.onnx",
     ("openvino", "fp32"): "best_openvino_model",
     ("openvino", "int8"): "best_int8_openvino_model",
+    ("openvino", "int8w7"): "best_int8w7_openvino_model",
     ("torch", "fp32"): "best.pt",
 }
 # The short names bench/detection_eval.py and bench/detection_speed.py take -> (backend, precision).
@@ -27,8 +28,31 @@ SHORT_NAMES = {
     "int8": ("onnx", "int8"),
     "ov": ("openvino", "fp32"),
     "ov-int8": ("openvino", "int8"),
+    "ov-int8w7": ("openvino", "int8w7"),
     "torch": ("torch", "fp32"),
 }
+
+
+# DETECTOR_PRECISION: int8 = the INT8 model that fits the CPU (OpenVINO: 8-bit weights with VNNI/AMX, 7-bit
+# weights without, see ``model_keys``); int8w8 | int8w7 force one of OpenVINO's two.
+PRECISIONS = ("auto", "fp32", "int8", "int8w8", "int8w7")
+
+
+def model_keys(backend: str, precision: str, flags: frozenset[str]) -> list[str]:
+    """The ``DEFAULT_WEIGHTS`` precisions that serve ``precision`` on ``backend``, best first.
+
+    OpenVINO has two INT8 models (spoton/setup_weights.py): 8-bit weights for CPUs whose int8 dot products sum in
+    32 bits (VNNI, AMX), and 7-bit weights (NNCF's overflow fix) for the others, whose 16-bit intermediate sums
+    saturate with 8-bit weights. ONNX Runtime has one INT8 model."""
+    if precision == "fp32":
+        return ["fp32"]
+    if backend != "openvino":
+        return ["int8"] if precision in ("int8", "int8w8") else []
+    if precision == "int8w8":
+        return ["int8"]
+    if precision == "int8w7":
+        return ["int8w7"]
+    return ["int8"] if INT8_DOT_PRODUCT_FLAGS & flags or "amx_bf16" in flags else ["int8w7", "int8"]
 
 
 def cpu_choice(flags: frozenset[str]) -> tuple[str, str]:
@@ -135,8 +159,10 @@ class DetectionSettings(CommonSettings):
         step's file for the backend and precision ``DETECTOR_BACKEND``/``DETECTOR_PRECISION`` choose."""
         if self.detector_backend not in ("auto", "torch", "onnx", "openvino"):
             raise ValueError(f"DETECTOR_BACKEND must be auto, torch, onnx or openvino, got {self.detector_backend!r}")
-        if self.detector_precision not in ("auto", "fp32", "int8"):
-            raise ValueError(f"DETECTOR_PRECISION must be auto, fp32 or int8, got {self.detector_precision!r}")
+        if self.detector_precision not in PRECISIONS:
+            raise ValueError(
+                f"DETECTOR_PRECISION must be one of {', '.join(PRECISIONS)}, got {self.detector_precision!r}"
+            )
         cpu = self.device == "cpu" or (self.device in ("", "auto") and _visible_device() == "cpu")
         flags = cpu_flags() if cpu else frozenset()
         table_backend, table_precision = cpu_choice(flags) if cpu else ("onnx", "fp32")
@@ -160,11 +186,15 @@ class DetectionSettings(CommonSettings):
             "openvino": ["openvino"],
             "torch": [],
         }[self.detector_backend]
-        if self.detector_precision == "int8":
+        if self.detector_precision.startswith("int8"):
             for backend in candidates:
-                if (path := WEIGHTS_DIR / DEFAULT_WEIGHTS[backend, "int8"]).exists():
-                    return backend, path
-            raise FileNotFoundError(f"DETECTOR_PRECISION=int8 but no INT8 model for {candidates}: run `make weights`")
+                for key in model_keys(backend, self.detector_precision, flags):
+                    if (path := WEIGHTS_DIR / DEFAULT_WEIGHTS[backend, key]).exists():
+                        return backend, path
+            raise FileNotFoundError(
+                f"DETECTOR_PRECISION={self.detector_precision} but no such INT8 model for {candidates}: "
+                "run `make weights`"
+            )
         # ONNX Runtime has no bf16 path: INT8 wherever the CPU has VNNI/AMX (2.4x faster than its FP32, same recall).
         ort_int8 = bool(INT8_DOT_PRODUCT_FLAGS & flags)
         auto = {"openvino": table_precision, "onnx": "int8" if ort_int8 else "fp32"}
@@ -172,8 +202,8 @@ class DetectionSettings(CommonSettings):
         # on the same runtime.
         for backend in candidates:
             wanted = auto[backend] if self.detector_precision == "auto" else self.detector_precision
-            for precision in dict.fromkeys((wanted, "fp32")):
-                if (path := WEIGHTS_DIR / DEFAULT_WEIGHTS[backend, precision]).exists():
+            for key in dict.fromkeys((*model_keys(backend, wanted, flags), "fp32")):
+                if (path := WEIGHTS_DIR / DEFAULT_WEIGHTS[backend, key]).exists():
                     return backend, path
         if self.detector_backend == "openvino":
             raise FileNotFoundError(f"DETECTOR_BACKEND=openvino but {WEIGHTS_DIR} has no IR: run `make weights`")
