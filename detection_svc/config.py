@@ -64,27 +64,29 @@ def cpu_choice(flags: frozenset[str]) -> tuple[str, str]:
       0.709 / 0.728), but through the whole pipeline (tests/test_e2e.py's window) INT8 keeps same-person precision
       / recall at 0.896 / 0.816 where bf16 gave 0.855 / 0.749 (ONNX Runtime INT8: 0.855 / 0.750).
     - VNNI without AMX (avx512_vnni, avx_vnni): OpenVINO INT8, 2.6x cheaper than FP32 (58 vs 149 ms).
-    - AVX2 without VNNI: OpenVINO FP32 (146 ms, ONNX Runtime 170). INT8 there multiplies through 16-bit
-      saturating instructions and loses recall (OpenVINO 0.757 vs 0.793, ONNX Runtime likewise on an AVX2 EPYC).
+    - AVX2 without VNNI: OpenVINO INT8 with 7-bit weights (``model_keys``), 0.51x the CPU of OpenVINO FP32 on an AVX2
+      EPYC (152 vs 297 ms) at its recall (PETS 0.702 vs 0.704); through the whole pipeline (bench/e2e.py, 200 steps)
+      10.5 vs 5.7 camera-frames/s, output-box recall within 0.007 per camera. With 8-bit weights the 16-bit
+      saturating sums of these CPUs lose recall (cam4 -0.023 through the pipeline; on AVX-512 without VNNI, oneDNN
+      capped, PETS -0.036): the 7-bit model is NNCF's fix for exactly that.
     - Anything else (no AVX2, non-x86): ONNX Runtime FP32, the portable path.
     """
-    if INT8_DOT_PRODUCT_FLAGS & flags or "amx_bf16" in flags:
+    if INT8_DOT_PRODUCT_FLAGS & flags or "amx_bf16" in flags or "avx2" in flags:
         return "openvino", "int8"
-    if "avx2" in flags:
-        return "openvino", "fp32"
     return "onnx", "fp32"
 
 
 class DetectionSettings(CommonSettings):
     port: int = Field(50051, validation_alias="DETECTION_SVC_PORT")
     metrics_port: int = Field(9101, validation_alias="DETECTION_SVC_METRICS_PORT")
-    # auto = on a CPU the (backend, precision) of ``cpu_choice`` (OpenVINO INT8 with VNNI or AMX; OpenVINO FP32
-    # with AVX2; else ONNX Runtime FP32), falling back to ONNX Runtime when
+    # auto = on a CPU the (backend, precision) of ``cpu_choice`` (OpenVINO INT8 with VNNI or AMX, 8-bit weights;
+    # OpenVINO INT8 with 7-bit weights on AVX2 without VNNI; else ONNX Runtime FP32), falling back to ONNX Runtime when
     # OpenVINO or its files are missing; on a GPU the ONNX model through Ultralytics (CUDA). torch | onnx | openvino
     # force a runtime.
     detector_backend: str = "auto"
     # auto = the precision of the CPU table for OpenVINO; INT8 with VNNI/AMX for ONNX Runtime (2.4x faster than its
-    # FP32 at the same recall; without VNNI INT8 loses accuracy); fp32 | int8 force.
+    # FP32 at the same recall; without VNNI its INT8 loses accuracy); fp32 | int8 force (int8 = the INT8 model that
+    # fits the CPU; int8w8 | int8w7 force OpenVINO's 8-bit- or 7-bit-weight model).
     detector_precision: str = "auto"
     # Empty = the setup step's file for the chosen backend and precision (DEFAULT_WEIGHTS), else best.pt. A user
     # .onnx runs on ONNX Runtime or (DETECTOR_BACKEND=openvino) OpenVINO; a *_openvino_model/ folder on OpenVINO.

@@ -85,7 +85,8 @@ HEAD_KEEP_FLOAT = re.compile(r"/model\.\d+/" + HEAD_QUANTIZED)
 
 
 def calibration_frames(video: Path, size_wh: tuple[int, int], count: int = 40) -> list[np.ndarray]:
-    """``count`` frames spread over ``video``, letterbox-free resized to the network input, NCHW float32 RGB 0..1."""
+    """``count`` frames spread over ``video``, resized to the network input, NCHW float32 RGB 0..1: what ONNX
+    Runtime's INT8 model and OpenVINO's 8-bit-weight one are calibrated on (as measured on VNNI/AMX CPUs)."""
     cap = cv2.VideoCapture(str(video))
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or count
     out = []
@@ -96,6 +97,36 @@ def calibration_frames(video: Path, size_wh: tuple[int, int], count: int = 40) -
             continue
         rgb = cv2.resize(image, size_wh)[:, :, ::-1].transpose(2, 0, 1)[None]
         out.append(np.ascontiguousarray(rgb, dtype=np.float32) / 255.0)
+    cap.release()
+    return out
+
+
+def camera_calibration_frames(video: Path, size_wh: tuple[int, int], per_view: int = 10) -> list[np.ndarray]:
+    """Frames as the detector sees them from every camera of the demo: ``per_view`` instants spread over ``video``,
+    each in the real view and in every demo camera (its warp, colour balance and noise, spoton/demo/generate.py),
+    letterboxed to the network input as ``detection_svc.detector`` does (grey padding where a camera's aspect
+    differs: the wide cam4 fills 640x320 of 640x480). NCHW float32 RGB 0..1, one frame each.
+
+    Calibrating INT8 activation ranges on the PETS view alone left them blind to the padding and to the other
+    cameras' scales: OpenVINO INT8 lost 0.02-0.05 recall on cam4 through the whole pipeline."""
+    from ultralytics.data.augment import LetterBox
+
+    from spoton.demo.generate import CAMERAS, render_camera
+
+    w, h = size_wh
+    letterbox = LetterBox((h, w), auto=False, stride=32)
+    cap = cv2.VideoCapture(str(video))
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or per_view
+    out = []
+    for index in np.linspace(0, total - 1, per_view).astype(int):
+        cap.set(cv2.CAP_PROP_POS_FRAMES, int(index))
+        ok, image = cap.read()
+        if not ok:
+            continue
+        views = [image] + [render_camera(image, cam, int(index) + 1, 2009) for cam in CAMERAS]
+        for view in views:
+            rgb = letterbox(image=view)[:, :, ::-1].transpose(2, 0, 1)[None]
+            out.append(np.ascontiguousarray(rgb, dtype=np.float32) / 255.0)
     cap.release()
     return out
 
@@ -198,7 +229,9 @@ def quantize_openvino_int8(
     ``overflow_fix`` writes ``best_int8w7_openvino_model/`` instead, with NNCF's overflow fix on every layer: weights
     in 7 bits, so the 16-bit intermediate sums of the 8-bit dot products of CPUs without VNNI (AVX2, AVX-512F) cannot
     saturate — the accuracy loss of 8-bit weights there (OpenVINO's "saturation issue"). CPUs with VNNI/AMX sum in
-    32 bits and take the 8-bit model."""
+    32 bits and take the 8-bit model. The 7-bit model is calibrated on every demo camera's view
+    (``camera_calibration_frames``), measured on an AVX2 EPYC; the 8-bit one keeps the PETS-view calibration it was
+    measured with on VNNI/AMX CPUs."""
     import nncf
     import openvino as ov
 
@@ -215,7 +248,7 @@ def quantize_openvino_int8(
     except FileNotFoundError as exc:
         print(f"skipping the OpenVINO INT8 detector: {exc}")
         return None
-    frames = calibration_frames(video, (640, 480))
+    frames = camera_calibration_frames(video, (640, 480)) if overflow_fix else calibration_frames(video, (640, 480))
     model = ov.Core().read_model(str(source))
     head = _head_index([op.get_friendly_name() for op in model.get_ordered_ops()])
     fix = nncf.OverflowFix.ENABLE if overflow_fix else nncf.OverflowFix.FIRST_LAYER
