@@ -103,12 +103,14 @@ class DetectionSettings(CommonSettings):
     # Frames per forward pass; 0 = 4 on the CPU runtimes (one call per DetectStream message of four cameras), 1 for
     # PyTorch on CPU, 16 on GPU.
     detector_batch: int = 0
-    # CPU runtime threads: ONNX Runtime intra-op / OpenVINO INFERENCE_NUM_THREADS (0 = half the cores this process
-    # may use, at least 1: the other five services share them), ONNX Runtime inter-op, busy-waiting between runs,
+    # CPU runtime threads: ONNX Runtime intra-op / OpenVINO INFERENCE_NUM_THREADS (0 = every core this process may
+    # use: the detector is the pipeline's longest stage, and one thread left the other core idle — through every
+    # service on the AVX2 EPYC, 200 steps, 2 threads 17.4 vs 10.5 camera-frames/s at the same CPU per step, 417 vs
+    # 435 ms), ONNX Runtime inter-op, busy-waiting between runs,
     # OpenVINO's performance hint (LATENCY | THROUGHPUT), streams (0 = the hint's choice), float precision ("" =
     # OpenVINO's default: bf16 on CPUs with AMX/AVX-512 BF16, f32 elsewhere; f32 | bf16) and thread pinning.
-    # Measured on the 2-core Xeon under load (bench/detection_eval.py, CPU ms per frame, README): 1 thread costs
-    # 24-28 % less CPU than 2 for OpenVINO and 8 % less for ONNX Runtime, and was faster in wall time too;
+    # Measured on the 2-core Xeon under load (bench/detection_eval.py, CPU ms per frame, README): 1 thread cost
+    # 24-28 % less CPU than 2 for OpenVINO there (set DETECTOR_THREADS=1 on a host busy with other work);
     # spinning costs ORT 69 % more CPU; unpinned OpenVINO threads 8 % less than pinned ones.
     detector_threads: int = 0
     detector_inter_threads: int = 1
@@ -143,7 +145,7 @@ class DetectionSettings(CommonSettings):
         if self.detector_ov_precision not in ("", "f32", "bf16"):
             raise ValueError(f"DETECTOR_OV_PRECISION must be empty, f32 or bf16, got {self.detector_ov_precision!r}")
         return RuntimeOptions(
-            self.detector_threads or max(1, len(os.sched_getaffinity(0)) // 2),
+            self.detector_threads or len(os.sched_getaffinity(0)),
             self.detector_inter_threads,
             self.detector_spinning,
             self.detector_ov_hint,

@@ -91,9 +91,7 @@ def service_channel(addr: str) -> grpc.Channel:
 
 DEMO_DIR = REPO / "build" / "demo-test"
 IN_CI = os.environ.get("CI") == "true"
-# The tests run one pipeline at a time, so the detector may use every core (wall time); the services' default is
-# half the cores, for six processes sharing them.
-os.environ.setdefault("DETECTOR_THREADS", str(len(os.sched_getaffinity(0))))
+# The tests run one pipeline at a time; the detector uses every core (the services' default, DETECTOR_THREADS=0).
 DATA_HINT = (
     "put the PETS09-S2L1 files (PETS09-S2L1-gt.txt, PETS09-S2L1-det-sort-frcnn.txt) in SPOTON_DATA_DIR "
     "(default ../shared/data; README, 'Quick start')"
