@@ -14,6 +14,11 @@ DIFFERENT cameras:
     (>= gap apart) pass, i.e. a re-entry threshold candidate;
   * ms per crop per runtime (ONNX Runtime — what reid_svc runs on CPU —, eager PyTorch, OpenVINO on the same ONNX
     file), batch ``--batch``, runtimes interleaved in one loop so machine load hits them alike.
+With ``--levers``, also cheap accuracy levers at inference (``variants`` in the JSON; issue #25): per-camera colour
+constancy (gray-world gains or per-channel histogram matching, from ``--colour-frames`` whole frames of each camera
+or from the person crops of other frames; and the generator's own gains undone, as a bound),
+fusion of the networks' cosine similarities, an HSV colour histogram of the upper and lower body, MobileNetV2 at
+128x256 with flip TTA; each with its CPU ms per crop (``time.process_time``, all its steps).
 Writes ``bench/results/embedder_eval.json``. The demo cameras are warps of one real view (DESIGN §4): the same
 person in two cameras differs by viewpoint warp, colour balance and noise, not by a real second viewpoint.
 """
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +37,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from reid_svc.embedders import Embedder, crop_boxes
+from spoton.colour import CameraColour
 from spoton.demo.data import load_mot
 from spoton.demo.generate import DEFAULT_OUT, generate
 from spoton.domain import l2_normalize
@@ -50,8 +57,9 @@ class Crops:
     cameras: list[str]
 
 
-def gt_crops(demo_dir: Path, every: int = 10, min_height: int = 48) -> Crops:
-    """Every counted ground-truth box at least ``min_height`` px tall in frames 1, 1+every, … of each camera."""
+def gt_crops(demo_dir: Path, every: int = 10, min_height: int = 48, offset: int = 0) -> Crops:
+    """Every counted ground-truth box at least ``min_height`` px tall in frames 1, 1+every, … (each shifted by
+    ``offset``) of each camera."""
     vs = load_video_set(demo_dir / "demo.yaml")
     images, cams, pids, frames = [], [], [], []
     names = [c.id for c in vs.cameras]
@@ -65,7 +73,7 @@ def gt_crops(demo_dir: Path, every: int = 10, min_height: int = 48) -> Crops:
             if not ok:
                 break
             index += 1
-            if (index - 1) % every:
+            if (index - 1 - offset) % every:
                 continue
             rows = gt[gt[:, 0] == index]
             if not len(rows):
@@ -123,6 +131,190 @@ def tracklets(emb: np.ndarray, crops: Crops, window_frames: int) -> tuple[np.nda
     return means, Crops([], groups[:, 0], groups[:, 1], frames, crops.cameras)
 
 
+def camera_frames(demo_dir: Path, samples: int = 20) -> list[list[np.ndarray]]:
+    """Per camera (``demo.yaml`` order), ``samples`` frames spread through its video."""
+    vs = load_video_set(demo_dir / "demo.yaml")
+    out = []
+    for cam in vs.cameras:
+        cap = cv2.VideoCapture(vs.source_uri(cam))
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        frames = []
+        for index in np.linspace(0, n - 1, samples).round().astype(int):
+            cap.set(cv2.CAP_PROP_POS_FRAMES, int(index))
+            ok, image = cap.read()
+            if ok:
+                frames.append(image)
+        cap.release()
+        out.append(frames)
+    return out
+
+
+def colour_stats(images: list[list[np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Per camera, from its sample ``images`` (whole frames, or person crops): the median of the images' BGR channel
+    means, (K, 3), and the channel histograms, (K, 3, 256) summed: statistics a running system can keep per camera."""
+    means, hists = [], []
+    for ims in images:
+        means.append(np.median([im.reshape(-1, 3).mean(axis=0) for im in ims], axis=0))
+        hists.append([np.bincount(np.concatenate([im[..., c].ravel() for im in ims]), minlength=256) for c in range(3)])
+    return np.array(means), np.array(hists, np.float64)
+
+
+def oracle_luts(names: list[str]) -> np.ndarray:
+    """(K, 256, 1, 3) lookup tables that undo ``spoton.demo.generate``'s gains and gamma exactly (noise aside): the
+    bound of what colour constancy can give here, not something a deployment knows."""
+    from spoton.demo.generate import CAMERAS, LOW_OVERLAP_CAMERAS
+
+    cams = {c.id: c for c in (*CAMERAS, *LOW_OVERLAP_CAMERAS)}
+    v = np.arange(256, dtype=np.float64)[:, None] / 255.0
+    luts = np.zeros((len(names), 256, 1, 3), np.uint8)
+    for k, name in enumerate(names):
+        cam = cams[name]
+        luts[k, :, 0, :] = np.clip(255.0 * v ** (1.0 / cam.gamma) / np.array(cam.gains_bgr) + 0.5, 0, 255)
+    return luts
+
+
+def colour_luts(means: np.ndarray, hists: np.ndarray, mode: str) -> np.ndarray:
+    """(K, 256, 1, 3) uint8 lookup tables (``cv2.LUT``) that map each camera's colours onto a common reference.
+
+    ``gray``: gray world, each channel scaled so the camera's mean equals the cameras' average (gains, no gamma);
+    ``hist``: per-channel histogram matching onto the cameras' average histogram (gains and gamma alike)."""
+    v = np.arange(256, dtype=np.float64)
+    luts = np.zeros((len(means), 256, 1, 3), np.uint8)
+    if mode == "gray":
+        gains = means.mean(axis=0) / means
+        for k in range(len(means)):
+            luts[k, :, 0, :] = np.clip(v[:, None] * gains[k][None, :] + 0.5, 0, 255)
+        return luts
+    cdf = np.cumsum(hists, axis=2) / hists.sum(axis=2, keepdims=True)
+    reference = cdf.mean(axis=0)
+    for k in range(len(means)):
+        for c in range(3):
+            luts[k, :, 0, c] = np.clip(np.interp(cdf[k, c], reference[c], v) + 0.5, 0, 255)
+    return luts
+
+
+def normalise_colours(crops: Crops, luts: np.ndarray) -> list[np.ndarray]:
+    return [cv2.LUT(np.ascontiguousarray(im), luts[k]) for im, k in zip(crops.images, crops.camera, strict=True)]
+
+
+def colour_histogram(image: np.ndarray, bins: tuple[int, int, int] = (8, 8, 4)) -> np.ndarray:
+    """HSV histograms (H x S x V ``bins``) of the upper and lower body (rows 10-50 % and 50-95 %, central 60 % of the
+    width, to keep the background out), each square-rooted (Hellinger) and the two concatenated, L2-normalised."""
+    h, w = image.shape[:2]
+    hsv = cv2.cvtColor(
+        np.ascontiguousarray(image[:, int(0.2 * w) : max(int(0.8 * w), int(0.2 * w) + 1)]), cv2.COLOR_BGR2HSV
+    )
+    parts = []
+    for y1, y2 in ((0.1, 0.5), (0.5, 0.95)):
+        part = hsv[int(y1 * h) : max(int(y2 * h), int(y1 * h) + 1)]
+        hist = cv2.calcHist([part], [0, 1, 2], None, list(bins), [0, 180, 0, 256, 0, 256]).ravel()
+        parts.append(np.sqrt(hist / max(hist.sum(), 1.0)))
+    return l2_normalize(np.concatenate(parts).astype(np.float32))
+
+
+def fuse(parts: list[tuple[np.ndarray, float]]) -> np.ndarray:
+    """Concatenated L2-normalised embeddings, each scaled by the square root of its weight (so the cosine of the
+    result is the weighted mean of the parts' cosines when the weights sum to 1), re-normalised."""
+    return l2_normalize(np.concatenate([l2_normalize(e) * np.sqrt(w) for e, w in parts], axis=1))
+
+
+def timed(fn: Callable[[], np.ndarray], n: int) -> tuple[np.ndarray, float]:
+    """``fn()`` and its CPU time (``time.process_time``: all threads of this process) in ms per crop of ``n``."""
+    start = time.process_time()
+    out = fn()
+    return out, (time.process_time() - start) * 1000 / max(n, 1)
+
+
+def levers(
+    crops: Crops, demo_dir: Path, colour_frames: int, threads: int, gap: int, window: int, every: int, min_height: int
+) -> dict:
+    """Issue #25's cheap levers: name -> scores and CPU ms per crop (every step of the variant, this run).
+
+    Colour modes (suffix ``+mode``): ``gray``/``hist`` from ``colour_frames`` whole frames per camera; ``gray_crops``/
+    ``hist_crops`` from the person crops of other frames (shifted by ``every // 2``: none of the scored crops);
+    ``oracle``, the generator's own gains and gamma undone."""
+    n = len(crops.images)
+    start = time.process_time()
+    frame_stats = colour_stats(camera_frames(demo_dir, colour_frames))
+    stats_ms = (time.process_time() - start) * 1000
+    other = gt_crops(demo_dir, every, min_height, offset=every // 2)
+    crop_stats = colour_stats(
+        [[im for im, c in zip(other.images, other.camera, strict=True) if c == k] for k in range(len(crops.cameras))]
+    )
+    nets = {name: Embedder(name, threads=threads) for name in ("mobilenetv2", "deepsort")}
+    images: dict[str, list[np.ndarray]] = {"": crops.images}
+    cost: dict[str, float] = {"": 0.0}  # CPU ms per crop of each step
+    modes = {
+        "gray": colour_luts(*frame_stats, "gray"),
+        "hist": colour_luts(*frame_stats, "hist"),
+        "gray_crops": colour_luts(*crop_stats, "gray"),
+        "hist_crops": colour_luts(*crop_stats, "hist"),
+        "oracle": oracle_luts(crops.cameras),
+    }
+    for mode, luts in modes.items():
+        images[mode], cost[mode] = timed(lambda luts=luts: normalise_colours(crops, luts), n)
+    emb: dict[str, np.ndarray] = {}
+    for mode, ims in images.items():
+        for name, e in nets.items():
+            emb[f"{name}{'+' + mode if mode else ''}"], cost[name] = timed(lambda e=e, ims=ims: e.embed(ims), n)
+        emb[f"hsv{'+' + mode if mode else ''}"], cost["hsv"] = timed(
+            lambda ims=ims: np.stack([colour_histogram(im) for im in ims]), n
+        )
+    big = Embedder("mobilenetv2", input_wh=(128, 256), threads=threads)
+    emb["mobilenetv2_128x256"], cost["mobilenetv2_128x256"] = timed(lambda: big.embed(crops.images), n)
+    flipped, cost["flip"] = timed(lambda: big.embed([c[:, ::-1] for c in crops.images]), n)
+    emb["mobilenetv2_128x256_flip_tta"] = l2_normalize(emb["mobilenetv2_128x256"] + flipped)
+    steps = {k: [k.split("+")[0], *k.split("+")[1:]] for k in emb}
+    steps["mobilenetv2_128x256"] = ["mobilenetv2_128x256"]
+    steps["mobilenetv2_128x256_flip_tta"] = ["mobilenetv2_128x256", "flip"]
+    for mode in images:
+        tail = f"+{mode}" if mode else ""
+        m, d, h = emb[f"mobilenetv2{tail}"], emb[f"deepsort{tail}"], emb[f"hsv{tail}"]
+        for w in (0.3, 0.5, 0.7):
+            emb[f"fuse_mnv2_{w:g}_deepsort{tail}"] = fuse([(m, w), (d, 1 - w)])
+            steps[f"fuse_mnv2_{w:g}_deepsort{tail}"] = ["mobilenetv2", "deepsort", mode]
+        for w in (0.3, 0.5, 0.7):
+            for deep, x in (("deepsort", d), ("mnv2", m)):
+                emb[f"fuse_hsv_{w:g}_{deep}{tail}"] = fuse([(h, w), (x, 1 - w)])
+                steps[f"fuse_hsv_{w:g}_{deep}{tail}"] = ["hsv", {"mnv2": "mobilenetv2"}.get(deep, deep), mode]
+            emb[f"fuse_hsv_{w:g}_mnv2_deepsort{tail}"] = fuse([(h, w), (m, (1 - w) / 2), (d, (1 - w) / 2)])
+            steps[f"fuse_hsv_{w:g}_mnv2_deepsort{tail}"] = ["hsv", "mobilenetv2", "deepsort", mode]
+    out = {
+        "_camera_stats": {
+            "frames": colour_frames,
+            "cpu_ms_per_camera": stats_ms / len(crops.cameras),
+            "frame_means_bgr": frame_stats[0].tolist(),
+            "crop_means_bgr": crop_stats[0].tolist(),
+            "crops_for_stats": len(other.images),
+        }
+    }
+    for name, e in emb.items():
+        t_emb, t_crops = tracklets(e, crops, window)
+        out[name] = {
+            "cross_camera": score(e, crops, 0),
+            "cross_camera_gap": score(e, crops, gap),
+            "tracklets_cross_camera": score(t_emb, t_crops, 0),
+            "steps": [s for s in steps[name] if s],
+            "cpu_ms_per_crop": float(sum(cost[s] for s in steps[name])),
+        }
+    return out
+
+
+def colour_embedder(spec: str, threads: int) -> Embedder:
+    """``NAME`` or ``NAME+colourW``: the network, fused with the colour cue at weight W (``REID_COLOUR_WEIGHT``)."""
+    name, _, weight = spec.partition("+colour")
+    return Embedder(name, threads=threads, colour_weight=float(weight or 0.0))
+
+
+def embed_per_camera(e: Embedder, crops: Crops, colour: CameraColour) -> np.ndarray:
+    """Each camera's crops embedded with that camera's colour gains (used only by colour-fused embedders)."""
+    out = np.zeros((len(crops.images), e.info.embedding_dim), np.float32)
+    for k in np.unique(crops.camera):
+        idx = np.flatnonzero(crops.camera == k)
+        out[idx] = e.embed([crops.images[i] for i in idx], colour.gains(str(k)))
+    return out
+
+
 def runtimes(embedder: Embedder, threads: int, torch_eager: bool = True) -> dict:
     """name -> callable(batch NCHW float32) -> (N, D): reid_svc's CPU runtimes (``REID_BACKEND`` onnx and
     openvino, as the service opens them, ``threads`` inference threads) and eager PyTorch for reference."""
@@ -133,13 +325,13 @@ def runtimes(embedder: Embedder, threads: int, torch_eager: bool = True) -> dict
     out = {}
     for backend in ("onnx", "openvino"):
         try:
-            e = Embedder(embedder.info.name, embedder.weights, embedder.input_wh, backend=backend, threads=threads)
+            e = Embedder(embedder.model_type, embedder.weights, embedder.input_wh, backend=backend, threads=threads)
         except ImportError:
             continue
         out[e.info.backend] = e._run
     if not torch_eager:
         return out
-    model = network(embedder.info.name).build(embedder.weights, embedder.input_wh).eval()
+    model = network(embedder.model_type).build(embedder.weights, embedder.input_wh).eval()
 
     def eager(x: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
@@ -162,12 +354,19 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="inference threads of each runtime (REID_THREADS)")
     p.add_argument("--speed-only", action="store_true", help="skip the accuracy scores")
     p.add_argument("--torch", action=argparse.BooleanOptionalAction, default=True, help="also time eager PyTorch")
+    p.add_argument("--levers", action="store_true", help="also score issue #25's levers (``variants``)")
+    p.add_argument("--colour-frames", type=int, default=20, help="frames per camera for its colour statistics")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "embedder_eval.json")
     a = p.parse_args()
     if not (a.demo_dir / "demo.yaml").exists():
         generate(a.demo_dir)
     crops = gt_crops(a.demo_dir, a.every, a.min_height)
-    embedders = {name: Embedder(name) for name in a.embedders}
+    embedders = {name: colour_embedder(name, a.threads) for name in a.embedders}
+    # Per camera, the colour correction reid applies (spoton.colour), learnt from the crops of other frames.
+    other = gt_crops(a.demo_dir, a.every, a.min_height, offset=a.every // 2)
+    colour = CameraColour()
+    for im, k in zip(other.images, other.camera, strict=True):
+        colour.observe(str(k), [im])
     print(
         f"{len(crops.images)} crops of {len(np.unique(crops.person))} people in {len(crops.cameras)} cameras "
         f"(every {a.every}th frame, boxes >= {a.min_height} px)",
@@ -188,7 +387,7 @@ def main() -> None:
         results["embedders"][name] = row
         if a.speed_only:
             continue
-        emb = e.embed(crops.images)
+        emb = embed_per_camera(e, crops, colour)
         row["cross_camera"] = score(emb, crops, 0)
         row[f"cross_camera_{a.gap_s:g}s_apart"] = score(emb, crops, gap)
         t_emb, t_crops = tracklets(emb, crops, round(a.tracklet_s * FPS))
@@ -231,6 +430,19 @@ def main() -> None:
             + ", ".join(f"{r} {v:.2f} ({row['cpu_ms_per_crop'][r]:.2f})" for r, v in row["ms_per_crop"].items()),
             flush=True,
         )
+    if a.levers and not a.speed_only:
+        results["variants"] = levers(
+            crops, a.demo_dir, a.colour_frames, a.threads, gap, round(a.tracklet_s * FPS), a.every, a.min_height
+        )
+        print(f"{'variant':36s}   AUC  AUC>={a.gap_s:g}s  rank-1  tracklet AUC  CPU ms/crop", flush=True)
+        for n, v in results["variants"].items():
+            if not n.startswith("_"):
+                print(
+                    f"{n:36s} {v['cross_camera']['auc']:.3f}  {v['cross_camera_gap']['auc']:.3f}     "
+                    f"{v['cross_camera']['rank1']:.3f}   {v['tracklets_cross_camera']['auc']:.3f}        "
+                    f"{v['cpu_ms_per_crop']:.2f}",
+                    flush=True,
+                )
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(results, indent=2))
 

@@ -58,9 +58,12 @@ def detections_cache(demo_dir: Path, frames: int = 0, boxes: str = "detector", e
     if cache.exists():
         return pickle.loads(cache.read_bytes())
     from reid_svc.embedders import Embedder
+    from spoton.colour import CameraColour
     from spoton.domain import Detections
 
-    emb = Embedder(embedder)
+    name, _, weight = embedder.partition("+colour")
+    emb = Embedder(name, colour_weight=float(weight or 0.0))
+    colour = CameraColour()
     vs = load_video_set(demo_dir / "demo.yaml")
     if boxes == "truth":
         gt = ground_truth_from_mot({c.id: demo_dir / "gt" / f"{c.id}.txt" for c in vs.cameras}, frames)
@@ -91,7 +94,10 @@ def detections_cache(demo_dir: Path, frames: int = 0, boxes: str = "detector", e
             if not ok or (known is not None and len(rows) == len(known[cam.id])):
                 break
             d = known[cam.id][len(rows)][0] if known is not None else detect(cam.id, len(rows) + 1, image)
-            rows.append((d, emb.embed_boxes(image, d.xyxy)[0], image.shape[1], image.shape[0]))
+            if emb.colour_weight:
+                colour.observe_boxes(cam.id, image, d.xyxy)
+            gains = colour.gains(cam.id)
+            rows.append((d, emb.embed_boxes(image, d.xyxy, gains)[0], image.shape[1], image.shape[0]))
         data[cam.id] = rows
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_bytes(pickle.dumps(data))
@@ -287,7 +293,8 @@ def service_defaults(embedder: str = "mobilenetv2") -> tuple[AssociationOptions,
     from reid_svc.embedders import network
     from tracking_svc.config import TrackingSettings
 
-    return AssociationOptions(reentry_threshold=network(embedder).reentry_threshold), TrackingSettings().tracker_type
+    threshold = network(embedder.partition("+colour")[0]).reentry_threshold
+    return AssociationOptions(reentry_threshold=threshold), TrackingSettings().tracker_type
 
 
 def variants(base: AssociationOptions, tracker: str) -> dict[str, tuple[AssociationOptions, bool, bool, str]]:

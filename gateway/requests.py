@@ -91,9 +91,14 @@ def choose_identity(work: StepWork, identity: IdentityEmbedder) -> None:
 
 
 def identity_embed_request(work: StepWork) -> reid_pb2.EmbedStreamRequest | None:
-    """The chosen tracks' detection boxes with their frames; None when no track is due this step."""
+    """The chosen tracks' detection boxes with their frames, and every detection of those frames as context (reid
+    learns each camera's colour cast from them); None when no track is due this step."""
     items = [
-        reid_pb2.FrameBoxes(frame=c.frame, boxes=boxes_to_proto(np.stack([x.xyxy for x in c.identity])))
+        reid_pb2.FrameBoxes(
+            frame=c.frame,
+            boxes=boxes_to_proto(np.stack([x.xyxy for x in c.identity])),
+            context=boxes_to_proto(c.detections.xyxy) if c.detections is not None else [],
+        )
         for c in work.cameras
         if c.identity
     ]

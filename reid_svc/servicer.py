@@ -21,6 +21,7 @@ from reid_svc.undo import merge_recorded, undo_last
 from spoton.bootstrap.device import pick_device
 from spoton.bootstrap.errors import NotFoundError, UnavailableError, stream_errors, unary_errors
 from spoton.bootstrap.server import COMPUTE_SECONDS
+from spoton.colour import CameraColour
 from spoton.domain import array_to_tensor, boxes_from_proto, tensor_to_array
 from spoton.frames import MAX_CROP_BYTES, decode_frame
 from spoton.v1 import common_pb2, reid_pb2, reid_pb2_grpc
@@ -88,7 +89,14 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
             await self.store.start()
         device = pick_device(s.device)
         self.embedder = await asyncio.to_thread(
-            build_embedder, s.reid_model_type, s.reid_weights, s.input_wh, device, s.reid_backend, s.reid_threads
+            build_embedder,
+            s.reid_model_type,
+            s.reid_weights,
+            s.input_wh,
+            device,
+            s.reid_backend,
+            s.reid_threads,
+            s.reid_colour_weight,
         )
         info = self.embedder.info
         self.search = PersonSearch(
@@ -123,13 +131,22 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
             raise UnavailableError("embedder is still loading")
         return self.embedder
 
-    async def _embed(self, frame: common_pb2.Frame, boxes) -> np.ndarray:  # type: ignore[no-untyped-def]
+    async def _embed(  # type: ignore[no-untyped-def]
+        self, frame: common_pb2.Frame, boxes, colour: CameraColour | None = None, context=()
+    ) -> np.ndarray:
+        """Embeddings of ``boxes`` in ``frame``; with the colour cue on and a stream's ``colour`` state, the frame's
+        ``context`` boxes (else ``boxes``) first update its camera's colour cast, which then corrects the crops."""
         embedder = self._ready()
         xyxy = boxes_from_proto(boxes)
         if not len(xyxy):
             return np.zeros((0, embedder.info.embedding_dim), np.float32)
         image = decode_frame(frame)
-        emb, _ = await asyncio.to_thread(embedder.embed_boxes, image, xyxy)
+        gains = None
+        if colour is not None and embedder.colour_weight:
+            seen = boxes_from_proto(context) if len(context) else xyxy
+            colour.observe_boxes(frame.camera_id, image, seen)
+            gains = colour.gains(frame.camera_id)
+        emb, _ = await asyncio.to_thread(embedder.embed_boxes, image, xyxy, gains)
         return emb
 
     @unary_errors
@@ -142,11 +159,15 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
         timed and counted apart from tracking ones: ``spoton_compute_seconds{method="EmbedStreamIdentity"}`` and
         ``spoton_reid_embedded_crops_total{purpose}``."""
         loop = asyncio.get_running_loop()
+        colour = CameraColour()  # each camera's colour cast, learnt over this stream (a session's)
         async for request in request_iterator:
             start = loop.time()
             identity = request.purpose == reid_pb2.EMBEDDING_PURPOSE_IDENTITY
             with COMPUTE_SECONDS.labels("EmbedStreamIdentity" if identity else "EmbedStream").time():
-                tensors = [array_to_tensor(await self._embed(item.frame, item.boxes)) for item in request.items]
+                tensors = [
+                    array_to_tensor(await self._embed(item.frame, item.boxes, colour, item.context))
+                    for item in request.items
+                ]
             crops = sum(len(item.boxes) for item in request.items)
             EMBEDDED_CROPS.labels("identity" if identity else "tracking").inc(crops)
             yield reid_pb2.EmbedStreamResponse(

@@ -289,3 +289,107 @@ def test_auto_runtime_follows_the_measured_cpu_table() -> None:
     assert Embedder("mobilenetv2").info.backend == {"onnx": "onnxruntime"}.get(expected, expected)
     with pytest.raises(ValueError, match="REID_BACKEND must be one of"):
         Embedder("mobilenetv2", backend="tensorrt")
+
+
+# ---- the colour cue and each camera's colour cast (spoton/colour.py) ------------------------------------------------
+CASTS = {"east": (1.2, 1.0, 0.8), "west": (0.8, 1.0, 1.2)}  # BGR gains of two cameras' white balance
+
+
+def dressed_people(n: int, seed: int = 5) -> list[np.ndarray]:
+    """``n`` synthetic people, 128x48 BGR: a shirt and trousers of random colours, skin-toned head, noise."""
+    rng = np.random.default_rng(seed)
+    people = []
+    for _ in range(n):
+        p = np.empty((128, 48, 3), np.float32)
+        p[:24] = (90, 120, 170)
+        p[24:70] = rng.uniform(30, 220, 3)
+        p[70:] = rng.uniform(30, 220, 3)
+        people.append(np.clip(p + rng.normal(0, 6, p.shape), 0, 255).astype(np.uint8))
+    return people
+
+
+def seen_by(crop: np.ndarray, camera: str) -> np.ndarray:
+    return np.clip(crop.astype(np.float32) * np.array(CASTS[camera], np.float32), 0, 255).astype(np.uint8)
+
+
+def test_camera_colour_learns_each_cameras_cast_from_the_people_it_sees() -> None:
+    """The median person colour of a camera, mapped to grey, undoes its white balance: two cameras with opposite
+    casts (+-20 %) get gains whose product with their cast is the same for both (up to one overall scale and the
+    clipping of bright colours); none before
+    ``min_crops`` crops; the correction makes their colour histograms of one person agree."""
+    from reid_svc.embedders import colour_histogram
+    from spoton.colour import CameraColour, apply_gains
+
+    people = dressed_people(60)
+    colour = CameraColour(min_crops=32)
+    colour.observe("east", [seen_by(p, "east") for p in people[:20]])
+    assert colour.gains("east") is None and colour.gains("west") is None
+    for camera in CASTS:
+        colour.observe(camera, [seen_by(p, camera) for p in people])
+    corrected = {c: colour.gains(c) * np.array(CASTS[c]) for c in CASTS}
+    assert np.allclose(
+        corrected["east"] / corrected["east"].mean(), corrected["west"] / corrected["west"].mean(), atol=0.05
+    )
+    person = dressed_people(1, seed=99)[0]
+    raw = [colour_histogram(seen_by(person, c)) for c in CASTS]
+    fixed = [colour_histogram(apply_gains(seen_by(person, c), colour.gains(c))) for c in CASTS]
+    assert float(fixed[0] @ fixed[1]) > float(raw[0] @ raw[1]) + 0.1
+    assert apply_gains(person, None) is person
+
+
+def test_colour_fused_embedding_is_the_weighted_mean_of_both_cosines() -> None:
+    """REID_COLOUR_WEIGHT=w: the network's embedding and the colour histograms concatenated so that the cosine of
+    two fused embeddings is (1 - w) x the network's + w x the histograms'; unit norm; 512 more dimensions."""
+    from reid_svc.embedders import COLOUR_DIM, colour_histogram
+
+    plain, fused = Embedder("mobilenetv2"), Embedder("mobilenetv2", colour_weight=0.7)
+    assert fused.info.embedding_dim == plain.info.embedding_dim + COLOUR_DIM
+    assert fused.info.name == "mobilenetv2+colour0.7"
+    a, b = dressed_people(2)
+    ea, eb = fused.embed([a, b])
+    assert np.allclose(np.linalg.norm([ea, eb], axis=1), 1.0, atol=1e-5)
+    na, nb = plain.embed([a, b])
+    want = 0.3 * float(na @ nb) + 0.7 * float(colour_histogram(a) @ colour_histogram(b))
+    assert abs(float(ea @ eb) - want) < 1e-4
+    with pytest.raises(ValueError, match="REID_COLOUR_WEIGHT"):
+        Embedder("mobilenetv2", colour_weight=1.0)
+
+
+def test_reid_stream_corrects_each_cameras_colour_cast(stack) -> None:  # type: ignore[no-untyped-def]
+    """One EmbedStream with the colour cue on: from the context boxes of the first messages (every person of each
+    frame) reid learns each camera's cast, after which one person seen by two differently balanced cameras embeds
+    far closer than on the first message, when no cast was known yet."""
+    from spoton.domain import boxes_to_proto, tensor_to_array
+    from spoton.frames import encode_frame
+    from spoton.v1 import common_pb2
+
+    people = dressed_people(6)
+    scene = np.full((200, 6 * 60, 3), 128, np.uint8)
+    xyxy = np.array([[10 + 60 * i, 40, 58 + 60 * i, 168] for i in range(6)], np.float32)
+    for (x1, y1, x2, y2), p in zip(xyxy.astype(int), people, strict=True):
+        scene[y1:y2, x1:x2] = p
+    addr = stack.start_replica("reid", "reid-colour", {"REID_COLOUR_WEIGHT": "0.7"})
+    try:
+        with service_channel(addr) as channel:
+            stub = reid_pb2_grpc.ReidServiceStub(channel)
+
+            def step(k: int) -> reid_pb2.EmbedStreamRequest:
+                items = [
+                    reid_pb2.FrameBoxes(
+                        frame=encode_frame(seen_by(scene, c), c, k, 0, common_pb2.FRAME_ENCODING_PNG),
+                        boxes=boxes_to_proto(xyxy[:1]),
+                        context=boxes_to_proto(xyxy),
+                    )
+                    for c in CASTS
+                ]
+                return reid_pb2.EmbedStreamRequest(step=k, items=items, purpose=reid_pb2.EMBEDDING_PURPOSE_IDENTITY)
+
+            replies = list(stub.EmbedStream(iter([step(k) for k in range(1, 9)]), timeout=120))
+    finally:
+        stack.kill("reid-colour")
+    cos = []
+    for r in replies:
+        east, west = (tensor_to_array(t).reshape(1, -1)[0] for t in r.embeddings)
+        assert east.size == 1280 + 512
+        cos.append(float(east @ west))
+    assert cos[-1] > cos[0] + 0.05, cos

@@ -18,7 +18,7 @@ from psycopg.conninfo import make_conninfo
 from gateway.config import GatewaySettings
 from gateway.fanout import SUBSCRIBER_QUEUE, Fanout
 from gateway.history import HistoryWriter
-from gateway.identity_embed import IdentityEmbedder
+from gateway.identity_embed import Choice, IdentityEmbedder
 from gateway.link import StageGoneError, StageLink, drive
 from gateway.messages import session_ended, session_ended_from_summary
 from gateway.options import SessionConfig
@@ -28,6 +28,7 @@ from gateway.requests import (
     TrackIdOffsets,
     associate_request,
     associate_start,
+    identity_embed_request,
     merge_associate,
     merge_detect,
     project_request,
@@ -206,6 +207,21 @@ def test_merge_detect_fills_each_camera_in_order() -> None:
     np.testing.assert_allclose(work.cameras[0].detections.xyxy, [[1, 2, 30, 80]])
     with pytest.raises(ValueError):  # a reply for another number of cameras is a broken stage, not a silent gap
         merge_detect(StepWork(2, T0_NS, [CameraInput("a", frame("a"))]), reply)
+
+
+def test_identity_embed_request_sends_every_detection_as_colour_context() -> None:
+    """Only the chosen tracks' boxes are embedded; every detection of their frame goes along as ``context`` (reid
+    learns the camera's colour cast from all the people it sees); cameras with nothing chosen send nothing."""
+    boxes = np.array([[1, 2, 30, 80], [40, 5, 70, 90], [100, 10, 130, 95]], np.float32)
+    a, b = CameraInput("a", frame("a")), CameraInput("b", frame("b"))
+    a.detections, b.detections = Detections(boxes, np.full(3, 0.8), np.zeros(3)), Detections.empty()
+    a.identity = [Choice("a", 7, boxes[1], True, True, 0)]
+    request = identity_embed_request(StepWork(3, T0_NS, [a, b]))
+    assert request is not None and request.purpose == reid_pb2.EMBEDDING_PURPOSE_IDENTITY
+    (item,) = request.items
+    assert [(x.x1, x.y2) for x in item.boxes] == [(40, 90)]
+    assert [(x.x1, x.y2) for x in item.context] == [(1, 80), (40, 90), (100, 95)]
+    assert identity_embed_request(StepWork(4, T0_NS, [b])) is None
 
 
 @pytest.mark.parametrize(

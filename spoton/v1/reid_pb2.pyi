@@ -30,12 +30,14 @@ IDENTITY_CHANGE_REASON_MERGE: IdentityChangeReason
 IDENTITY_CHANGE_REASON_SPLIT: IdentityChangeReason
 
 class FrameBoxes(_message.Message):
-    __slots__ = ("frame", "boxes")
+    __slots__ = ("frame", "boxes", "context")
     FRAME_FIELD_NUMBER: _ClassVar[int]
     BOXES_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
     frame: _common_pb2.Frame
     boxes: _containers.RepeatedCompositeFieldContainer[_common_pb2.BBox]
-    def __init__(self, frame: _Optional[_Union[_common_pb2.Frame, _Mapping]] = ..., boxes: _Optional[_Iterable[_Union[_common_pb2.BBox, _Mapping]]] = ...) -> None: ...
+    context: _containers.RepeatedCompositeFieldContainer[_common_pb2.BBox]
+    def __init__(self, frame: _Optional[_Union[_common_pb2.Frame, _Mapping]] = ..., boxes: _Optional[_Iterable[_Union[_common_pb2.BBox, _Mapping]]] = ..., context: _Optional[_Iterable[_Union[_common_pb2.BBox, _Mapping]]] = ...) -> None: ...
 
 class EmbedRequest(_message.Message):
     __slots__ = ("frame", "boxes")
