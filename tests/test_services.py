@@ -94,14 +94,15 @@ def test_detect_finds_people_in_a_real_frame(channel_to, demo_dir) -> None:  # t
     reply = stub.Detect(detection_pb2.DetectRequest(frame=encode_frame(image, "cam3", 10, 0)), timeout=30)
     assert len(reply.result.detections) >= 3  # the ground truth has 6 people in this frame
     info = stub.GetModelInfo(detection_pb2.DetectionServiceGetModelInfoRequest(), timeout=5).info
-    from detection_svc.config import DEFAULT_WEIGHTS, WEIGHTS_DIR, cpu_choice
+    from detection_svc.config import DEFAULT_WEIGHTS, WEIGHTS_DIR, cpu_choice, model_keys
     from spoton.bootstrap.device import cpu_flags
 
     # The CPU default: the runtime and precision of the CPU table (detection_svc/config.py, README "Detector on a
-    # CPU"), e.g. the OpenVINO FP32 model on an AMX Xeon, OpenVINO INT8 with VNNI.
+    # CPU"), e.g. OpenVINO INT8 with 8-bit weights on an AMX or VNNI Xeon, with 7-bit weights on an AVX2 EPYC.
     backend, precision = cpu_choice(cpu_flags())
     assert info.backend == {"openvino": "openvino", "onnx": "onnxruntime"}[backend]
-    assert info.weights_source == str(WEIGHTS_DIR / DEFAULT_WEIGHTS[backend, precision])
+    key = model_keys(backend, precision, cpu_flags())[0]
+    assert info.weights_source == str(WEIGHTS_DIR / DEFAULT_WEIGHTS[backend, key])
 
 
 @pytest.mark.parametrize(
