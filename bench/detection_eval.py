@@ -5,9 +5,10 @@ its INT8 quantization weights/best_int8.onnx, ``ov`` = the OpenVINO IR weights/b
 ``ov-int8`` = its NNCF INT8 quantization weights/best_int8_openvino_model (8-bit weights, for VNNI/AMX CPUs),
 ``ov-int8w7`` = the one with 7-bit weights for CPUs without VNNI (weights/best_int8w7_openvino_model),
 ``torch`` = weights/best.pt on PyTorch; classes ``0`` or ``all``; options ``tileWxH`` (SAHI tiles), ``bN`` (N
-frames per forward pass, default 1), ``tN`` (runtime threads, default the runtime's), ``spin`` (ONNX Runtime busy-waits), ``tput`` (OpenVINO throughput
-hint), ``f32``/``bf16`` (OpenVINO inference precision; default bf16 on AMX/AVX-512 BF16 CPUs), ``pin`` (OpenVINO
-threads pinned to cores); plus ``hog`` (OpenCV's people detector, the floor).
+frames per forward pass, default 1), ``tN`` (runtime threads, default the runtime's), ``spin`` (ONNX Runtime
+busy-waits), ``tput`` (OpenVINO throughput hint), ``f32``/``bf16`` (OpenVINO inference precision; default bf16 on
+AMX/AVX-512 BF16 CPUs), ``pin`` (OpenVINO threads pinned to cores); plus ``hog`` (OpenCV's people detector, the
+floor).
 All settings run interleaved, frame group by frame group (in turn-rotating order), so a busy machine slows them
 alike; CPU ms (all threads of this process) is the cost that matters where services share the cores.
 Datasets: ``pets`` (vtest.avi against the PETS09-S2L1 ground truth) and ``demo`` (the four demo cameras).
