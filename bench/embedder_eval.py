@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 from scipy.stats import rankdata
 
-from reid_svc.embedders import Embedder, crop_boxes
+from reid_svc.embedders import Embedder, colour_histogram, crop_boxes
 from spoton.colour import CameraColour
 from spoton.demo.data import load_mot
 from spoton.demo.generate import DEFAULT_OUT, generate
@@ -195,21 +195,6 @@ def colour_luts(means: np.ndarray, hists: np.ndarray, mode: str) -> np.ndarray:
 
 def normalise_colours(crops: Crops, luts: np.ndarray) -> list[np.ndarray]:
     return [cv2.LUT(np.ascontiguousarray(im), luts[k]) for im, k in zip(crops.images, crops.camera, strict=True)]
-
-
-def colour_histogram(image: np.ndarray, bins: tuple[int, int, int] = (8, 8, 4)) -> np.ndarray:
-    """HSV histograms (H x S x V ``bins``) of the upper and lower body (rows 10-50 % and 50-95 %, central 60 % of the
-    width, to keep the background out), each square-rooted (Hellinger) and the two concatenated, L2-normalised."""
-    h, w = image.shape[:2]
-    hsv = cv2.cvtColor(
-        np.ascontiguousarray(image[:, int(0.2 * w) : max(int(0.8 * w), int(0.2 * w) + 1)]), cv2.COLOR_BGR2HSV
-    )
-    parts = []
-    for y1, y2 in ((0.1, 0.5), (0.5, 0.95)):
-        part = hsv[int(y1 * h) : max(int(y2 * h), int(y1 * h) + 1)]
-        hist = cv2.calcHist([part], [0, 1, 2], None, list(bins), [0, 180, 0, 256, 0, 256]).ravel()
-        parts.append(np.sqrt(hist / max(hist.sum(), 1.0)))
-    return l2_normalize(np.concatenate(parts).astype(np.float32))
 
 
 def fuse(parts: list[tuple[np.ndarray, float]]) -> np.ndarray:

@@ -85,21 +85,29 @@ HEAD_QUANTIZED = r"(?!cv[23]\.\d/cv[23]\.\d\.[01]/)"  # within the head: all but
 HEAD_KEEP_FLOAT = re.compile(r"/model\.\d+/" + HEAD_QUANTIZED)
 
 
-def calibration_frames(video: Path, size_wh: tuple[int, int], count: int = 40) -> list[np.ndarray]:
-    """``count`` frames spread over ``video``, resized to the network input, NCHW float32 RGB 0..1: what ONNX
-    Runtime's INT8 model and OpenVINO's 8-bit-weight one are calibrated on (as measured on VNNI/AMX CPUs)."""
+def spread_frames(video: Path, count: int) -> list[tuple[int, np.ndarray]]:
+    """``count`` (0-based index, BGR image) frames spread evenly over ``video``."""
     cap = cv2.VideoCapture(str(video))
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or count
     out = []
     for index in np.linspace(0, total - 1, count).astype(int):
         cap.set(cv2.CAP_PROP_POS_FRAMES, int(index))
         ok, image = cap.read()
-        if not ok:
-            continue
-        rgb = cv2.resize(image, size_wh)[:, :, ::-1].transpose(2, 0, 1)[None]
-        out.append(np.ascontiguousarray(rgb, dtype=np.float32) / 255.0)
+        if ok:
+            out.append((int(index), image))
     cap.release()
     return out
+
+
+def _nchw(image: np.ndarray) -> np.ndarray:
+    """BGR uint8 (H, W, 3) -> (1, 3, H, W) float32 RGB 0..1, the detector's input layout."""
+    return np.ascontiguousarray(image[:, :, ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
+
+
+def calibration_frames(video: Path, size_wh: tuple[int, int], count: int = 40) -> list[np.ndarray]:
+    """``count`` frames spread over ``video``, resized to the network input, NCHW float32 RGB 0..1: what ONNX
+    Runtime's INT8 model and OpenVINO's 8-bit-weight one are calibrated on (as measured on VNNI/AMX CPUs)."""
+    return [_nchw(cv2.resize(image, size_wh)) for _, image in spread_frames(video, count)]
 
 
 def camera_calibration_frames(video: Path, size_wh: tuple[int, int], per_view: int = 10) -> list[np.ndarray]:
@@ -116,19 +124,10 @@ def camera_calibration_frames(video: Path, size_wh: tuple[int, int], per_view: i
 
     w, h = size_wh
     letterbox = LetterBox((h, w), auto=False, stride=32)
-    cap = cv2.VideoCapture(str(video))
-    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or per_view
     out = []
-    for index in np.linspace(0, total - 1, per_view).astype(int):
-        cap.set(cv2.CAP_PROP_POS_FRAMES, int(index))
-        ok, image = cap.read()
-        if not ok:
-            continue
-        views = [image] + [render_camera(image, cam, int(index) + 1, 2009) for cam in CAMERAS]
-        for view in views:
-            rgb = letterbox(image=view)[:, :, ::-1].transpose(2, 0, 1)[None]
-            out.append(np.ascontiguousarray(rgb, dtype=np.float32) / 255.0)
-    cap.release()
+    for index, image in spread_frames(video, per_view):
+        views = [image] + [render_camera(image, cam, index + 1, 2009) for cam in CAMERAS]
+        out += [_nchw(letterbox(image=view)) for view in views]
     return out
 
 
