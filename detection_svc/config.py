@@ -33,26 +33,23 @@ SHORT_NAMES = {
 }
 
 
-# DETECTOR_PRECISION: int8 = the INT8 model that fits the CPU (OpenVINO: 8-bit weights with VNNI/AMX, 7-bit
-# weights without, see ``model_keys``); int8w8 | int8w7 force one of OpenVINO's two.
+# DETECTOR_PRECISION: int8 = the 8-bit-weight INT8 model (OpenVINO's or ONNX Runtime's); int8w7 = OpenVINO's 7-bit-
+# weight one (NNCF's overflow fix for CPUs without VNNI, see spoton/setup_weights.py); int8w8 = int8.
 PRECISIONS = ("auto", "fp32", "int8", "int8w8", "int8w7")
 
 
-def model_keys(backend: str, precision: str, flags: frozenset[str]) -> list[str]:
+def model_keys(backend: str, precision: str) -> list[str]:
     """The ``DEFAULT_WEIGHTS`` precisions that serve ``precision`` on ``backend``, best first.
 
-    OpenVINO has two INT8 models (spoton/setup_weights.py): 8-bit weights for CPUs whose int8 dot products sum in
-    32 bits (VNNI, AMX), and 7-bit weights (NNCF's overflow fix) for the others, whose 16-bit intermediate sums
-    saturate with 8-bit weights. ONNX Runtime has one INT8 model."""
+    OpenVINO has two INT8 models: 8-bit weights (NNCF's default, overflow fix on the first layer) and 7-bit weights
+    (overflow fix on every layer), for CPUs without VNNI whose 16-bit intermediate sums can saturate with 8-bit
+    weights. Measured on an AVX2 EPYC (README, "Detector on a CPU") the 8-bit model kept recall at least as well,
+    so ``int8`` means it on every CPU and the 7-bit one is asked for by name. ONNX Runtime has one INT8 model."""
     if precision == "fp32":
         return ["fp32"]
-    if backend != "openvino":
-        return ["int8"] if precision in ("int8", "int8w8") else []
-    if precision == "int8w8":
-        return ["int8"]
     if precision == "int8w7":
-        return ["int8w7"]
-    return ["int8"] if INT8_DOT_PRODUCT_FLAGS & flags or "amx_bf16" in flags else ["int8w7", "int8"]
+        return ["int8w7"] if backend == "openvino" else []
+    return ["int8"]
 
 
 def cpu_choice(flags: frozenset[str]) -> tuple[str, str]:
@@ -64,11 +61,11 @@ def cpu_choice(flags: frozenset[str]) -> tuple[str, str]:
       0.709 / 0.728), but through the whole pipeline (tests/test_e2e.py's window) INT8 keeps same-person precision
       / recall at 0.896 / 0.816 where bf16 gave 0.855 / 0.749 (ONNX Runtime INT8: 0.855 / 0.750).
     - VNNI without AMX (avx512_vnni, avx_vnni): OpenVINO INT8, 2.6x cheaper than FP32 (58 vs 149 ms).
-    - AVX2 without VNNI: OpenVINO INT8 with 7-bit weights (``model_keys``), 0.51x the CPU of OpenVINO FP32 on an AVX2
-      EPYC (152 vs 297 ms) at its recall (PETS 0.702 vs 0.704); through the whole pipeline (bench/e2e.py, 200 steps)
-      10.5 vs 5.7 camera-frames/s, output-box recall within 0.007 per camera. With 8-bit weights the 16-bit
-      saturating sums of these CPUs lose recall (cam4 -0.023 through the pipeline; on AVX-512 without VNNI, oneDNN
-      capped, PETS -0.036): the 7-bit model is NNCF's fix for exactly that.
+    - AVX2 without VNNI: OpenVINO INT8 (8-bit weights), about 0.53x the CPU of OpenVINO FP32 on an AVX2 EPYC (168
+      vs 316 ms) at PETS recall 0.693 vs 0.704; through the pipeline on tests/test_e2e.py's window per-camera recall
+      .744/.863/.825/.870 vs f32 .731/.856/.834/.845. The 7-bit-weight model (NNCF's overflow fix, for the
+      saturating 16-bit sums of these CPUs) cost the same and lost cam1 recall there (0.682): the saturation it
+      guards against did not show on this model.
     - Anything else (no AVX2, non-x86): ONNX Runtime FP32, the portable path.
     """
     if INT8_DOT_PRODUCT_FLAGS & flags or "amx_bf16" in flags or "avx2" in flags:
@@ -79,14 +76,14 @@ def cpu_choice(flags: frozenset[str]) -> tuple[str, str]:
 class DetectionSettings(CommonSettings):
     port: int = Field(50051, validation_alias="DETECTION_SVC_PORT")
     metrics_port: int = Field(9101, validation_alias="DETECTION_SVC_METRICS_PORT")
-    # auto = on a CPU the (backend, precision) of ``cpu_choice`` (OpenVINO INT8 with VNNI or AMX, 8-bit weights;
-    # OpenVINO INT8 with 7-bit weights on AVX2 without VNNI; else ONNX Runtime FP32), falling back to ONNX Runtime when
+    # auto = on a CPU the (backend, precision) of ``cpu_choice`` (OpenVINO INT8 with AVX2, VNNI or AMX; else ONNX
+    # Runtime FP32), falling back to ONNX Runtime when
     # OpenVINO or its files are missing; on a GPU the ONNX model through Ultralytics (CUDA). torch | onnx | openvino
     # force a runtime.
     detector_backend: str = "auto"
     # auto = the precision of the CPU table for OpenVINO; INT8 with VNNI/AMX for ONNX Runtime (2.4x faster than its
-    # FP32 at the same recall; without VNNI its INT8 loses accuracy); fp32 | int8 force (int8 = the INT8 model that
-    # fits the CPU; int8w8 | int8w7 force OpenVINO's 8-bit- or 7-bit-weight model).
+    # FP32 at the same recall; without VNNI its INT8 loses accuracy); fp32 | int8 force (int8w7: OpenVINO's
+    # 7-bit-weight model; int8w8 = int8).
     detector_precision: str = "auto"
     # Empty = the setup step's file for the chosen backend and precision (DEFAULT_WEIGHTS), else best.pt. A user
     # .onnx runs on ONNX Runtime or (DETECTOR_BACKEND=openvino) OpenVINO; a *_openvino_model/ folder on OpenVINO.
@@ -192,7 +189,7 @@ class DetectionSettings(CommonSettings):
         }[self.detector_backend]
         if self.detector_precision.startswith("int8"):
             for backend in candidates:
-                for key in model_keys(backend, self.detector_precision, flags):
+                for key in model_keys(backend, self.detector_precision):
                     if (path := WEIGHTS_DIR / DEFAULT_WEIGHTS[backend, key]).exists():
                         return backend, path
             raise FileNotFoundError(
@@ -206,7 +203,7 @@ class DetectionSettings(CommonSettings):
         # on the same runtime.
         for backend in candidates:
             wanted = auto[backend] if self.detector_precision == "auto" else self.detector_precision
-            for key in dict.fromkeys((*model_keys(backend, wanted, flags), "fp32")):
+            for key in dict.fromkeys((*model_keys(backend, wanted), "fp32")):
                 if (path := WEIGHTS_DIR / DEFAULT_WEIGHTS[backend, key]).exists():
                     return backend, path
         if self.detector_backend == "openvino":

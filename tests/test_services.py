@@ -98,10 +98,10 @@ def test_detect_finds_people_in_a_real_frame(channel_to, demo_dir) -> None:  # t
     from spoton.bootstrap.device import cpu_flags
 
     # The CPU default: the runtime and precision of the CPU table (detection_svc/config.py, README "Detector on a
-    # CPU"), e.g. OpenVINO INT8 with 8-bit weights on an AMX or VNNI Xeon, with 7-bit weights on an AVX2 EPYC.
+    # CPU"), e.g. OpenVINO INT8 on an AMX or VNNI Xeon and on an AVX2 EPYC.
     backend, precision = cpu_choice(cpu_flags())
     assert info.backend == {"openvino": "openvino", "onnx": "onnxruntime"}[backend]
-    key = model_keys(backend, precision, cpu_flags())[0]
+    key = model_keys(backend, precision)[0]
     assert info.weights_source == str(WEIGHTS_DIR / DEFAULT_WEIGHTS[backend, key])
 
 
