@@ -184,7 +184,12 @@ class SourceFrame:
 
 
 class VideoSource:
-    """A video file read every ``stride``-th frame; ``seek`` jumps, ``loop`` restarts it at its end."""
+    """A video file read every ``stride``-th frame; ``seek`` jumps, ``loop`` restarts it at its end.
+
+    Thread-safe: the pipeline reads in a worker thread (``asyncio.to_thread``), and a stopped session closes its
+    sources while that read may still be running; FFmpeg aborts the whole process when a capture is released during
+    a decode (``Assertion fctx->async_lock failed at libavcodec/pthread_frame.c``), so read, seek and close hold one
+    lock, and a closed source reads nothing."""
 
     live = False
 
@@ -199,13 +204,19 @@ class VideoSource:
         self.frame_count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.loops = 0
         self._next_index = 1
+        self._lock = threading.Lock()
+        self._closed = False
 
     @property
     def state(self) -> str:
         return "file"
 
     def read(self) -> SourceFrame | None:
-        """The next sampled frame, or None at the end of the source (or on a broken file)."""
+        """The next sampled frame, or None at the end of the source (or on a broken file, or once closed)."""
+        with self._lock:
+            return None if self._closed else self._read()
+
+    def _read(self) -> SourceFrame | None:
         for attempt in range(2):
             frame = self._read_once()
             if frame is not None:
@@ -213,7 +224,7 @@ class VideoSource:
             if not (self.loop and attempt == 0 and self._next_index > 1):
                 return None
             self.loops += 1
-            self.seek(1)
+            self._seek(1)
         return None
 
     def _read_once(self) -> SourceFrame | None:
@@ -232,11 +243,19 @@ class VideoSource:
         """Continue from this 1-based frame; ValueError beyond the end."""
         if frame_index < 1 or (self.frame_count and frame_index > self.frame_count):
             raise ValueError(f"frame {frame_index} is outside 1..{self.frame_count}")
+        with self._lock:
+            if not self._closed:
+                self._seek(frame_index)
+
+    def _seek(self, frame_index: int) -> None:
         self.cap.set(cv2.CAP_PROP_POS_FRAMES, frame_index - 1)
         self._next_index = frame_index
 
     def close(self) -> None:
-        self.cap.release()
+        """Release the capture, after any read in progress."""
+        with self._lock:
+            self._closed = True
+            self.cap.release()
 
 
 class LiveSource:

@@ -171,3 +171,42 @@ def test_truncated_videos_end_cleanly(stack: Stack, demo_dir: Path) -> None:
     finally:
         for p in [*paths, demo_dir / f"{name}.avi", demo_dir / f"{name}.mp4"]:
             p.unlink()
+
+
+CLOSE_WHILE_READING = """
+import sys, threading, time
+from gateway.sources import VideoSource
+
+for _ in range(40):
+    src = VideoSource(sys.argv[1])
+    reading = threading.Event()
+
+    def reader() -> None:
+        reading.set()
+        while src.read() is not None:
+            pass
+
+    t = threading.Thread(target=reader)
+    t.start()
+    reading.wait()
+    time.sleep(0.01)
+    src.close()
+    t.join()
+print("ok")
+"""
+
+
+def test_closing_a_video_source_during_a_read_does_not_abort_the_process(demo_dir) -> None:  # type: ignore[no-untyped-def]
+    """A stopped session closes its sources while the reader thread may be decoding; FFmpeg aborts the process
+    (``Assertion fctx->async_lock failed``) if a capture is released mid-decode — it took a gateway down in the
+    console test. Run in a child process, since the failure is an abort."""
+    import subprocess
+    import sys
+
+    from spoton.launcher import REPO
+
+    video = str(demo_dir / "cam1.mp4")
+    out = subprocess.run(
+        [sys.executable, "-c", CLOSE_WHILE_READING, video], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
