@@ -57,7 +57,7 @@ def detections_cache(demo_dir: Path, frames: int = 0, boxes: str = "detector", e
     cache = CACHE_DIR / f"{stem}{'' if embedder == 'mobilenetv2' else f'_{embedder}'}.pkl"
     if cache.exists():
         return pickle.loads(cache.read_bytes())
-    from reid_svc.embedders import Embedder
+    from reid_svc.embedders import Embedder, crop_boxes
     from spoton.colour import CameraColour
     from spoton.domain import Detections
 
@@ -95,7 +95,7 @@ def detections_cache(demo_dir: Path, frames: int = 0, boxes: str = "detector", e
                 break
             d = known[cam.id][len(rows)][0] if known is not None else detect(cam.id, len(rows) + 1, image)
             if emb.colour_weight:
-                colour.observe_boxes(cam.id, image, d.xyxy)
+                colour.observe(cam.id, crop_boxes(image, d.xyxy))
             gains = colour.gains(cam.id)
             rows.append((d, emb.embed_boxes(image, d.xyxy, gains)[0], image.shape[1], image.shape[0]))
         data[cam.id] = rows

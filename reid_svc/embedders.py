@@ -474,7 +474,7 @@ class Embedder:
         if not crops:
             return np.zeros((0, self.info.embedding_dim), np.float32)
         if self.colour_weight:
-            crops = [apply_gains(c, gains) for c in crops]
+            crops = apply_gains(crops, gains)
         x = self.preprocess(crops)
         with self._lock:
             out = self._run(x)

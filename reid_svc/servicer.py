@@ -12,7 +12,7 @@ from google.protobuf import json_format
 from prometheus_client import Counter
 
 from reid_svc.config import IDENTITY_MODES, ReidSettings
-from reid_svc.embedders import Embedder, build_embedder, network
+from reid_svc.embedders import Embedder, build_embedder, crop_boxes, network
 from reid_svc.galleries import GalleryStore
 from reid_svc.identity import AssociationOptions, IdentityGallery, Observation, thumbnail_score
 from reid_svc.search import PersonSearch, gallery_entries, representative
@@ -144,7 +144,7 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
         gains = None
         if colour is not None and embedder.colour_weight:
             seen = boxes_from_proto(context) if len(context) else xyxy
-            colour.observe_boxes(frame.camera_id, image, seen)
+            colour.observe(frame.camera_id, crop_boxes(image, seen))
             gains = colour.gains(frame.camera_id)
         emb, _ = await asyncio.to_thread(embedder.embed_boxes, image, xyxy, gains)
         return emb

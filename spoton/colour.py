@@ -40,16 +40,6 @@ class CameraColour:
             if centre.size:
                 means.append(centre.reshape(-1, 3).mean(axis=0))
 
-    def observe_boxes(self, camera_id: str, image: np.ndarray, xyxy: np.ndarray) -> None:
-        """``observe`` the boxes (N, 4; pixels) of one BGR image."""
-        h, w = image.shape[:2]
-        crops = []
-        for x1, y1, x2, y2 in np.asarray(xyxy, np.float64).reshape(-1, 4):
-            a, b, c, d = int(max(0, x1)), int(min(w, x2)), int(max(0, y1)), int(min(h, y2))
-            if b > a and d > c:
-                crops.append(image[c:d, a:b])
-        self.observe(camera_id, crops)
-
     def gains(self, camera_id: str) -> np.ndarray | None:
         """(3,) BGR multipliers that map the camera's median person colour to grey, or None while it has too few."""
         means = self._means.get(camera_id)
@@ -59,9 +49,11 @@ class CameraColour:
         return (median.mean() / np.maximum(median, 1.0)).astype(np.float32)
 
 
-def apply_gains(crop: np.ndarray, gains: np.ndarray | None) -> np.ndarray:
-    """A BGR uint8 crop with its channels scaled by ``gains`` (3,), clipped; the crop itself when None."""
+def apply_gains(crops: list[np.ndarray], gains: np.ndarray | None) -> list[np.ndarray]:
+    """BGR uint8 crops with their channels scaled by ``gains`` (3,), clipped (one lookup table for all); the crops
+    themselves when None."""
     if gains is None:
-        return crop
+        return crops
     lut = np.clip(np.arange(256, dtype=np.float32)[:, None] * np.asarray(gains, np.float32)[None, :] + 0.5, 0, 255)
-    return cv2.LUT(np.ascontiguousarray(crop), lut.astype(np.uint8).reshape(256, 1, 3))
+    lut = lut.astype(np.uint8).reshape(256, 1, 3)
+    return [cv2.LUT(np.ascontiguousarray(c), lut) for c in crops]

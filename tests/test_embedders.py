@@ -332,9 +332,9 @@ def test_camera_colour_learns_each_cameras_cast_from_the_people_it_sees() -> Non
     )
     person = dressed_people(1, seed=99)[0]
     raw = [colour_histogram(seen_by(person, c)) for c in CASTS]
-    fixed = [colour_histogram(apply_gains(seen_by(person, c), colour.gains(c))) for c in CASTS]
+    fixed = [colour_histogram(apply_gains([seen_by(person, c)], colour.gains(c))[0]) for c in CASTS]
     assert float(fixed[0] @ fixed[1]) > float(raw[0] @ raw[1]) + 0.1
-    assert apply_gains(person, None) is person
+    assert apply_gains([person], None)[0] is person
 
 
 def test_colour_fused_embedding_is_the_weighted_mean_of_both_cosines() -> None:
