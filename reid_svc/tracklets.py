@@ -65,6 +65,9 @@ class WindowOptions:
     partner_min_agree: int = 5
     handover_s: float = 10.0
     walk_spread_mps: float = 0.7
+    # A handover across unseen ground is scored by the walk only if it does not turn back (``_walk_continues``).
+    turn_min_speed_mps: float = 0.3
+    turn_min_cos: float = 0.0
     velocity_span_s: float = 1.5
     link_min_handovers: int = 3
     first_global_id: int = 1
@@ -188,6 +191,16 @@ def _velocity(pts: list[tuple[int, np.ndarray]], span_s: float, head: bool = Fal
     xy = np.stack([p[1] for p in sel])
     t = t - t.mean()
     return (t @ (xy - xy.mean(axis=0))) / float(t @ t)
+
+
+def _walk_continues(v_out: np.ndarray, v_in: np.ndarray, o: WindowOptions) -> bool:
+    """Whether a walk that left at velocity ``v_out`` (m/s) can be the one that came back at ``v_in``: where both
+    move (>= ``turn_min_speed_mps``) their directions must not turn back (cosine >= ``turn_min_cos``). One person
+    leaving the floor at an edge and another entering there a few seconds later walk opposite ways."""
+    so, si = float(np.linalg.norm(v_out)), float(np.linalg.norm(v_in))
+    if so < o.turn_min_speed_mps or si < o.turn_min_speed_mps:
+        return True
+    return float(v_out @ v_in) / (so * si) >= o.turn_min_cos
 
 
 @dataclass(frozen=True)
@@ -459,7 +472,7 @@ class TrackletWindow:
                         agreement = 1.0 - dist / reach
                         score[i, j] = ((1 - w) * ap + w * agreement if both_app else agreement) - o.link_threshold
                         continue
-                    if dt <= o.handover_s and both_app:
+                    if dt <= o.handover_s and both_app and _walk_continues(e1.last_v, e2.first_v, o):
                         # Across unseen ground: where each end's walk leads, against where the other one is.
                         err = 0.5 * float(
                             np.linalg.norm(e1.last + e1.last_v * dt - e2.first)
