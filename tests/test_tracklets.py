@@ -284,9 +284,9 @@ def test_a_handover_across_unseen_ground_must_not_turn_back() -> None:
         return (cos * base + np.sqrt(1 - cos**2) * other).astype(np.float32)
 
     ids = {}
-    for case, (start, v) in {"turns back": ((0.0, -5.0), (0.0, 1.0)), "goes on": ((0.0, -8.0), (0.0, -1.0))}.items():
+    for case, (start, v) in {"turns back": ((0.0, -5.0), (0.0, 0.5)), "goes on": ((0.0, -6.5), (0.0, -0.5))}.items():
         w = TrackletWindow(WindowOptions())
-        first = _walk(w, "a", 1, 0.0, (0.0, 0.0), (0.0, -1.0), 36, base.astype(np.float32))
+        first = _walk(w, "a", 1, 0.0, (0.0, -2.5), (0.0, -0.5), 36, base.astype(np.float32))
         second = _walk(w, "b", 1, 5.0 + 3.0, start, v, 36, near(0.8))
         ids[case] = (first, second)
     assert ids["turns back"][0] != ids["turns back"][1]
