@@ -8,6 +8,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -100,6 +101,21 @@ PAGE_JS = """() => {
 }"""
 
 
+def wait_for(page: Any, condition: str, timeout_ms: int = 20_000) -> None:
+    """``page.wait_for_function`` that, on a timeout, fails with the page's rows, floor points and status line."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(condition, timeout=timeout_ms)
+    except PlaywrightTimeout:
+        state = page.evaluate(
+            "() => ({rows: [...document.querySelectorAll('#points tbody tr')].map((r) => [r.className,"
+            " r.querySelector('td.error').textContent]), floors: pairs.map((p) => p.floor),"
+            " status: document.getElementById('status').textContent})"
+        )
+        pytest.fail(f"the calibration page did not reach `{condition}` in {timeout_ms} ms: {state}")
+
+
 def test_calibration_page_saves_and_rolls_back(stack: Stack, site: str) -> None:
     require(CHROMIUM, "Debian's chromium", "apt-get install -y chromium (.ci/run does it)")
     try:
@@ -121,6 +137,7 @@ def test_calibration_page_saves_and_rolls_back(stack: Stack, site: str) -> None:
         page.add_init_script(f"sessionStorage.setItem('spoton.credential', '{OPERATOR_KEY}')")
         page.goto(f"{stack.gateway_url}/calibrate.html?video_set={site}&camera=door")
         page.wait_for_function("document.querySelectorAll('#versions tbody tr').length === 1", timeout=30_000)
+        page.wait_for_function("viewVersion === 1", timeout=30_000)
         canvas = page.locator("#image")
         size = page.evaluate("() => { const c = document.getElementById('image'); return [c.width, c.height]; }")
         box = canvas.bounding_box()
@@ -129,20 +146,24 @@ def test_calibration_page_saves_and_rolls_back(stack: Stack, site: str) -> None:
             canvas.click(position={"x": x * box["width"] / size[0], "y": y * box["height"] / size[1]})
         clicked = np.array(page.evaluate(PAGE_JS)["pairs"])
         assert clicked.shape == (5, 2) and np.abs(clicked - np.array(IMAGE)).max() < 1.5
-        # The floor points of a calibration moved 1.5 m east of version 1, typed in metres.
+        # The floor points of a calibration moved 1.5 m east of version 1, typed in metres key by key, each field left
+        # with Tab. Before Tab the page redraws (what a preview answer landing mid-typing does): the field being typed
+        # keeps its text and the focus (a rebuilt table dropped the focus, so Tab went back to the page's top).
         wanted = apply_h(h1, clicked) + np.array([1.5, 0.0])
         for i, (fx, fy) in enumerate(wanted):
             for cls, value in (("floorx", fx), ("floory", fy)):
-                field = page.locator(f"#points tbody tr:nth-child({i + 1}) input.{cls}")
-                field.fill(f"{value:.4f}")
-                field.dispatch_event("change")
-        page.wait_for_function(
-            "[...document.querySelectorAll('#points tbody tr')].every((r) => r.className === 'good')", timeout=20_000
-        )
+                page.locator(f"#points tbody tr:nth-child({i + 1}) input.{cls}").click()
+                page.keyboard.type(f"{value:.4f}")
+                kept = page.evaluate(
+                    "() => { render(); const a = document.activeElement; return [a.className, a.value]; }"
+                )
+                assert kept == [cls, f"{value:.4f}"], (i, kept)
+                page.keyboard.press("Tab")
+        wait_for(page, "[...document.querySelectorAll('#points tbody tr')].every((r) => r.className === 'good')")
         # A sixth image point whose floor point is clicked on the plan's far corner: deliberately wrong.
         canvas.click(position={"x": 300 * box["width"] / size[0], "y": 400 * box["height"] / size[1]})
         page.locator("#plan").click(position={"x": 8, "y": 8})
-        page.wait_for_function("document.querySelectorAll('#points tbody tr')[5]?.className === 'bad'", timeout=20_000)
+        wait_for(page, "document.querySelectorAll('#points tbody tr')[5]?.className === 'bad'")
         state = page.evaluate(PAGE_JS)
         page.screenshot(path=str(ARTIFACTS / "calibrate-bad-point.png"), full_page=True)
         bad_error = float(state["rows"][5][1].split()[0])
@@ -155,7 +176,7 @@ def test_calibration_page_saves_and_rolls_back(stack: Stack, site: str) -> None:
         assert state["drawn"] > 0.03 * size[0] * size[1], state
         # Drop the wrong pair, save: GET …/calibration is now version 2 with the typed points.
         page.locator("#points tbody tr:nth-child(6) button").click()
-        page.wait_for_function("!document.getElementById('save').disabled", timeout=20_000)
+        wait_for(page, "!document.getElementById('save').disabled")
         page.click("#save")
         page.wait_for_function("document.querySelectorAll('#versions tbody tr').length === 2", timeout=20_000)
         page.wait_for_function("viewVersion === 2", timeout=20_000)
