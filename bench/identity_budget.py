@@ -87,7 +87,7 @@ def replay(demo_dir: Path, steps: int, boxes: str, embedder: str, specs: list[st
         for r in runs:
             t0 = time.process_time()
             chosen = []
-            for c, (tr, _fp, _e) in step.items():
+            for c, (tr, _fp, _e, _cut) in step.items():
                 d = data[c][i - 1][0]
                 keep = d.confidence >= 0.25  # what track_all fed the tracker (its det_index counts these)
                 chosen += r.embedder.choose(c, ts, tr, d[keep], lambda im=images[c]: im)
@@ -95,13 +95,13 @@ def replay(demo_dir: Path, steps: int, boxes: str, embedder: str, specs: list[st
             policy_cpu[r.spec] += time.process_time() - t0
             fresh = set()
             for ch in chosen:
-                tr, _fp, e = step[ch.camera_id]
+                tr, _fp, e, _cut = step[ch.camera_id]
                 k = int(np.flatnonzero(tr.track_id == ch.track_id)[0])
                 r.embedder.remember(ch, e[int(tr.det_index[k])], ts)
                 fresh.add((ch.camera_id, ch.track_id))
             r.crops.append(len(chosen))
             obs = []
-            for c, (tr, fp, _e) in step.items():
+            for c, (tr, fp, _e, _cut) in step.items():
                 for k in range(len(tr)):
                     t = int(tr.track_id[k])
                     emb = r.embedder.latest(c, t) if r.latest or (c, t) in fresh else None

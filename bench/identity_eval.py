@@ -112,7 +112,7 @@ def track_all(
     tracker: str = "bytetrack",
     options: dict | None = None,
 ) -> list[dict]:
-    """Per step and camera: tracks (matched this frame), their floor points and embeddings."""
+    """Per step and camera: tracks (matched this frame), their floor points, embeddings and feet-cut flags."""
     vs = load_video_set(demo_dir / "demo.yaml")
     trackers = {c: CameraTracker.create(tracker, options or {}, 7) for c in cameras}
     geos = {}
@@ -131,7 +131,7 @@ def track_all(
             d, e = d[keep], e[keep]
             tr = trackers[c].update(d, e, (w, h), i)
             fp = geos[c].project_boxes(tr.xyxy)
-            step[c] = (tr, fp, e)
+            step[c] = (tr, fp, e, tr.feet_cut(h))
         out.append(step)
     return out
 
@@ -142,12 +142,12 @@ FPS = 7
 def _observations(step: dict, ts: int, appearance: bool = True, floor: bool = True) -> list[Observation]:
     """One tracked step as identity observations (embedding only for boxes detected this frame)."""
     obs = []
-    for c, (tr, fp, e) in step.items():
+    for c, (tr, fp, e, cut) in step.items():
         for k in range(len(tr)):
             di = int(tr.det_index[k])
             emb = e[di] if appearance and di >= 0 else None
             flr = fp.xy_m[k] if floor and fp.valid[k] else None
-            obs.append(Observation(c, int(tr.track_id[k]), ts, emb, flr))
+            obs.append(Observation(c, int(tr.track_id[k]), ts, emb, flr, bool(cut[k])))
     return obs
 
 
@@ -157,7 +157,7 @@ def _messages(tracked: list[dict], ids: dict[tuple[str, int, int], int]) -> list
     messages = []
     for i, step in enumerate(tracked, start=1):
         cams = {}
-        for c, (tr, fp, _) in step.items():
+        for c, (tr, fp, _, _) in step.items():
             cams[c] = {
                 "frame_index": i,
                 "tracks": [
@@ -231,7 +231,7 @@ def sighting_truth(gt: dict, tracked: list[dict]) -> dict[tuple[str, int, int], 
     """(camera, track, frame) -> ground-truth person for every tracked box matched to the truth (IoU >= 0.5)."""
     hyp: dict[str, dict[int, FrameBoxes]] = {}
     for i, step in enumerate(tracked, start=1):
-        for c, (tr, _fp, _) in step.items():
+        for c, (tr, _fp, _, _) in step.items():
             keep = tr.det_index >= 0
             hyp.setdefault(c, {})[i] = FrameBoxes(tr.track_id[keep].astype(np.int64), tr.xyxy[keep])
     gt_cov = {c: {f: fb for f, fb in gt[c].items() if f <= len(tracked)} for c in gt}
@@ -272,7 +272,7 @@ def pure_pieces(gt: dict, tracked: list[dict]) -> dict[tuple[str, int, int], obj
     pieces: dict[tuple[str, int, int], object] = {}
     current: dict[tuple[str, int], tuple[int | None, int]] = {}
     for i, step in enumerate(tracked, start=1):
-        for c, (tr, _, _) in step.items():
+        for c, (tr, _, _, _) in step.items():
             for k in range(len(tr)):
                 if tr.det_index[k] < 0:
                     continue
@@ -371,7 +371,7 @@ def evaluate(
         local = {
             (c, int(tr.track_id[k]), i): (c, int(tr.track_id[k]))
             for i, step in enumerate(tracked[trk], start=1)
-            for c, (tr, _, _) in step.items()
+            for c, (tr, _, _, _) in step.items()
             for k in range(len(tr))
             if tr.det_index[k] >= 0
         }

@@ -212,11 +212,12 @@ def observations(
 ) -> list[reid_pb2.Observation]:
     """One observation per track: its latest identity embedding (if it has one), floor point, and a crop when due."""
     tr, ts = cam.tracks, cam.frame.timestamp_ns
+    cut = tr.feet_cut(cam.frame.height)
     image = None
     obs = []
     for i in range(len(tr)):
         tid = int(tr.track_id[i])
-        ob = reid_pb2.Observation(camera_id=cam.camera_id, track_id=tid, timestamp_ns=ts)
+        ob = reid_pb2.Observation(camera_id=cam.camera_id, track_id=tid, timestamp_ns=ts, feet_cut=bool(cut[i]))
         emb = identity.latest(cam.camera_id, tid)
         if emb is not None:
             ob.embedding.CopyFrom(array_to_tensor(emb.reshape(1, -1)))

@@ -74,6 +74,7 @@ class Observation:
     timestamp_ns: int
     embedding: np.ndarray | None
     floor_m: np.ndarray | None
+    feet_cut: bool = False  # the box reaches the frame's bottom edge: ``floor_m`` falls short of the feet
 
 
 @dataclass

@@ -317,7 +317,9 @@ class ReidServicer(reid_pb2_grpc.ReidServiceServicer):
                         raise ValueError(f"embedding has {emb.size} values; this session's have {dim}")
                     dim = emb.size
                 observations.append(
-                    Observation(ob.camera_id, ob.track_id, ob.timestamp_ns or step.timestamp_ns, emb, floor)
+                    Observation(
+                        ob.camera_id, ob.track_id, ob.timestamp_ns or step.timestamp_ns, emb, floor, ob.feet_cut
+                    )
                 )
                 if ob.crop_jpeg:
                     if len(ob.crop_jpeg) > MAX_CROP_BYTES:

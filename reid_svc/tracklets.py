@@ -92,6 +92,7 @@ class Sighting:
     embedding: np.ndarray | None
     tracklet: Tracklet | None = None
     online: int | None = None  # the online rule's id for it (the prior)
+    feet_cut: bool = False  # its box touches the image's bottom edge: the floor point is short of the feet
 
 
 @dataclass(eq=False)
@@ -156,8 +157,11 @@ class Tracklet:
 
     def ends(self, span_s: float) -> Ends:
         """Where and when the tracklet's floor path starts and ends, with its walking velocity (m/s, a
-        least-squares fit over ``span_s`` seconds) at each end."""
-        pts = [(s.ts_ns, s.floor_m) for s in self.sightings if s.floor_m is not None]
+        least-squares fit over ``span_s`` seconds) at each end. Sightings whose feet were cut off by the frame's
+        bottom edge are left out (their floor points stall at the edge while the person walks on), unless the
+        tracklet has no others."""
+        floors = [(s.ts_ns, s.floor_m, s.feet_cut) for s in self.sightings if s.floor_m is not None]
+        pts = [(ts, f) for ts, f, cut in floors if not cut] or [(ts, f) for ts, f, _ in floors]
         if not pts:
             return Ends(None, 0, np.zeros(2), None, 0, np.zeros(2))
         return Ends(pts[0][1], pts[0][0], _velocity(pts, span_s, True), pts[-1][1], pts[-1][0], _velocity(pts, span_s))
@@ -299,7 +303,9 @@ class TrackletWindow:
             n = float(np.linalg.norm(e))
             emb = e / n if n > 0 else None
         floor = None if ob.floor_m is None else np.asarray(ob.floor_m, np.float64).reshape(2)
-        s = Sighting(ob.camera_id, int(ob.track_id), int(ob.timestamp_ns), floor, emb, online=online)
+        s = Sighting(
+            ob.camera_id, int(ob.track_id), int(ob.timestamp_ns), floor, emb, online=online, feet_cut=ob.feet_cut
+        )
         t = self.current.get(key)
         if t is None:
             t = self._new_tracklet(*key)
@@ -766,6 +772,7 @@ class TrackletWindow:
                         None if s.floor_m is None else [float(v) for v in s.floor_m],
                         row(s.embedding) if k >= first_kept else -1,
                         s.online,
+                        s.feet_cut,
                     ]
                 )
             tracklets.append(
@@ -832,7 +839,7 @@ class TrackletWindow:
         by_uid: dict[int, Tracklet] = {}
         for d in meta["tracklets"]:
             t = Tracklet(int(d["uid"]), d["camera_id"], int(d["track_id"]))
-            for ts, floor, r, online in d["sightings"]:
+            for ts, floor, r, online, *rest in d["sightings"]:  # rest: [feet_cut], absent in older windows
                 s = Sighting(
                     t.camera_id,
                     t.track_id,
@@ -841,6 +848,7 @@ class TrackletWindow:
                     vec(int(r)),
                     tracklet=t,
                     online=online,
+                    feet_cut=bool(rest[0]) if rest else False,
                 )
                 t.sightings.append(s)
             t.label, t.provisional = d["label"], d["provisional"]

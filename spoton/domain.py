@@ -101,6 +101,9 @@ _STATE_TO_PROTO = {
 }
 
 
+FEET_CUT_MARGIN_PX = 2.0
+
+
 @dataclass(frozen=True)
 class Tracks:
     """Tracked people in one frame of one camera.
@@ -146,6 +149,11 @@ class Tracks:
 
     def __len__(self) -> int:
         return len(self.xyxy)
+
+    def feet_cut(self, height_px: int, margin_px: float = FEET_CUT_MARGIN_PX) -> np.ndarray:
+        """bool (N,): the box reaches the frame's bottom edge (within ``margin_px``), so the feet are out of view
+        and its foot point, hence its floor point, falls short of where the person stands."""
+        return self.xyxy[:, 3] >= height_px - margin_px
 
     @classmethod
     def empty(cls) -> Tracks:

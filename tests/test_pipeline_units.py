@@ -275,6 +275,13 @@ def test_associate_request_carries_embeddings_floor_points_and_due_crops() -> No
     assert not later.crop_jpeg and later.HasField("embedding")  # the latest identity embedding, every step
 
 
+def test_a_box_cut_by_the_frames_bottom_edge_is_flagged_feet_cut() -> None:
+    # 320 x 240 frame: a box down to the last row (within 2 px) shows no feet; one ending 10 px above it does.
+    cam = tracked("a", [[40, 100, 120, 239.0], [150, 60, 200, 230], [220, 100, 300, 238.5]], [1, 2, 3])
+    obs = associate_request(StepWork(1, T0_NS, [cam]), ThumbnailPolicy(enabled=False), IdentityEmbedder())
+    assert [ob.feet_cut for ob in obs.step.observations] == [True, False, True]
+
+
 def test_associate_start_and_merge_keep_global_ids_from_being_reused() -> None:
     assert not associate_start("s1", {"max_age_s": 3}, 0).start.options.fields.get("first_global_id")
     start = associate_start("s1", {"max_age_s": 3}, 41).start

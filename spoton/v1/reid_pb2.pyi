@@ -100,7 +100,7 @@ class AssociateStart(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., options: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., video_set: _Optional[str] = ..., person_search: _Optional[bool] = ..., identity_mode: _Optional[str] = ...) -> None: ...
 
 class Observation(_message.Message):
-    __slots__ = ("camera_id", "track_id", "timestamp_ns", "embedding", "floor", "crop_jpeg", "visibility")
+    __slots__ = ("camera_id", "track_id", "timestamp_ns", "embedding", "floor", "crop_jpeg", "visibility", "feet_cut")
     CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
     TRACK_ID_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_NS_FIELD_NUMBER: _ClassVar[int]
@@ -108,6 +108,7 @@ class Observation(_message.Message):
     FLOOR_FIELD_NUMBER: _ClassVar[int]
     CROP_JPEG_FIELD_NUMBER: _ClassVar[int]
     VISIBILITY_FIELD_NUMBER: _ClassVar[int]
+    FEET_CUT_FIELD_NUMBER: _ClassVar[int]
     camera_id: str
     track_id: int
     timestamp_ns: int
@@ -115,7 +116,8 @@ class Observation(_message.Message):
     floor: _common_pb2.FloorPoint
     crop_jpeg: bytes
     visibility: float
-    def __init__(self, camera_id: _Optional[str] = ..., track_id: _Optional[int] = ..., timestamp_ns: _Optional[int] = ..., embedding: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., floor: _Optional[_Union[_common_pb2.FloorPoint, _Mapping]] = ..., crop_jpeg: _Optional[bytes] = ..., visibility: _Optional[float] = ...) -> None: ...
+    feet_cut: bool
+    def __init__(self, camera_id: _Optional[str] = ..., track_id: _Optional[int] = ..., timestamp_ns: _Optional[int] = ..., embedding: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., floor: _Optional[_Union[_common_pb2.FloorPoint, _Mapping]] = ..., crop_jpeg: _Optional[bytes] = ..., visibility: _Optional[float] = ..., feet_cut: _Optional[bool] = ...) -> None: ...
 
 class AssociateStep(_message.Message):
     __slots__ = ("step", "timestamp_ns", "observations", "final")
