@@ -53,6 +53,42 @@ def test_timestamp_jump_restarts_even_with_continuous_frame_indices() -> None:
     assert t.restarts == 1 and not (after & before)
 
 
+def approach(f: int) -> Detections:
+    """A person walking towards the camera: the box grows 3 px wider and 8 px taller per frame."""
+    return Detections([[300 - f, 100 - 2 * f, 330 + 2 * f, 180 + 6 * f]], [0.9], [0])
+
+
+def test_a_matched_tracks_box_is_half_way_between_the_filter_and_its_detection() -> None:
+    """The output box of a matched track is the mean of ByteTrack's filtered box and the detection
+    (``BOX_BLEND``; bench/schedule_eval.py measured it on both demo layouts); ``box_blend=0`` is the tracker's own
+    box. The filter lags a growing box, so the blended box sits closer to what the detector saw."""
+    own, blended = CameraTracker.create("bytetrack", {}, 7, box_blend=0.0), CameraTracker.create("bytetrack", {}, 7)
+    assert blended.box_blend == 0.5
+    closer = 0
+    for f in range(1, 9):
+        d = approach(f)
+        a, b = own.update(d, None, (640, 480), f), blended.update(d, None, (640, 480), f)
+        assert a.track_id.tolist() == b.track_id.tolist() and (b.det_index == 0).all()
+        np.testing.assert_allclose(b.xyxy, 0.5 * (a.xyxy + d.xyxy[b.det_index]), atol=1e-4)
+        if f > 1:
+            closer += iou(b.xyxy[0], d.xyxy[0]) > iou(a.xyxy[0], d.xyxy[0]) + 0.003
+    assert closer == 7
+    # a frame without detection keeps the prediction: nothing to blend with
+    np.testing.assert_allclose(own.predict((640, 480), 9).xyxy, blended.predict((640, 480), 9).xyxy, atol=1e-4)
+
+
+def test_box_blend_setting_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from tracking_svc.config import TrackingSettings
+
+    monkeypatch.setenv("TRACK_BOX_BLEND", "0")
+    assert TrackingSettings().track_box_blend == 0.0
+    monkeypatch.setenv("TRACK_BOX_BLEND", "1.5")
+    with pytest.raises(ValidationError):
+        TrackingSettings()
+
+
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     """IoU of two ``x1, y1, x2, y2`` boxes."""
     w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))

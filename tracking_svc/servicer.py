@@ -15,7 +15,7 @@ from tracking_svc.trackers import TrackerRegistry, available_trackers, default_o
 class TrackingServicer(tracking_pb2_grpc.TrackingServiceServicer):
     def __init__(self, settings: TrackingSettings) -> None:
         self.settings = settings
-        self.registry = TrackerRegistry(settings.tracker_resume_grace_s)
+        self.registry = TrackerRegistry(settings.tracker_resume_grace_s, settings.track_box_blend)
 
     @stream_errors
     async def Track(self, request_iterator, context):

@@ -23,6 +23,7 @@ from boxmot.trackers.specs import TrackerSpec
 from spoton.bootstrap.errors import NotFoundError
 from spoton.domain import Detections, Tracks
 from spoton.v1 import tracking_pb2
+from tracking_svc.config import BOX_BLEND
 
 # Static cameras: camera-motion compensation is pointless; people score 0.3-0.6 with the default detector.
 # ByteTrack's track_thresh 0.4 (boxmot: 0.45): over the whole demo (4 cameras) IDF1 0.641 vs 0.645 at 0.5, and on
@@ -74,9 +75,12 @@ class CameraTracker:
     id_offset: int = 0
     restarts: int = 0
     last_timestamp_ns: int = 0
+    box_blend: float = BOX_BLEND
 
     @classmethod
-    def create(cls, name: str, options: dict[str, Any] | None = None, fps: float = 0.0) -> CameraTracker:
+    def create(
+        cls, name: str, options: dict[str, Any] | None = None, fps: float = 0.0, box_blend: float = BOX_BLEND
+    ) -> CameraTracker:
         name = (name or "").lower()
         config_keys = set(default_options(name))
         opts = dict(SPOTON_OVERRIDES.get(name, {}))
@@ -102,6 +106,7 @@ class CameraTracker:
             needs_embeddings=bool(tracker.requirements.embeddings),
             options=dict(options or {}),
             fps=fps,
+            box_blend=box_blend,
         )
 
     def update(
@@ -166,8 +171,13 @@ class CameraTracker:
         hits = np.array([self.hits.get(t, 0) for t in ids.tolist()], np.int32)
         state = np.where(hits >= CONFIRM_HITS, tracking_pb2.TRACK_STATE_CONFIRMED, tracking_pb2.TRACK_STATE_TENTATIVE)
         state = np.where(det_idx < 0, tracking_pb2.TRACK_STATE_LOST, state)
+        xyxy = out.to_aabb_rows()[:, :4].numpy().copy() if len(ids) else np.zeros((0, 4), np.float32)
+        matched = det_idx >= 0
+        if self.box_blend and matched.any():
+            found = dets.xyxy[det_idx[matched]].astype(np.float32)
+            xyxy[matched] = (1 - self.box_blend) * xyxy[matched] + self.box_blend * found
         return Tracks(
-            xyxy=out.to_aabb_rows()[:, :4].numpy() if len(ids) else np.zeros((0, 4), np.float32),
+            xyxy=xyxy,
             track_id=ids + self.id_offset,
             confidence=out.scores.numpy(),
             class_id=out.class_ids.numpy(),
@@ -274,8 +284,9 @@ class CameraTracker:
 class TrackerRegistry:
     """Live trackers by (session, camera); a released one is kept ``grace_s`` for a reconnecting stream."""
 
-    def __init__(self, grace_s: float) -> None:
+    def __init__(self, grace_s: float, box_blend: float = BOX_BLEND) -> None:
         self.grace_s = grace_s
+        self.box_blend = box_blend
         self._trackers: dict[tuple[str, str], CameraTracker] = {}
 
     def acquire(
@@ -290,7 +301,7 @@ class TrackerRegistry:
         if existing is not None and existing.released_at is not None and existing.name == name:
             existing.released_at = None
             return existing, True
-        tracker = CameraTracker.create(name, options, fps)
+        tracker = CameraTracker.create(name, options, fps, self.box_blend)
         self._trackers[key] = tracker
         return tracker, False
 
