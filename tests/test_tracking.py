@@ -60,10 +60,11 @@ def approach(f: int) -> Detections:
 
 def test_a_matched_tracks_box_is_half_way_between_the_filter_and_its_detection() -> None:
     """The output box of a matched track is the mean of ByteTrack's filtered box and the detection
-    (``BOX_BLEND``; bench/schedule_eval.py measured it on both demo layouts); ``box_blend=0`` is the tracker's own
-    box. The filter lags a growing box, so the blended box sits closer to what the detector saw."""
-    own, blended = CameraTracker.create("bytetrack", {}, 7, box_blend=0.0), CameraTracker.create("bytetrack", {}, 7)
-    assert blended.box_blend == 0.5
+    at ``box_blend=0.5`` (``TRACK_BOX_BLEND``; bench/schedule_eval.py measured it on both demo layouts);
+    ``box_blend=0``, the default, is the tracker's own box. The filter lags a growing box, so the blended box
+    sits closer to what the detector saw."""
+    own, blended = CameraTracker.create("bytetrack", {}, 7), CameraTracker.create("bytetrack", {}, 7, box_blend=0.5)
+    assert own.box_blend == 0.0
     closer = 0
     for f in range(1, 9):
         d = approach(f)
@@ -82,8 +83,8 @@ def test_box_blend_setting_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 
     from tracking_svc.config import TrackingSettings
 
-    monkeypatch.setenv("TRACK_BOX_BLEND", "0")
-    assert TrackingSettings().track_box_blend == 0.0
+    monkeypatch.setenv("TRACK_BOX_BLEND", "0.5")
+    assert TrackingSettings().track_box_blend == 0.5
     monkeypatch.setenv("TRACK_BOX_BLEND", "1.5")
     with pytest.raises(ValidationError):
         TrackingSettings()

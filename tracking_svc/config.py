@@ -8,10 +8,11 @@ from spoton.bootstrap.settings import CommonSettings
 
 # A matched track's output box: (1 - w) x the tracker's filtered box + w x its detection. ByteTrack's Kalman state
 # (x, y, aspect, height) lags a box whose shape changes (a person walking towards the camera, entering at an edge);
-# half way back to the detection raised output-box recall / MOTA on every camera of both demo layouts, every frame
+# half way back to the detection (w = 0.5) raised mean output-box recall and MOTA on both demo layouts, every frame
 # and with carried detections (bench/schedule_eval.py: demo mean recall 0.844 -> 0.858, MOTA 0.739 -> 0.766; low
-# overlap 0.866 -> 0.878, 0.722 -> 0.746; the detection alone, w = 1, lost IDF1 and recall on four of seven cameras).
-BOX_BLEND = 0.5
+# overlap 0.866 -> 0.878, 0.722 -> 0.746). Off by default: through the identity rule (tests/test_identity_eval.py's
+# window) live multi-camera IDF1 fell 0.87+ -> 0.848, below its floor, not yet explained.
+BOX_BLEND = 0.0
 
 
 class TrackingSettings(CommonSettings):
