@@ -78,13 +78,15 @@ def test_a_matched_tracks_box_is_half_way_between_the_filter_and_its_detection()
     np.testing.assert_allclose(own.predict((640, 480), 9).xyxy, blended.predict((640, 480), 9).xyxy, atol=1e-4)
 
 
-def test_box_blend_setting_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_box_blend_setting_reaches_the_services_trackers_and_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     from pydantic import ValidationError
 
     from tracking_svc.config import TrackingSettings
+    from tracking_svc.servicer import TrackingServicer
 
     monkeypatch.setenv("TRACK_BOX_BLEND", "0.5")
-    assert TrackingSettings().track_box_blend == 0.5
+    tracker, _ = TrackingServicer(TrackingSettings()).registry.acquire("s", "cam1", "bytetrack", {}, 7)
+    assert tracker.box_blend == 0.5
     monkeypatch.setenv("TRACK_BOX_BLEND", "1.5")
     with pytest.raises(ValidationError):
         TrackingSettings()

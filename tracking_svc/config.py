@@ -11,7 +11,7 @@ from spoton.bootstrap.settings import CommonSettings
 # half way back to the detection (w = 0.5) raised mean output-box recall and MOTA on both demo layouts, every frame
 # and with carried detections (bench/schedule_eval.py: demo mean recall 0.844 -> 0.858, MOTA 0.739 -> 0.766; low
 # overlap 0.866 -> 0.878, 0.722 -> 0.746). Off by default: through the identity rule (tests/test_identity_eval.py's
-# window) live multi-camera IDF1 fell 0.87+ -> 0.848, below its floor, not yet explained.
+# window) live multi-camera IDF1 fell to 0.848, below its 0.87 floor, not yet explained.
 BOX_BLEND = 0.0
 
 

@@ -171,11 +171,11 @@ class CameraTracker:
         hits = np.array([self.hits.get(t, 0) for t in ids.tolist()], np.int32)
         state = np.where(hits >= CONFIRM_HITS, tracking_pb2.TRACK_STATE_CONFIRMED, tracking_pb2.TRACK_STATE_TENTATIVE)
         state = np.where(det_idx < 0, tracking_pb2.TRACK_STATE_LOST, state)
-        xyxy = out.to_aabb_rows()[:, :4].numpy().copy() if len(ids) else np.zeros((0, 4), np.float32)
+        xyxy = out.to_aabb_rows()[:, :4].numpy() if len(ids) else np.zeros((0, 4), np.float32)
         matched = det_idx >= 0
         if self.box_blend and matched.any():
-            found = dets.xyxy[det_idx[matched]].astype(np.float32)
-            xyxy[matched] = (1 - self.box_blend) * xyxy[matched] + self.box_blend * found
+            xyxy = xyxy.copy()
+            xyxy[matched] = (1 - self.box_blend) * xyxy[matched] + self.box_blend * dets.xyxy[det_idx[matched]]
         return Tracks(
             xyxy=xyxy,
             track_id=ids + self.id_offset,
