@@ -106,7 +106,7 @@ def replay(
         if carrier is not None:
             carried = carrier.step(camera_id, grey, found if detected else Detections.empty(), no_emb, detected, wh)
         if detected:
-            tracks = tr.update(found, None, wh, i)
+            tracks = tr.update(found, None, wh, i, show_births=carrier is not None and schedule.next_skipped(camera_id))
             schedule.observe(camera_id, tracks)
         elif carried is not None:
             tracks = tr.update(carried[0], None, wh, i)

@@ -128,12 +128,19 @@ def track_start(session_id: str, camera_id: str, tracker: str, options: dict, fp
     return tracking_pb2.TrackRequest(start=start)
 
 
-def track_request(cam: CameraInput, carried: tuple[Detections, np.ndarray] | None = None) -> tracking_pb2.TrackRequest:
+def track_request(
+    cam: CameraInput, carried: tuple[Detections, np.ndarray] | None = None, births_confirmed_next: bool = False
+) -> tracking_pb2.TrackRequest:
     """The camera's detections and embeddings; for a frame the schedule skipped, the ``carried`` detections and
-    embeddings (``gateway.schedule.DetectionCarrier``) when given, else a ``predict_only`` frame."""
+    embeddings (``gateway.schedule.DetectionCarrier``) when given, else a ``predict_only`` frame.
+    ``births_confirmed_next``: a detected frame whose detections the next (skipped) frame carries."""
     f = cam.frame
     frame = tracking_pb2.TrackFrame(
-        frame_index=f.frame_index, timestamp_ns=f.timestamp_ns, width=f.width, height=f.height
+        frame_index=f.frame_index,
+        timestamp_ns=f.timestamp_ns,
+        width=f.width,
+        height=f.height,
+        births_confirmed_next=births_confirmed_next and cam.detected,
     )
     if cam.detected or carried is not None:
         dets, emb = (cam.detections, cam.embeddings) if cam.detected else carried

@@ -68,6 +68,7 @@ class Stages:
             """The schedule decides which cameras are detected this step."""
             for cam in work.cameras:
                 cam.detected = self.schedule.decide(cam.camera_id, cam.thumb)
+                cam.next_skipped = self.schedule.next_skipped(cam.camera_id)
                 cam.thumb = None
             return detect_request(work)
 
@@ -153,7 +154,8 @@ class Stages:
                     # the tracks' det_index points into the carried detections: association gets their embeddings
                     # (a track first shown on a skipped frame is then not an identity without appearance)
                     cam.detections, cam.embeddings = carried
-            reply = await link.exchange(track_request(cam, None if cam.detected else carried))
+            births_next = carrier is not None and cam.detected and cam.next_skipped
+            reply = await link.exchange(track_request(cam, None if cam.detected else carried, births_next))
             offsets.merge(cam, reply, link.generation)
             if cam.detected:
                 self.schedule.observe(cam.camera_id, cam.tracks)

@@ -30,6 +30,7 @@ class CameraInput:
     global_ids: np.ndarray | None = None  # int64 (N tracks,), 0 = none
     # False when the detection schedule skipped this frame: no detections or embeddings, the tracker predicts.
     detected: bool = True
+    next_skipped: bool = False  # the schedule will surely skip this camera's next frame (fixed mode, in period)
     thumb: np.ndarray | None = None  # the frame's motion thumbnail (motion schedule only), uint8 (120, 160)
     grey: np.ndarray | None = None  # the frame for optical flow (flow prediction only), uint8 half size
     # Tracks chosen for an identity embedding this step (gateway.identity_embed), set by the identity stage.

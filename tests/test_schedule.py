@@ -22,6 +22,7 @@ from gateway.schedule import (
     changed_share,
     flow_grey,
     flow_shift,
+    keep_cut_sides,
     motion_thumb,
     tracks_need_detection,
 )
@@ -266,7 +267,9 @@ def test_carrier_moves_every_previous_detection_by_flow_with_its_score_and_embed
 def test_carried_detections_confirm_a_new_track_on_the_skipped_frame() -> None:
     """ByteTrack shows a track from its second matched frame. Every frame detected: a person appearing on frame 3
     is shown from frame 4. Detecting every other frame with Kalman prediction hides it until frame 5 (the next
-    detected frame); carried detections confirm it on frame 4, as every-frame detection does."""
+    detected frame); carried detections confirm it on frame 4, as every-frame detection does; and when the
+    detected frame says its detections are carried into the next one (``next_skipped`` → ``show_births``), the
+    track is shown on frame 3 already, since the carried match would only repeat that frame's detection."""
     person = np.array([[100, 100, 150, 250]], np.float32)
     newcomer = np.array([[400, 120, 440, 230]], np.float32)
 
@@ -274,7 +277,7 @@ def test_carried_detections_confirm_a_new_track_on_the_skipped_frame() -> None:
         boxes = np.concatenate([person, newcomer]) if frame >= 3 else person
         return Detections(boxes + 3 * frame * np.float32([1, 0, 1, 0]), np.full(len(boxes), 0.7), np.zeros(len(boxes)))
 
-    def shown(prediction: str, every: int) -> list[int]:
+    def shown(prediction: str, every: int, births: bool = False) -> list[int]:
         tracker = CameraTracker.create("bytetrack")
         schedule = DetectionSchedule(SchedulePolicy("fixed", every, prediction=prediction))
         carrier = DetectionCarrier()
@@ -284,7 +287,8 @@ def test_carried_detections_confirm_a_new_track_on_the_skipped_frame() -> None:
             detected = schedule.decide("a")
             carried = carrier.step("a", flow_grey(image), found(f), np.zeros((0, 0), np.float32), detected, (640, 480))
             if detected:
-                out = tracker.update(found(f), None, (640, 480), f)
+                show = births and schedule.next_skipped("a")
+                out = tracker.update(found(f), None, (640, 480), f, show_births=show)
             elif prediction == "detections":
                 out = tracker.update(carried[0], None, (640, 480), f)
             else:
@@ -295,11 +299,47 @@ def test_carried_detections_confirm_a_new_track_on_the_skipped_frame() -> None:
     assert shown("kalman", 1) == [1, 1, 1, 2, 2, 2]
     assert shown("kalman", 2) == [1, 1, 1, 1, 2, 2]
     assert shown("detections", 2) == [1, 1, 1, 2, 2, 2]
+    assert shown("detections", 2, births=True) == [1, 1, 2, 2, 2, 2]
+    assert shown("detections", 1, births=True) == [1, 1, 1, 2, 2, 2]  # every frame detected: nothing is carried
+
+
+def test_next_skipped_only_where_the_schedule_is_sure() -> None:
+    """Fixed mode knows its next decision; motion and adaptive modes decide on the next frame's own evidence."""
+    fixed = DetectionSchedule(SchedulePolicy("fixed", 3))
+    assert not fixed.next_skipped("a")  # no frame yet
+    seen = []
+    for _ in range(6):
+        fixed.decide("a")
+        seen.append(fixed.next_skipped("a"))
+    assert seen == [True, True, False, True, True, False]
+    every = DetectionSchedule(SchedulePolicy("fixed", 1))
+    every.decide("a")
+    assert not every.next_skipped("a")
+    for mode in ("motion", "adaptive"):
+        other = DetectionSchedule(SchedulePolicy(mode, 3))
+        other.decide("a")
+        assert not other.next_skipped("a"), mode
+
+
+def test_a_carried_frames_cut_side_stays_on_the_border_as_the_person_walks_in() -> None:
+    """A box cut by the frame's right edge moved 20 px left by the flow keeps its right side on the edge (the
+    person's newly visible part) instead of leaving a 20 px gap; the uncut box moves whole."""
+    before = np.array([[560, 100, 640, 300], [100, 100, 160, 260]], np.float32)
+    after = before - np.float32([20, 0, 20, 0])
+    kept = keep_cut_sides(before, after, (640, 480))
+    np.testing.assert_allclose(kept, [[540, 100, 640, 300], [80, 100, 140, 260]])
+    out = keep_cut_sides(before, before + np.float32([20, 0, 20, 0]), (640, 480))
+    np.testing.assert_allclose(out[0], [580, 100, 660, 300])  # moving out: the carrier clips it to the frame
+    top_left = np.array([[0, 0, 50, 90]], np.float32)
+    np.testing.assert_allclose(keep_cut_sides(top_left, top_left + 10, (640, 480)), [[0, 0, 60, 100]])
 
 
 def test_a_skipped_frame_sends_the_carried_detections_as_a_normal_frame() -> None:
     cam = camera("b", False)
     dets = Detections(np.array([[1, 2, 30, 60]], np.float32), np.array([0.5]), np.zeros(1))
-    frame = track_request(cam, (dets, np.ones((1, 4), np.float32))).frame
+    frame = track_request(cam, (dets, np.ones((1, 4), np.float32)), births_confirmed_next=True).frame
     assert not frame.predict_only and len(frame.detections) == 1 and frame.embeddings.shape == [1, 4]
+    assert not frame.births_confirmed_next  # only a detected frame's births are shown early
+    seen = dataclasses.replace(camera("a", True), detections=dets, embeddings=np.ones((1, 4), np.float32))
+    assert track_request(seen, None, births_confirmed_next=True).frame.births_confirmed_next
     assert track_request(cam).frame.predict_only  # nothing carried yet: the tracker predicts

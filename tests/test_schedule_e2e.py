@@ -91,10 +91,27 @@ def test_predict_only_frames_over_grpc(channel_to) -> None:  # type: ignore[no-u
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "cannot predict" in err.value.details()
 
 
+def test_births_confirmed_next_over_grpc_shows_a_track_on_its_first_frame(channel_to) -> None:  # type: ignore[no-untyped-def]
+    """``TrackFrame.births_confirmed_next`` on frame 2: the walkers born on frame 2 of a stream that started
+    empty come back on that frame; without it they come back from frame 3."""
+    stub = tracking_pb2_grpc.TrackingServiceStub(channel_to("tracking"))
+    empty = tracking_pb2.TrackRequest(frame=tracking_pb2.TrackFrame(frame_index=1, width=640, height=480))
+
+    def replies(session: str, flag: bool) -> list[int]:
+        frames = [_frame(f) for f in (2, 3)]
+        frames[0].frame.births_confirmed_next = flag
+        return [len(r.tracks) for r in stub.Track(iter([_start(session), empty, *frames]), timeout=30)]
+
+    assert replies("t-births", True) == [0, 2, 2]
+    assert replies("t-births-plain", False) == [0, 0, 2]
+
+
 def test_carried_detections_show_new_tracks_on_skipped_frames(stack, demo_dir) -> None:  # type: ignore[no-untyped-def]
     """``schedule_prediction: detections``: a skipped frame is tracked on the previous detections moved by optical
-    flow, so a track born on a detected frame is confirmed (and shown) on the skipped frame after it. With Kalman
-    prediction a skipped frame shows exactly the tracks of the detected frame before it (test above)."""
+    flow, and since that frame's match of a new track only repeats the detected frame's, a track born on a
+    detected frame is shown there at once (``births_confirmed_next``): new track IDs appear on detected steps,
+    not on the skipped step after (where the carried match used to confirm them). With Kalman prediction a
+    skipped frame shows exactly the tracks of the detected frame before it (test above)."""
     options = {"max_steps": STEPS, "detection_schedule": "fixed", "detect_every": 2}
     options["schedule_prediction"] = "detections"
     r = gwapi.post(f"{stack.gateway_url}/api/v1/sessions/", timeout=30, json={"video_set": "demo", "options": options})
@@ -104,12 +121,13 @@ def test_carried_detections_show_new_tracks_on_skipped_frames(stack, demo_dir) -
     summary = gwapi.get(f"{stack.gateway_url}/api/v1/sessions/{sid}", timeout=10).json()
     assert summary["status"] == "finished" and summary["detection"]["detected_share"] == 0.5
     steps = [m for m in messages if m["type"] == "step"]
-    born_on_skipped = 0
+    born_on_skipped = born_on_detected = 0
     for cam in CAMERAS:
         per_step = [{t["track_id"] for t in m["cameras"][cam]["tracks"]} for m in steps]
         assert all(per_step[4:]), f"{cam}: a step without tracks"
         born_on_skipped += sum(len(per_step[k] - per_step[k - 1]) for k in range(1, STEPS, 2))
-    assert born_on_skipped > 0
+        born_on_detected += sum(len(per_step[k] - per_step[k - 1]) for k in range(2, STEPS, 2))
+    assert born_on_detected > born_on_skipped, (born_on_detected, born_on_skipped)
     gt = ground_truth_from_mot({c: demo_dir / "gt" / f"{c}.txt" for c in CAMERAS})
     for cam, s in score_run(gt, messages)["cameras"].items():
         assert s["recall"] > 0.7, cam

@@ -78,6 +78,38 @@ def test_a_matched_tracks_box_is_half_way_between_the_filter_and_its_detection()
     np.testing.assert_allclose(own.predict((640, 480), 9).xyxy, blended.predict((640, 480), 9).xyxy, atol=1e-4)
 
 
+def test_births_shown_on_their_first_frame_when_asked_and_kept_after() -> None:
+    """``show_births``: the two walkers come back on frame 1 of a fresh tracker only at frame_count 1 (ByteTrack's
+    own rule); a newcomer on frame 3 is shown on frame 3 with its detection's index when asked, else from frame 4;
+    either way it keeps its ID afterwards."""
+
+    def frame(f: int) -> Detections:
+        d = walker(f)
+        if f < 3:
+            return d
+        new = np.array([[400 + 3 * f, 60, 440 + 3 * f, 170]], np.float32)
+        return Detections(np.concatenate([d.xyxy, new]), np.r_[d.confidence, 0.85], np.zeros(3))
+
+    asked, plain = CameraTracker.create("bytetrack", {}, 7), CameraTracker.create("bytetrack", {}, 7)
+    for f in range(1, 3):
+        asked.update(frame(f), None, (640, 480), f, show_births=True)
+        plain.update(frame(f), None, (640, 480), f)
+    a = asked.update(frame(3), None, (640, 480), 3, show_births=True)
+    b = plain.update(frame(3), None, (640, 480), 3)
+    assert len(a) == 3 and len(b) == 2
+    new = int(np.flatnonzero(a.det_index == 2)[0])
+    assert a.hits[new] == 1 and a.age[new] == 1 and iou(a.xyxy[new], frame(3).xyxy[2]) > 0.99
+    a4 = asked.update(frame(4), None, (640, 480), 4)
+    b4 = plain.update(frame(4), None, (640, 480), 4)
+    assert len(a4) == len(b4) == 3 and a.track_id[new] in a4.track_id.tolist()
+    assert a4.hits[a4.track_id.tolist().index(a.track_id[new])] == 2
+    # a tracker without STrack state (OC-SORT) has nothing to show early: its output is unchanged
+    oc = CameraTracker.create("ocsort", {}, 7)
+    assert len(oc.update(frame(3), None, (640, 480), 1, show_births=True)) == len(
+        CameraTracker.create("ocsort", {}, 7).update(frame(3), None, (640, 480), 1)
+    )
+
+
 def test_box_blend_setting_reaches_the_services_trackers_and_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     from pydantic import ValidationError
 

@@ -43,7 +43,9 @@ class TrackingServicer(tracking_pb2_grpc.TrackingServiceServicer):
                     dets = Detections.from_proto(frame.detections)
                     emb = tensor_to_array(frame.embeddings) if frame.HasField("embeddings") else None
                     with COMPUTE_SECONDS.labels("Track").time():
-                        tracks = tracker.update(dets, emb, size, frame.frame_index, frame.timestamp_ns)
+                        tracks = tracker.update(
+                            dets, emb, size, frame.frame_index, frame.timestamp_ns, frame.births_confirmed_next
+                        )
                 yield tracking_pb2.TrackResponse(
                     camera_id=start.camera_id,
                     frame_index=frame.frame_index,

@@ -116,6 +116,7 @@ class CameraTracker:
         frame_wh: tuple[int, int],
         frame_index: int,
         timestamp_ns: int = 0,
+        show_births: bool = False,
     ) -> Tracks:
         """Advance one frame.
 
@@ -126,6 +127,9 @@ class CameraTracker:
             frame_index: source frame number (gaps mean dropped frames; the tracker predicts through them).
             timestamp_ns: media time; when given with a known fps, a jump back or further than the tracker can
                 bridge restarts the track state even if frame indices look continuous.
+            show_births: the tracks born on this frame come back now instead of from their second matched frame
+                (``_show_births``): for a frame whose next one carries these detections forward (the gateway's
+                ``TrackFrame.births_confirmed_next``), where that second match would add no evidence.
         """
         if embeddings is not None and len(embeddings) and len(embeddings) != len(dets):
             raise ValueError(f"{len(embeddings)} embeddings for {len(dets)} detections")
@@ -163,6 +167,16 @@ class CameraTracker:
         self.last_timestamp_ns = timestamp_ns
         ids = out.track_ids.numpy().astype(np.int64)
         det_idx = out.detection_indices.numpy().astype(np.int64)
+        xyxy = out.to_aabb_rows()[:, :4].numpy() if len(ids) else np.zeros((0, 4), np.float32)
+        scores, classes = out.scores.numpy(), out.class_ids.numpy()
+        if show_births:
+            born = self._show_births()
+            if born:
+                ids = np.concatenate([ids, np.array([int(t.id) for t in born], np.int64)])
+                det_idx = np.concatenate([det_idx, np.array([int(t.det_ind) for t in born], np.int64)])
+                xyxy = np.concatenate([xyxy, np.array([t.xyxy for t in born], np.float32).reshape(-1, 4)])
+                scores = np.concatenate([scores, np.array([float(t.conf) for t in born], scores.dtype)])
+                classes = np.concatenate([classes, np.array([int(t.cls) for t in born], classes.dtype)])
         det_idx = np.where(det_idx >= 0, index[np.clip(det_idx, 0, max(len(index) - 1, 0))] if len(index) else -1, -1)
         for tid, di in zip(ids.tolist(), det_idx.tolist(), strict=True):
             self.first_seen.setdefault(tid, self.frames)
@@ -171,7 +185,6 @@ class CameraTracker:
         hits = np.array([self.hits.get(t, 0) for t in ids.tolist()], np.int32)
         state = np.where(hits >= CONFIRM_HITS, tracking_pb2.TRACK_STATE_CONFIRMED, tracking_pb2.TRACK_STATE_TENTATIVE)
         state = np.where(det_idx < 0, tracking_pb2.TRACK_STATE_LOST, state)
-        xyxy = out.to_aabb_rows()[:, :4].numpy() if len(ids) else np.zeros((0, 4), np.float32)
         matched = det_idx >= 0
         if self.box_blend and matched.any():
             xyxy = xyxy.copy()
@@ -179,13 +192,28 @@ class CameraTracker:
         return Tracks(
             xyxy=xyxy,
             track_id=ids + self.id_offset,
-            confidence=out.scores.numpy(),
-            class_id=out.class_ids.numpy(),
+            confidence=scores,
+            class_id=classes,
             state=state,
             age=[self.frames - self.first_seen[t] + 1 for t in ids.tolist()],
             hits=hits,
             det_index=det_idx,
         )
+
+    def _show_births(self) -> list:
+        """The tracks born on the frame just updated, made active now (STrack-based trackers; others: none).
+
+        ByteTrack and BoT-SORT hold a new track back until a second detection matches it; when the next frame's
+        detections are this frame's carried forward by optical flow, that match only repeats this one, so the
+        track is as good as confirmed here. Activated now, it is associated next frame like any tracked track.
+        """
+        tr = self.tracker
+        if not self.can_predict:
+            return []
+        born = [t for t in tr.active_tracks if not t.is_activated and getattr(t, "start_frame", -1) == tr.frame_count]
+        for t in born:
+            t.is_activated = True
+        return born
 
     def _check_continuity(self, frame_index: int, timestamp_ns: int) -> None:
         """Restart when the frame index goes back, or media time jumps back or further than can be bridged."""

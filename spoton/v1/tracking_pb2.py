@@ -26,31 +26,31 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from spoton.v1 import common_pb2 as spoton_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18spoton/v1/tracking.proto\x12\tspoton.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x16spoton/v1/common.proto\"\x80\x01\n\nTrackStart\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\x12\x14\n\x0ctracker_type\x18\x03 \x01(\t\x12(\n\x07options\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0b\n\x03\x66ps\x18\x05 \x01(\x02\"\xbd\x01\n\nTrackFrame\x12\x13\n\x0b\x66rame_index\x18\x01 \x01(\x03\x12\x14\n\x0ctimestamp_ns\x18\x02 \x01(\x03\x12\r\n\x05width\x18\x03 \x01(\x05\x12\x0e\n\x06height\x18\x04 \x01(\x05\x12(\n\ndetections\x18\x05 \x03(\x0b\x32\x14.spoton.v1.Detection\x12%\n\nembeddings\x18\x06 \x01(\x0b\x32\x11.spoton.v1.Tensor\x12\x14\n\x0cpredict_only\x18\x07 \x01(\x08\"i\n\x0cTrackRequest\x12&\n\x05start\x18\x01 \x01(\x0b\x32\x15.spoton.v1.TrackStartH\x00\x12&\n\x05\x66rame\x18\x02 \x01(\x0b\x32\x15.spoton.v1.TrackFrameH\x00\x42\t\n\x07payload\"\xb2\x01\n\x05Track\x12\x10\n\x08track_id\x18\x01 \x01(\x03\x12\x1d\n\x04\x62\x62ox\x18\x02 \x01(\x0b\x32\x0f.spoton.v1.BBox\x12\x12\n\nconfidence\x18\x03 \x01(\x02\x12\x10\n\x08\x63lass_id\x18\x04 \x01(\x05\x12$\n\x05state\x18\x05 \x01(\x0e\x32\x15.spoton.v1.TrackState\x12\x0b\n\x03\x61ge\x18\x06 \x01(\x05\x12\x0c\n\x04hits\x18\x07 \x01(\x05\x12\x11\n\tdet_index\x18\x08 \x01(\x05\"\x80\x01\n\rTrackResponse\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66rame_index\x18\x02 \x01(\x03\x12\x14\n\x0ctimestamp_ns\x18\x03 \x01(\x03\x12 \n\x06tracks\x18\x04 \x03(\x0b\x32\x10.spoton.v1.Track\x12\x0f\n\x07resumed\x18\x05 \x01(\x08\"\x15\n\x13ListTrackersRequest\"f\n\x0bTrackerInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0fuses_embeddings\x18\x02 \x01(\x08\x12\x30\n\x0f\x64\x65\x66\x61ult_options\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"Y\n\x14ListTrackersResponse\x12(\n\x08trackers\x18\x01 \x03(\x0b\x32\x16.spoton.v1.TrackerInfo\x12\x17\n\x0f\x64\x65\x66\x61ult_tracker\x18\x02 \x01(\t*u\n\nTrackState\x12\x1b\n\x17TRACK_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15TRACK_STATE_TENTATIVE\x10\x01\x12\x19\n\x15TRACK_STATE_CONFIRMED\x10\x02\x12\x14\n\x10TRACK_STATE_LOST\x10\x03\x32\xa2\x01\n\x0fTrackingService\x12>\n\x05Track\x12\x17.spoton.v1.TrackRequest\x1a\x18.spoton.v1.TrackResponse(\x01\x30\x01\x12O\n\x0cListTrackers\x12\x1e.spoton.v1.ListTrackersRequest\x1a\x1f.spoton.v1.ListTrackersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18spoton/v1/tracking.proto\x12\tspoton.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x16spoton/v1/common.proto\"\x80\x01\n\nTrackStart\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\x12\x14\n\x0ctracker_type\x18\x03 \x01(\t\x12(\n\x07options\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0b\n\x03\x66ps\x18\x05 \x01(\x02\"\xdc\x01\n\nTrackFrame\x12\x13\n\x0b\x66rame_index\x18\x01 \x01(\x03\x12\x14\n\x0ctimestamp_ns\x18\x02 \x01(\x03\x12\r\n\x05width\x18\x03 \x01(\x05\x12\x0e\n\x06height\x18\x04 \x01(\x05\x12(\n\ndetections\x18\x05 \x03(\x0b\x32\x14.spoton.v1.Detection\x12%\n\nembeddings\x18\x06 \x01(\x0b\x32\x11.spoton.v1.Tensor\x12\x14\n\x0cpredict_only\x18\x07 \x01(\x08\x12\x1d\n\x15\x62irths_confirmed_next\x18\x08 \x01(\x08\"i\n\x0cTrackRequest\x12&\n\x05start\x18\x01 \x01(\x0b\x32\x15.spoton.v1.TrackStartH\x00\x12&\n\x05\x66rame\x18\x02 \x01(\x0b\x32\x15.spoton.v1.TrackFrameH\x00\x42\t\n\x07payload\"\xb2\x01\n\x05Track\x12\x10\n\x08track_id\x18\x01 \x01(\x03\x12\x1d\n\x04\x62\x62ox\x18\x02 \x01(\x0b\x32\x0f.spoton.v1.BBox\x12\x12\n\nconfidence\x18\x03 \x01(\x02\x12\x10\n\x08\x63lass_id\x18\x04 \x01(\x05\x12$\n\x05state\x18\x05 \x01(\x0e\x32\x15.spoton.v1.TrackState\x12\x0b\n\x03\x61ge\x18\x06 \x01(\x05\x12\x0c\n\x04hits\x18\x07 \x01(\x05\x12\x11\n\tdet_index\x18\x08 \x01(\x05\"\x80\x01\n\rTrackResponse\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66rame_index\x18\x02 \x01(\x03\x12\x14\n\x0ctimestamp_ns\x18\x03 \x01(\x03\x12 \n\x06tracks\x18\x04 \x03(\x0b\x32\x10.spoton.v1.Track\x12\x0f\n\x07resumed\x18\x05 \x01(\x08\"\x15\n\x13ListTrackersRequest\"f\n\x0bTrackerInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0fuses_embeddings\x18\x02 \x01(\x08\x12\x30\n\x0f\x64\x65\x66\x61ult_options\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"Y\n\x14ListTrackersResponse\x12(\n\x08trackers\x18\x01 \x03(\x0b\x32\x16.spoton.v1.TrackerInfo\x12\x17\n\x0f\x64\x65\x66\x61ult_tracker\x18\x02 \x01(\t*u\n\nTrackState\x12\x1b\n\x17TRACK_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15TRACK_STATE_TENTATIVE\x10\x01\x12\x19\n\x15TRACK_STATE_CONFIRMED\x10\x02\x12\x14\n\x10TRACK_STATE_LOST\x10\x03\x32\xa2\x01\n\x0fTrackingService\x12>\n\x05Track\x12\x17.spoton.v1.TrackRequest\x1a\x18.spoton.v1.TrackResponse(\x01\x30\x01\x12O\n\x0cListTrackers\x12\x1e.spoton.v1.ListTrackersRequest\x1a\x1f.spoton.v1.ListTrackersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'spoton.v1.tracking_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TRACKSTATE']._serialized_start=1053
-  _globals['_TRACKSTATE']._serialized_end=1170
+  _globals['_TRACKSTATE']._serialized_start=1084
+  _globals['_TRACKSTATE']._serialized_end=1201
   _globals['_TRACKSTART']._serialized_start=94
   _globals['_TRACKSTART']._serialized_end=222
   _globals['_TRACKFRAME']._serialized_start=225
-  _globals['_TRACKFRAME']._serialized_end=414
-  _globals['_TRACKREQUEST']._serialized_start=416
-  _globals['_TRACKREQUEST']._serialized_end=521
-  _globals['_TRACK']._serialized_start=524
-  _globals['_TRACK']._serialized_end=702
-  _globals['_TRACKRESPONSE']._serialized_start=705
-  _globals['_TRACKRESPONSE']._serialized_end=833
-  _globals['_LISTTRACKERSREQUEST']._serialized_start=835
-  _globals['_LISTTRACKERSREQUEST']._serialized_end=856
-  _globals['_TRACKERINFO']._serialized_start=858
-  _globals['_TRACKERINFO']._serialized_end=960
-  _globals['_LISTTRACKERSRESPONSE']._serialized_start=962
-  _globals['_LISTTRACKERSRESPONSE']._serialized_end=1051
-  _globals['_TRACKINGSERVICE']._serialized_start=1173
-  _globals['_TRACKINGSERVICE']._serialized_end=1335
+  _globals['_TRACKFRAME']._serialized_end=445
+  _globals['_TRACKREQUEST']._serialized_start=447
+  _globals['_TRACKREQUEST']._serialized_end=552
+  _globals['_TRACK']._serialized_start=555
+  _globals['_TRACK']._serialized_end=733
+  _globals['_TRACKRESPONSE']._serialized_start=736
+  _globals['_TRACKRESPONSE']._serialized_end=864
+  _globals['_LISTTRACKERSREQUEST']._serialized_start=866
+  _globals['_LISTTRACKERSREQUEST']._serialized_end=887
+  _globals['_TRACKERINFO']._serialized_start=889
+  _globals['_TRACKERINFO']._serialized_end=991
+  _globals['_LISTTRACKERSRESPONSE']._serialized_start=993
+  _globals['_LISTTRACKERSRESPONSE']._serialized_end=1082
+  _globals['_TRACKINGSERVICE']._serialized_start=1204
+  _globals['_TRACKINGSERVICE']._serialized_end=1366
 # @@protoc_insertion_point(module_scope)

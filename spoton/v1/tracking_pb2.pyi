@@ -35,7 +35,7 @@ class TrackStart(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., camera_id: _Optional[str] = ..., tracker_type: _Optional[str] = ..., options: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., fps: _Optional[float] = ...) -> None: ...
 
 class TrackFrame(_message.Message):
-    __slots__ = ("frame_index", "timestamp_ns", "width", "height", "detections", "embeddings", "predict_only")
+    __slots__ = ("frame_index", "timestamp_ns", "width", "height", "detections", "embeddings", "predict_only", "births_confirmed_next")
     FRAME_INDEX_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_NS_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +43,7 @@ class TrackFrame(_message.Message):
     DETECTIONS_FIELD_NUMBER: _ClassVar[int]
     EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
     PREDICT_ONLY_FIELD_NUMBER: _ClassVar[int]
+    BIRTHS_CONFIRMED_NEXT_FIELD_NUMBER: _ClassVar[int]
     frame_index: int
     timestamp_ns: int
     width: int
@@ -50,7 +51,8 @@ class TrackFrame(_message.Message):
     detections: _containers.RepeatedCompositeFieldContainer[_common_pb2.Detection]
     embeddings: _common_pb2.Tensor
     predict_only: bool
-    def __init__(self, frame_index: _Optional[int] = ..., timestamp_ns: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., detections: _Optional[_Iterable[_Union[_common_pb2.Detection, _Mapping]]] = ..., embeddings: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., predict_only: _Optional[bool] = ...) -> None: ...
+    births_confirmed_next: bool
+    def __init__(self, frame_index: _Optional[int] = ..., timestamp_ns: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., detections: _Optional[_Iterable[_Union[_common_pb2.Detection, _Mapping]]] = ..., embeddings: _Optional[_Union[_common_pb2.Tensor, _Mapping]] = ..., predict_only: _Optional[bool] = ..., births_confirmed_next: _Optional[bool] = ...) -> None: ...
 
 class TrackRequest(_message.Message):
     __slots__ = ("start", "frame")
