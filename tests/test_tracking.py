@@ -103,11 +103,35 @@ def test_births_shown_on_their_first_frame_when_asked_and_kept_after() -> None:
     b4 = plain.update(frame(4), None, (640, 480), 4)
     assert len(a4) == len(b4) == 3 and a.track_id[new] in a4.track_id.tolist()
     assert a4.hits[a4.track_id.tolist().index(a.track_id[new])] == 2
+    # shown, not activated: the tracker associates as it would have, so both give the same IDs from then on
+    assert sorted(a4.track_id.tolist()) == sorted(b4.track_id.tolist())
     # a tracker without STrack state (OC-SORT) has nothing to show early: its output is unchanged
     oc = CameraTracker.create("ocsort", {}, 7)
     assert len(oc.update(frame(3), None, (640, 480), 1, show_births=True)) == len(
         CameraTracker.create("ocsort", {}, 7).update(frame(3), None, (640, 480), 1)
     )
+
+
+def test_a_birth_overlapping_a_lost_track_waits_for_its_second_match() -> None:
+    """A person vanishes for two frames (its track is lost); on frame 8 a new detection overlaps the lost box too
+    little for ByteTrack to re-find it (IoU ~0.07), so a track is born: it is not shown early, since the lost
+    track may still claim that detection next frame. The same birth away from every lost track is shown."""
+
+    def person(f: int) -> list[float]:
+        return [100.0 + 3 * f, 100, 140 + 3 * f, 200]
+
+    def shown_at_birth(newcomer: list[float]) -> bool:
+        t = CameraTracker.create("bytetrack", {}, 7)
+        for f in range(1, 6):
+            t.update(Detections([person(f)], [0.9], [0]), None, (640, 480), f, show_births=True)
+        for f in (6, 7):
+            t.update(Detections(np.zeros((0, 4)), [], []), None, (640, 480), f, show_births=True)
+        out = t.update(Detections([newcomer], [0.9], [0]), None, (640, 480), 8, show_births=True)
+        return bool((out.det_index == 0).any())
+
+    lost_at_8 = person(8)
+    assert shown_at_birth([lost_at_8[0] + 37, 100, lost_at_8[2] + 37, 200]) is False
+    assert shown_at_birth([450, 100, 490, 200]) is True
 
 
 def test_box_blend_setting_reaches_the_services_trackers_and_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:

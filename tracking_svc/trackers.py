@@ -17,6 +17,7 @@ from boxmot import create_tracker
 from boxmot.structures.detections import Detections as BoxmotDetections
 from boxmot.structures.geometry import Boxes
 from boxmot.trackers import registry
+from boxmot.trackers.common.association.matching import iou_distance
 from boxmot.trackers.config import load_tracker_config
 from boxmot.trackers.specs import TrackerSpec
 
@@ -201,18 +202,24 @@ class CameraTracker:
         )
 
     def _show_births(self) -> list:
-        """The tracks born on the frame just updated, made active now (STrack-based trackers; others: none).
+        """The tracks born on the frame just updated, to be shown now (STrack-based trackers; others: none).
 
         ByteTrack and BoT-SORT hold a new track back until a second detection matches it; when the next frame's
         detections are this frame's carried forward by optical flow, that match only repeats this one, so the
-        track is as good as confirmed here. Activated now, it is associated next frame like any tracked track.
+        track is as good as confirmed here. It is only shown: left unactivated, the tracker associates it next
+        frame exactly as before, after its tracked and lost tracks (activating it let it take the carried detection
+        from a lost track that would have been re-found: replay, whole demo video, cam1 5 more ID switches, IDF1
+        0.715 -> 0.701). A birth overlapping a lost track's box waits for its second match, since that lost track
+        may claim the detection next frame and the shown ID would last one frame (cam1: 31 -> 25 switches, recall
+        0.870 -> 0.864, against 0.856 without births shown).
         """
         tr = self.tracker
         if not self.can_predict:
             return []
         born = [t for t in tr.active_tracks if not t.is_activated and getattr(t, "start_frame", -1) == tr.frame_count]
-        for t in born:
-            t.is_activated = True
+        if born and tr.lost_stracks:
+            free = iou_distance(born, list(tr.lost_stracks)).min(axis=1) >= 1.0
+            born = [t for t, ok in zip(born, free, strict=True) if ok]
         return born
 
     def _check_continuity(self, frame_index: int, timestamp_ns: int) -> None:
