@@ -24,9 +24,9 @@ DIR = REPO / "build" / "demo-identity-test"
 # 0.8504 / 0.8011, 13 ids). On BoT-SORT tracks: IDF1 0.7622, P 0.9951 / R 0.9422, handovers 0.9375, 12 global ids.
 # Tracklet window (reid_svc/tracklets.py) on the ByteTrack tracks: settled IDF1 0.6585, P 0.9513 / R 0.7553,
 # handovers 0.7576, 13 ids; ids as first sent (live) 0.6516, P 0.9299 / R 0.7590, handovers 0.8485, 18 ids. Each
-# floor is the measurement cut to two decimals and never below the floors before they
-# were lowered (commit efa9265: default IDF1 0.63, P 0.82, R 0.80, handovers 0.78, <= 18 ids; BoT-SORT IDF1 0.72,
-# P 0.97, R 0.95, handovers 0.85, <= 15 ids), except BoT-SORT's recall (0.94 < 0.95), which this rule does not reach.
+# floor is the measurement cut to two decimals and never below the floors before they were lowered (commit efa9265:
+# default IDF1 0.63, P 0.82, R 0.80, handovers 0.78, <= 18 ids; BoT-SORT IDF1 0.72, P 0.97, R 0.95, handovers 0.85,
+# <= 15 ids), except BoT-SORT's recall (0.94 < 0.95), which this rule does not reach.
 DEFAULT_FLOORS = {"idf1": 0.66, "precision": 0.85, "recall": 0.80, "handover": 0.87, "max_ids": 12}
 BOTSORT_FLOORS = {"idf1": 0.76, "precision": 0.99, "recall": 0.94, "handover": 0.93, "max_ids": 12}
 WINDOW_SETTLED_FLOORS = {"idf1": 0.65, "precision": 0.95, "recall": 0.75, "handover": 0.75, "max_ids": 13}
